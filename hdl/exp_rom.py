@@ -1,0 +1,78 @@
+"""Exp ROM: per-lane lookup of the golden model's exp tables."""
+
+from collections.abc import Sequence
+
+from amaranth import Module, Signal, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+DIFF_BITS = 8
+
+
+class ExpRomPort(wiring.Signature):
+    """One read port over all lanes: ``addr`` (diff per lane) and ``en`` in, ``data`` out one cycle later."""
+
+    def __init__(self, lanes: int, width: int):
+        super().__init__({
+            "en": In(1),
+            "addr": In(data.ArrayLayout(unsigned(DIFF_BITS), lanes)),
+            "data": Out(data.ArrayLayout(unsigned(width), lanes)),
+        })
+
+
+class ExpRom(wiring.Component):
+    """Two synchronous ROMs per lane, both indexed by ``d = max − x`` (0..255).
+
+    The ``sum`` port reads the Q12.19 accumulator terms, the ``out`` port the Q0.31 exponentials. Diffs at or beyond
+    the table depth read 0.
+
+    Parameters
+    ----------
+    lanes : int
+        Elements per beat.
+    sum_table, out_table : sequence of int
+        Table contents from the golden model, of equal length (the ROM depth, 1..256).
+
+    Members
+    -------
+    sum : In(ExpRomPort(lanes, sum_width))
+        Read port of the accumulator terms.
+    out : In(ExpRomPort(lanes, out_width))
+        Read port of the exponentials.
+    """
+
+    latency = 1
+
+    def __init__(self, lanes: int, sum_table: Sequence[int], out_table: Sequence[int]):
+        if not 1 <= len(sum_table) == len(out_table) <= 1 << DIFF_BITS:
+            raise ValueError("ROM tables must have equal lengths in 1..256")
+        self.lanes = lanes
+        self.sum_table = [int(v) for v in sum_table]
+        self.out_table = [int(v) for v in out_table]
+        self.depth = len(self.sum_table)
+        self.sum_width = max(max(self.sum_table).bit_length(), 1)
+        self.out_width = max(max(self.out_table).bit_length(), 1)
+        super().__init__({
+            "sum": In(ExpRomPort(lanes, self.sum_width)),
+            "out": In(ExpRomPort(lanes, self.out_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for port, table, width in ((self.sum, self.sum_table, self.sum_width),
+                                   (self.out, self.out_table, self.out_width)):
+            name = "sum" if port is self.sum else "out"
+            for lane in range(self.lanes):
+                rom = memory.Memory(shape=unsigned(width), depth=self.depth, init=table)
+                m.submodules[f"{name}_rom{lane}"] = rom
+                read = rom.read_port()
+                address = port.addr[lane]
+                m.d.comb += [read.en.eq(port.en), read.addr.eq(address)]
+                if self.depth == 1 << DIFF_BITS:
+                    m.d.comb += port.data[lane].eq(read.data)
+                else:
+                    in_range = Signal(name=f"{name}_in_range{lane}")
+                    with m.If(port.en):
+                        m.d.sync += in_range.eq(address < self.depth)
+                    m.d.comb += port.data[lane].eq(read.data & in_range.replicate(width))
+        return m

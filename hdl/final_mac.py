@@ -1,0 +1,86 @@
+"""Final MAC: probability = RDBPOT(SRDHM(scale, e), shift) + zero point, clamped."""
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .reciprocal import HALF, ReciprocalLayout
+
+
+class SoftmaxBeat(data.StructLayout):
+    """Stream payload: ``lanes`` int8 elements (lane 0 in the low bits) and ``last`` (end of row)."""
+
+    def __init__(self, lanes: int):
+        super().__init__({"data": data.ArrayLayout(signed(8), lanes), "last": 1})
+
+
+class FinalMac(wiring.Component):
+    """Multiplies each exponential by the row's scale and rounds it onto the 1/256 grid.
+
+    For non-negative operands ``RDBPOT(SRDHM(s, e), k) = ⌊(⌊(s·e + 2^30) / 2^(30+k)⌋ + 1) / 2⌋``: one multiply-add,
+    a selection of the bits at ``30 + k`` and a half-up rounding of a 10-bit value. The result is offset by −128 and
+    saturated at 127.
+
+    Parameters
+    ----------
+    lanes : int
+        Elements per beat.
+    exp_width : int
+        Width of an exponential (Q0.31, at most 31 bits).
+    sum_width, min_sum_bits : int
+        As for :class:`Reciprocal`; they bound the row's shift.
+
+    Members
+    -------
+    en : Out(1)
+        The unit advances this cycle; the stages before it must hold their outputs when it is low.
+    valid, last : In(1)
+        A beat is presented; it closes its row.
+    exp : In(ArrayLayout(unsigned(exp_width), lanes))
+        Exponentials of the beat.
+    reciprocal : In(ReciprocalLayout(sum_width))
+        The row's ``scale`` and ``shift``.
+    o : Out(stream.Signature(SoftmaxBeat(lanes)))
+        Probabilities, :attr:`latency` cycles after the beat.
+    """
+
+    latency = 2
+    OUTPUT_MAX = 255
+    ZERO_POINT = -128
+
+    def __init__(self, lanes: int, exp_width: int, sum_width: int, min_sum_bits: int):
+        self.lanes = lanes
+        self.shifts = range(min_sum_bits + 3, sum_width + 4)
+        super().__init__({
+            "en": Out(1),
+            "valid": In(1),
+            "last": In(1),
+            "exp": In(data.ArrayLayout(unsigned(exp_width), lanes)),
+            "reciprocal": In(ReciprocalLayout(sum_width)),
+            "o": Out(stream.Signature(SoftmaxBeat(lanes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.en.eq(~self.o.valid | self.o.ready)
+        products = [Signal(unsigned(64), name=f"product{lane}") for lane in range(self.lanes)]
+        valid = Signal()
+        last = Signal()
+        shift = Signal.like(self.reciprocal.shift)
+        with m.If(self.en):
+            m.d.sync += [valid.eq(self.valid), last.eq(self.last), shift.eq(self.reciprocal.shift)]
+            m.d.sync += [product.eq(self.reciprocal.scale * self.exp[lane] + HALF)
+                         for lane, product in enumerate(products)]
+
+        with m.If(self.en):
+            m.d.sync += [self.o.valid.eq(valid), self.o.payload.last.eq(last)]
+            for lane, product in enumerate(products):
+                doubled = Signal(10, name=f"doubled{lane}")
+                with m.Switch(shift):
+                    for k in self.shifts:
+                        with m.Case(k):
+                            m.d.comb += doubled.eq(product >> (30 + k))
+                rounded = (doubled + 1) >> 1
+                m.d.sync += self.o.payload.data[lane].eq(
+                    Mux(rounded > self.OUTPUT_MAX, self.OUTPUT_MAX, rounded) + self.ZERO_POINT)
+        return m

@@ -1,0 +1,222 @@
+"""The int8 softmax unit: max reduction → LUT index → exp ROM → accumulator → reciprocal → final MAC."""
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..golden import SoftmaxConfig, SoftmaxModel
+from .accumulator import Accumulator
+from .exp_rom import DIFF_BITS, ExpRom
+from .final_mac import FinalMac, SoftmaxBeat
+from .lut_index import LutIndex
+from .max_reduce import MaxReduce
+from .reciprocal import Reciprocal
+
+INDEX_QUEUE_SLACK = 32
+
+
+class Softmax(wiring.Component):
+    """Streaming int8 softmax, bit-exact with :class:`~int8attn.golden.SoftmaxModel`.
+
+    A row of ``n`` elements arrives as ``n / lanes`` beats. Beats are written to a row buffer of :attr:`banks` banks
+    while :class:`MaxReduce` finds the row maximum. The sum pass then reads the row back, turns each element into a
+    ROM index (:class:`LutIndex`), sums the Q12.19 terms (:class:`ExpRom`, :class:`Accumulator`) and queues the
+    indices. :class:`Reciprocal` turns the sum into a scale and a shift, and :class:`FinalMac` scales the queued
+    exponentials of the row. Rows overlap in every stage, so ``lanes`` elements are accepted and produced every cycle
+    on back-to-back rows.
+
+    Framing: a beat with ``last`` set before beat ``n/lanes − 1``, or beat ``n/lanes − 1`` without ``last``, raises the
+    sticky ``error`` output; the row is dropped and input resumes after the next beat with ``last`` set.
+
+    Parameters
+    ----------
+    config : SoftmaxConfig
+        Row length, lanes and quantisation, shared with the golden model and the testbench.
+
+    Members
+    -------
+    i : In(stream.Signature(SoftmaxBeat(lanes)))
+        Input rows.
+    o : Out(stream.Signature(SoftmaxBeat(lanes)))
+        Probabilities (scale 1/256, zero point −128), ``last`` on the final beat of each row.
+    error : Out(1)
+        Sticky framing error, cleared by reset.
+    """
+
+    def __init__(self, config: SoftmaxConfig):
+        self.config = config
+        self.model = SoftmaxModel(config)
+        lanes = config.lanes
+        self.max_reduce = MaxReduce(lanes)
+        self.lut_index = LutIndex(lanes)
+        depth = self.model.rom_depth
+        self.exp_rom = ExpRom(lanes, self.model.accumulator_table[:depth], self.model.exp_table[:depth])
+        self.accumulator = Accumulator(lanes, self.exp_rom.sum_width, self.model.sum_bits)
+        min_sum_bits = int(self.model.accumulator_table[0]).bit_length()
+        pipelined = config.beats < Reciprocal.latency
+        self.reciprocal = Reciprocal(self.model.sum_bits, min_sum_bits, pipelined=pipelined)
+        self.final_mac = FinalMac(lanes, self.exp_rom.out_width, self.model.sum_bits, min_sum_bits)
+        super().__init__({
+            "i": In(stream.Signature(SoftmaxBeat(lanes))),
+            "o": Out(stream.Signature(SoftmaxBeat(lanes))),
+            "error": Out(1),
+        })
+
+    @property
+    def banks(self) -> int:
+        """Row buffer banks: enough that the writer never waits for the sum pass at full rate."""
+        beats = self.config.beats
+        return 2 + -(-self.max_reduce.latency // beats)
+
+    @property
+    def index_queue_depth(self) -> int:
+        return self.config.beats + INDEX_QUEUE_SLACK
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the last input beat of a row being accepted to its first output beat being valid."""
+        return (self.max_reduce.latency + 1 + self.config.beats - 1 + 1 + self.exp_rom.latency
+                + self.accumulator.latency + self.reciprocal.latency + self.exp_rom.latency
+                + self.final_mac.latency)
+
+    @property
+    def structure(self) -> dict:
+        """The choices the generator made for these parameters."""
+        return {
+            "row_buffer_banks": self.banks,
+            "row_buffer_depth": self.banks * self.config.beats,
+            "index_queue_depth": self.index_queue_depth,
+            "exp_rom_depth": self.exp_rom.depth,
+            "exp_rom_width": self.exp_rom.out_width,
+            "accumulator_rom_width": self.exp_rom.sum_width,
+            "sum_width": self.model.sum_bits,
+            "reciprocal": "pipelined" if self.reciprocal.pipelined else "iterative",
+            "reciprocal_initiation_interval": self.reciprocal.initiation_interval,
+            "max_tree_stages": self.max_reduce.tree_stages,
+            "adder_tree_stages": self.accumulator.latency - 1,
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, beats = self.config.lanes, self.config.beats
+        for name in ("max_reduce", "lut_index", "exp_rom", "accumulator", "reciprocal", "final_mac"):
+            m.submodules[name] = getattr(self, name)
+
+        row_buffer = memory.Memory(shape=data.ArrayLayout(signed(8), lanes), depth=self.banks * beats, init=[])
+        m.submodules.row_buffer = row_buffer
+        write = row_buffer.write_port()
+        read = row_buffer.read_port()
+        row_maxima = fifo.SyncFIFO(width=8, depth=self.banks)
+        m.submodules.row_maxima = row_maxima
+        index_queue = fifo.SyncFIFOBuffered(width=lanes * DIFF_BITS, depth=self.index_queue_depth)
+        m.submodules.index_queue = index_queue
+
+        # Input: framing, row buffer writes, row maximum.
+        occupied = Signal(range(self.banks + 1))
+        write_base = Signal(range(self.banks * beats))
+        write_beat = Signal(range(beats))
+        discarding = Signal()
+        accept = self.i.valid & self.i.ready
+        closes_row = write_beat == beats - 1
+        framing_ok = self.i.payload.last == closes_row
+        commit = accept & ~discarding & framing_ok & self.i.payload.last
+        m.d.comb += [
+            self.i.ready.eq(occupied < self.banks),
+            write.addr.eq(write_base + write_beat),
+            write.data.eq(self.i.payload.data),
+            write.en.eq(accept & ~discarding),
+            self.max_reduce.valid.eq(accept & ~discarding),
+            self.max_reduce.lanes_in.eq(self.i.payload.data),
+            self.max_reduce.first.eq(write_beat == 0),
+            self.max_reduce.commit.eq(commit),
+            row_maxima.w_data.eq(self.max_reduce.max),
+            row_maxima.w_en.eq(self.max_reduce.max_valid),
+        ]
+        with m.If(accept):
+            with m.If(discarding):
+                m.d.sync += discarding.eq(~self.i.payload.last)
+            with m.Elif(~framing_ok):
+                m.d.sync += [self.error.eq(1), write_beat.eq(0), discarding.eq(~self.i.payload.last)]
+            with m.Elif(closes_row):
+                m.d.sync += [write_beat.eq(0), write_base.eq(self._next_row(write_base))]
+            with m.Else():
+                m.d.sync += write_beat.eq(write_beat + 1)
+
+        # Sum pass: read the row back, index the ROM, accumulate, queue the indices.
+        sum_enable = Signal()
+        read_base = Signal(range(self.banks * beats))
+        read_beat = Signal(range(beats))
+        issue = sum_enable & row_maxima.r_rdy
+        releases = issue & (read_beat == beats - 1)
+        m.d.comb += [
+            read.en.eq(sum_enable),
+            read.addr.eq(read_base + read_beat),
+            row_maxima.r_en.eq(releases),
+        ]
+        m.d.sync += occupied.eq(occupied + commit - releases)
+        with m.If(issue):
+            with m.If(read_beat == beats - 1):
+                m.d.sync += [read_beat.eq(0), read_base.eq(self._next_row(read_base))]
+            with m.Else():
+                m.d.sync += read_beat.eq(read_beat + 1)
+
+        read_valid, read_first, read_last = Signal(), Signal(), Signal()
+        read_max = Signal(signed(8))
+        rom_valid, rom_first, rom_last = Signal(), Signal(), Signal()
+        with m.If(sum_enable):
+            m.d.sync += [
+                read_valid.eq(issue), read_first.eq(read_beat == 0), read_last.eq(read_beat == beats - 1),
+                read_max.eq(row_maxima.r_data),
+                rom_valid.eq(read_valid), rom_first.eq(read_first), rom_last.eq(read_last),
+            ]
+        m.d.comb += [
+            self.lut_index.max.eq(read_max),
+            self.lut_index.lanes_in.eq(read.data),
+            self.exp_rom.sum.en.eq(sum_enable),
+            self.exp_rom.sum.addr.eq(self.lut_index.index),
+            index_queue.w_data.eq(self.lut_index.index),
+            index_queue.w_en.eq(read_valid & sum_enable),
+            self.accumulator.en.eq(sum_enable),
+            self.accumulator.valid.eq(rom_valid),
+            self.accumulator.first.eq(rom_first),
+            self.accumulator.last.eq(rom_last),
+            self.accumulator.terms.eq(self.exp_rom.sum.data),
+            self.reciprocal.i.valid.eq(self.accumulator.sum_valid),
+            self.reciprocal.i.payload.eq(self.accumulator.sum),
+            sum_enable.eq(~(read_valid & ~index_queue.w_rdy)
+                          & ~(self.accumulator.sum_valid & ~self.reciprocal.i.ready)),
+        ]
+
+        # Output pass: join each queued beat with its row's reciprocal, then the final MAC.
+        out_enable = self.final_mac.en
+        out_beat = Signal(range(beats))
+        row_reciprocal = Signal.like(self.reciprocal.o.payload)
+        starts_row = out_beat == 0
+        take = out_enable & index_queue.r_rdy & (~starts_row | self.reciprocal.o.valid)
+        mac_valid, mac_last = Signal(), Signal()
+        mac_reciprocal = Signal.like(self.reciprocal.o.payload)
+        m.d.comb += [
+            index_queue.r_en.eq(take),
+            self.reciprocal.o.ready.eq(take & starts_row),
+            self.exp_rom.out.en.eq(out_enable),
+            self.exp_rom.out.addr.eq(index_queue.r_data),
+            self.final_mac.valid.eq(mac_valid),
+            self.final_mac.last.eq(mac_last),
+            self.final_mac.exp.eq(self.exp_rom.out.data),
+            self.final_mac.reciprocal.eq(mac_reciprocal),
+        ]
+        wiring.connect(m, wiring.flipped(self.o), self.final_mac.o)
+        current = Mux(starts_row, self.reciprocal.o.payload.as_value(), row_reciprocal.as_value())
+        with m.If(out_enable):
+            m.d.sync += [mac_valid.eq(take), mac_last.eq(out_beat == beats - 1), mac_reciprocal.eq(current)]
+        with m.If(take):
+            m.d.sync += out_beat.eq(Mux(out_beat == beats - 1, 0, out_beat + 1))
+            with m.If(starts_row):
+                m.d.sync += row_reciprocal.eq(self.reciprocal.o.payload)
+        return m
+
+    def _next_row(self, base: Signal):
+        """Base address of the next bank of the row buffer."""
+        beats = self.config.beats
+        return Mux(base >= (self.banks - 1) * beats, base - (self.banks - 1) * beats, base + beats)
+
