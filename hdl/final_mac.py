@@ -77,9 +77,11 @@ class FinalMac(wiring.Component):
             for lane, product in enumerate(products):
                 doubled = Signal(10, name=f"doubled{lane}")
                 with m.Switch(shift):
-                    for k in self.shifts:
+                    for k in self.shifts[:-1]:
                         with m.Case(k):
                             m.d.comb += doubled.eq(product >> (30 + k))
+                    with m.Default():
+                        m.d.comb += doubled.eq(product >> (30 + self.shifts[-1]))
                 rounded = (doubled + 1) >> 1
                 m.d.sync += self.o.payload.data[lane].eq(
                     Mux(rounded > self.OUTPUT_MAX, self.OUTPUT_MAX, rounded) + self.ZERO_POINT)

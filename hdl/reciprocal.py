@@ -175,30 +175,30 @@ class Reciprocal(wiring.Component):
 
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.Switch(step):
-            with m.Case(0):
-                with m.If(self.i.valid):
-                    m.d.sync += step.eq(1)
-            with m.Case(1):
-                m.d.comb += [multiplicand.eq(half_denominator), multiplier.eq(SEED_SLOPE),
-                             addend.eq((SEED_CONSTANT << 31) + HALF)]
-            with m.Case(2):
-                m.d.comb += [multiplicand.eq(half_denominator), multiplier.eq(high), addend.eq(HALF)]
-                m.d.sync += x.eq(high)
-            with m.Case(3, 5, 7):
-                m.d.comb += [multiplicand.eq(x), multiplier.eq(-high), addend.eq((x << 29) + HALF)]
-                m.d.sync += held.eq(accumulator)
-            with m.Case(4, 6, 8):
-                m.d.comb += [multiplicand.eq(half_denominator), multiplier.eq(high << 2), addend.eq(held)]
-                m.d.sync += x.eq(x + (high << 2))
-            with m.Case(9):
-                with m.If(~self.o.valid | self.o.ready):
-                    m.d.sync += [
-                        self.o.valid.eq(1),
-                        self.o.payload.scale.eq(self._saturate(x)),
-                        self.o.payload.shift.eq(shift),
-                        step.eq(0),
-                    ]
-        with m.If((step != 0) & (step != 9)):
+        final_step = self.latency - 1
+        with m.If(step == 0):
+            with m.If(self.i.valid):
+                m.d.sync += step.eq(1)
+        with m.Elif(step == 1):
+            m.d.comb += [multiplicand.eq(half_denominator), multiplier.eq(SEED_SLOPE),
+                         addend.eq((SEED_CONSTANT << 31) + HALF)]
+        with m.Elif(step == 2):
+            m.d.comb += [multiplicand.eq(half_denominator), multiplier.eq(high), addend.eq(HALF)]
+            m.d.sync += x.eq(high)
+        with m.Elif(step == final_step):
+            with m.If(~self.o.valid | self.o.ready):
+                m.d.sync += [
+                    self.o.valid.eq(1),
+                    self.o.payload.scale.eq(self._saturate(x)),
+                    self.o.payload.shift.eq(shift),
+                    step.eq(0),
+                ]
+        with m.Elif(step[0]):
+            m.d.comb += [multiplicand.eq(x), multiplier.eq(-high), addend.eq((x << 29) + HALF)]
+            m.d.sync += held.eq(accumulator)
+        with m.Else():
+            m.d.comb += [multiplicand.eq(half_denominator), multiplier.eq(high << 2), addend.eq(held)]
+            m.d.sync += x.eq(x + (high << 2))
+        with m.If((step != 0) & (step != final_step)):
             m.d.sync += [step.eq(step + 1), accumulator.eq(multiplicand * multiplier + addend)]
         return m
