@@ -1,0 +1,61 @@
+"""The reciprocal unit against the golden model's ``GetReciprocal`` on boundary and random sums (Amaranth sim)."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from int8attn.golden import SoftmaxModel
+from int8attn.hdl.reciprocal import Reciprocal
+
+MIN_SUM_BITS = 20
+
+
+def boundary_sums(sum_width: int, random_count: int = 1000) -> np.ndarray:
+    """Every power of two in range with its neighbours, the extremes, and random sums."""
+    low, high = 1 << (MIN_SUM_BITS - 1), (1 << sum_width) - 1
+    edges = [value + delta for k in range(MIN_SUM_BITS - 1, sum_width + 1) for delta in (-1, 0, 1)
+             for value in (1 << k,)]
+    edges += [low, high, 3 << (sum_width - 2), (1 << 31) - 1, 1 << 31]
+    rng = np.random.default_rng(sum_width)
+    bits = rng.integers(MIN_SUM_BITS, sum_width + 1, random_count)
+    randoms = [int(rng.integers(1 << (b - 1), 1 << b)) for b in bits]
+    return np.array(sorted({s for s in edges + randoms if low <= s <= high}), dtype=np.int64)
+
+
+def simulate(dut: Reciprocal, sums: np.ndarray) -> list[tuple[int, int]]:
+    results: list[tuple[int, int]] = []
+
+    async def source(ctx):
+        for value in sums:
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, int(value))
+            while not ctx.get(dut.i.ready):
+                await ctx.tick()
+            await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+
+    async def sink(ctx):
+        ctx.set(dut.o.ready, 1)
+        while len(results) < len(sums):
+            if ctx.get(dut.o.valid):
+                payload = ctx.get(dut.o.payload)
+                results.append((payload.scale, payload.shift))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    sim.run()
+    return results
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "iterative"])
+@pytest.mark.parametrize("sum_width", [20, 23, 30, 32, 33, 36])
+def test_reciprocal_matches_model(sum_width: int, pipelined: bool):
+    sums = boundary_sums(sum_width)
+    expected = SoftmaxModel.reciprocal(sums)
+    got = simulate(Reciprocal(sum_width, MIN_SUM_BITS, pipelined=pipelined), sums)
+    mismatches = [(int(s), g, (int(es), int(eh))) for s, g, es, eh in
+                  zip(sums, got, expected.scale, expected.shift, strict=True) if g != (es, eh)]
+    assert not mismatches, f"{len(mismatches)} of {len(sums)} sums differ, first (sum, rtl, model): {mismatches[:3]}"
