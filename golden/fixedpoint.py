@@ -79,12 +79,12 @@ def exp_on_negative_values(a: np.ndarray | int) -> np.ndarray:
     return np.where(a == 0, INT32_MAX, result)
 
 
-def one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
-    """Q0.31 → Q0.31 ``1/(1+a)`` by gemmlowp's 48/17 − 32/17·d seed and three Newton–Raphson steps."""
+def one_over_one_plus_x_for_x_in_0_1(a: np.ndarray, steps: int = 3) -> np.ndarray:
+    """Q0.31 → Q0.31 ``1/(1+a)`` by gemmlowp's 48/17 − 32/17·d seed and ``steps`` Newton–Raphson steps (3 in gemmlowp)."""
     a = np.asarray(a, dtype=np.int64)
     half_denominator = (a + INT32_MAX + 1) >> 1
     x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))
-    for _ in range(3):
+    for _ in range(steps):
         half_denominator_times_x = srdhm(half_denominator, x)
         one_minus_half_denominator_times_x = wrap32((1 << 29) - half_denominator_times_x)
         x = wrap32(x + saturating_shift_left(srdhm(x, one_minus_half_denominator_times_x), 2))

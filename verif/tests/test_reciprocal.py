@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from int8attn.golden import SoftmaxModel
+from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.hdl.reciprocal import Reciprocal
 
 MIN_SUM_BITS = 20
@@ -54,7 +54,7 @@ def simulate(dut: Reciprocal, sums: np.ndarray) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("sum_width", [20, 23, 30, 32, 33, 36])
 def test_reciprocal_matches_model(sum_width: int, pipelined: bool):
     sums = boundary_sums(sum_width)
-    expected = SoftmaxModel.reciprocal(sums)
+    expected = SoftmaxModel(SoftmaxConfig(n=1, lanes=1)).reciprocal(sums)
     got = simulate(Reciprocal(sum_width, MIN_SUM_BITS, pipelined=pipelined), sums)
     mismatches = [(int(s), g, (int(es), int(eh))) for s, g, es, eh in
                   zip(sums, got, expected.scale, expected.shift, strict=True) if g != (es, eh)]
