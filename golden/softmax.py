@@ -99,6 +99,11 @@ class SoftmaxModel:
     def output_dtype(self) -> type:
         return np.int8 if self.output_bits <= 8 else np.int16
 
+    @property
+    def exact_sum_bits(self) -> int:
+        """Width that holds every row sum without saturation."""
+        return self.sum_bits
+
     def check_rows(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         if x.dtype != np.int8:

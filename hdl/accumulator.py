@@ -1,6 +1,6 @@
 """Accumulator: the row sum of the exp terms."""
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,7 +17,10 @@ class Accumulator(wiring.Component):
     term_width : int
         Width of one term.
     sum_width : int
-        Width of the row sum; the caller guarantees it holds ``n`` maximal terms, so it never wraps.
+        Width of the row sum.
+    exact_width : int
+        Width that holds the largest possible row sum; when ``sum_width`` is narrower the sum saturates at
+        ``2^sum_width − 1`` (the terms are non-negative, so saturating each addition saturates the total).
 
     Members
     -------
@@ -33,9 +36,10 @@ class Accumulator(wiring.Component):
         The row sum, valid with ``sum_valid``.
     """
 
-    def __init__(self, lanes: int, term_width: int, sum_width: int):
+    def __init__(self, lanes: int, term_width: int, sum_width: int, exact_width: int | None = None):
         self.lanes = lanes
         self.sum_width = sum_width
+        self.exact_width = sum_width if exact_width is None else exact_width
         super().__init__({
             "en": In(1),
             "valid": In(1),
@@ -53,10 +57,13 @@ class Accumulator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         beat_sum, (valid, first, last) = reduce_tree(
-            m, [self.terms[k] for k in range(self.lanes)], lambda a, b: a + b, unsigned(self.sum_width),
+            m, [self.terms[k] for k in range(self.lanes)], lambda a, b: a + b, unsigned(self.exact_width),
             carry=(self.valid, self.first, self.last), enable=self.en)
         running = Signal(unsigned(self.sum_width))
         running_next = beat_sum + (running & ~first.replicate(self.sum_width))
+        if self.exact_width > self.sum_width:
+            ceiling = (1 << self.sum_width) - 1
+            running_next = Mux(running_next > ceiling, ceiling, running_next)
         with m.If(self.en):
             m.d.sync += self.sum_valid.eq(valid & last)
         with m.If(self.en & valid):

@@ -23,8 +23,8 @@ class ExpRomPort(wiring.Signature):
 class ExpRom(wiring.Component):
     """Two synchronous ROMs per lane, both indexed by ``d = max − x`` (0..255).
 
-    The ``sum`` port reads the Q12.19 accumulator terms, the ``out`` port the Q0.31 exponentials. Diffs at or beyond
-    the table depth read 0.
+    The ``sum`` port reads the accumulator terms, the ``out`` port the numerators. Diffs at or beyond the table depth
+    read 0. Low bits that are zero in every entry are not stored.
 
     Parameters
     ----------
@@ -52,6 +52,8 @@ class ExpRom(wiring.Component):
         self.depth = len(self.sum_table)
         self.sum_width = max(max(self.sum_table).bit_length(), 1)
         self.out_width = max(max(self.out_table).bit_length(), 1)
+        self.sum_zero_bits = _common_zero_bits(self.sum_table)
+        self.out_zero_bits = _common_zero_bits(self.out_table)
         super().__init__({
             "sum": In(ExpRomPort(lanes, self.sum_width)),
             "out": In(ExpRomPort(lanes, self.out_width)),
@@ -59,20 +61,30 @@ class ExpRom(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        for port, table, width in ((self.sum, self.sum_table, self.sum_width),
-                                   (self.out, self.out_table, self.out_width)):
+        for port, table, width, zero_bits in ((self.sum, self.sum_table, self.sum_width, self.sum_zero_bits),
+                                              (self.out, self.out_table, self.out_width, self.out_zero_bits)):
             name = "sum" if port is self.sum else "out"
+            stored = [value >> zero_bits for value in table]
+            stored_width = width - zero_bits
             for lane in range(self.lanes):
-                rom = memory.Memory(shape=unsigned(width), depth=self.depth, init=table)
+                rom = memory.Memory(shape=unsigned(stored_width), depth=self.depth, init=stored)
                 m.submodules[f"{name}_rom{lane}"] = rom
                 read = rom.read_port()
                 address = port.addr[lane]
                 m.d.comb += [read.en.eq(port.en), read.addr.eq(address)]
                 if self.depth == 1 << DIFF_BITS:
-                    m.d.comb += port.data[lane].eq(read.data)
+                    m.d.comb += port.data[lane].eq(read.data << zero_bits)
                 else:
                     in_range = Signal(name=f"{name}_in_range{lane}")
                     with m.If(port.en):
                         m.d.sync += in_range.eq(address < self.depth)
-                    m.d.comb += port.data[lane].eq(read.data & in_range.replicate(width))
+                    m.d.comb += port.data[lane].eq((read.data & in_range.replicate(stored_width)) << zero_bits)
         return m
+
+
+def _common_zero_bits(table: Sequence[int]) -> int:
+    """Trailing zero bits shared by every entry of ``table``."""
+    combined = 0
+    for value in table:
+        combined |= value
+    return (combined & -combined).bit_length() - 1 if combined else 0

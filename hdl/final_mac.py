@@ -4,22 +4,22 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .reciprocal import HALF, ReciprocalLayout
+from .reciprocal import HALF, ReciprocalLayout, output_shift
 
 
 class SoftmaxBeat(data.StructLayout):
-    """Stream payload: ``lanes`` int8 elements (lane 0 in the low bits) and ``last`` (end of row)."""
+    """Stream payload: ``lanes`` signed elements of ``bits`` (lane 0 in the low bits) and ``last`` (end of row)."""
 
-    def __init__(self, lanes: int):
-        super().__init__({"data": data.ArrayLayout(signed(8), lanes), "last": 1})
+    def __init__(self, lanes: int, bits: int = 8):
+        super().__init__({"data": data.ArrayLayout(signed(bits), lanes), "last": 1})
 
 
 class FinalMac(wiring.Component):
     """Multiplies each exponential by the row's scale and rounds it onto the 1/256 grid.
 
     For non-negative operands ``RDBPOT(SRDHM(s, e), k) = ⌊(⌊(s·e + 2^30) / 2^(30+k)⌋ + 1) / 2⌋``: one multiply-add,
-    a selection of the bits at ``30 + k`` and a half-up rounding of a 10-bit value. The result is offset by −128 and
-    saturated at 127.
+    a selection of the bits at ``30 + k`` and a half-up rounding of a ``B + 2``-bit value. The result is saturated at
+    ``2^B − 1`` and offset by the zero point ``−2^(B−1)``.
 
     Parameters
     ----------
@@ -29,6 +29,8 @@ class FinalMac(wiring.Component):
         Width of an exponential (Q0.31, at most 31 bits).
     sum_width, min_sum_bits : int
         As for :class:`Reciprocal`; they bound the row's shift.
+    output_bits : int
+        Output width B.
 
     Members
     -------
@@ -38,26 +40,25 @@ class FinalMac(wiring.Component):
         A beat is presented; it closes its row.
     exp : In(ArrayLayout(unsigned(exp_width), lanes))
         Exponentials of the beat.
-    reciprocal : In(ReciprocalLayout(sum_width))
+    reciprocal : In(ReciprocalLayout(sum_width, output_bits))
         The row's ``scale`` and ``shift``.
-    o : Out(stream.Signature(SoftmaxBeat(lanes)))
+    o : Out(stream.Signature(SoftmaxBeat(lanes, output_bits)))
         Probabilities, :attr:`latency` cycles after the beat.
     """
 
     latency = 2
-    OUTPUT_MAX = 255
-    ZERO_POINT = -128
 
-    def __init__(self, lanes: int, exp_width: int, sum_width: int, min_sum_bits: int):
+    def __init__(self, lanes: int, exp_width: int, sum_width: int, min_sum_bits: int, output_bits: int = 8):
         self.lanes = lanes
-        self.shifts = range(min_sum_bits + 3, sum_width + 4)
+        self.output_bits = output_bits
+        self.shifts = range(output_shift(min_sum_bits, output_bits), output_shift(sum_width, output_bits) + 1)
         super().__init__({
             "en": Out(1),
             "valid": In(1),
             "last": In(1),
             "exp": In(data.ArrayLayout(unsigned(exp_width), lanes)),
-            "reciprocal": In(ReciprocalLayout(sum_width)),
-            "o": Out(stream.Signature(SoftmaxBeat(lanes))),
+            "reciprocal": In(ReciprocalLayout(sum_width, output_bits)),
+            "o": Out(stream.Signature(SoftmaxBeat(lanes, output_bits))),
         })
 
     def elaborate(self, platform):
@@ -75,7 +76,7 @@ class FinalMac(wiring.Component):
         with m.If(self.en):
             m.d.sync += [self.o.valid.eq(valid), self.o.payload.last.eq(last)]
             for lane, product in enumerate(products):
-                doubled = Signal(10, name=f"doubled{lane}")
+                doubled = Signal(self.output_bits + 2, name=f"doubled{lane}")
                 with m.Switch(shift):
                     for k in self.shifts[:-1]:
                         with m.Case(k):
@@ -83,6 +84,7 @@ class FinalMac(wiring.Component):
                     with m.Default():
                         m.d.comb += doubled.eq(product >> (30 + self.shifts[-1]))
                 rounded = (doubled + 1) >> 1
+                top = (1 << self.output_bits) - 1
                 m.d.sync += self.o.payload.data[lane].eq(
-                    Mux(rounded > self.OUTPUT_MAX, self.OUTPUT_MAX, rounded) + self.ZERO_POINT)
+                    Mux(rounded > top, top, rounded) - (1 << (self.output_bits - 1)))
         return m

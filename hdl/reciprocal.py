@@ -1,38 +1,45 @@
-"""Reciprocal unit: gemmlowp's ``GetReciprocal`` of the row sum, bit for bit."""
+"""Reciprocal unit: gemmlowp's ``GetReciprocal`` of the row sum, bit for bit, or a reciprocal table."""
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from collections.abc import Sequence
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 SCALE_BITS = 31
 HALF = 1 << 30
-ONE_F2 = 1 << 29
 SEED_CONSTANT = 1515870810        # 48/17 in Q2.29
 SEED_SLOPE = -1010580540          # −32/17 in Q2.29
-NEWTON_STEPS = 3
-OUTPUT_SHIFT_OFFSET = 3           # output shift = (12 − hp1) + 23 = bit_length(sum) + 3
+ACCUMULATION_INTEGER_BITS = 12
 
 
-def output_shift_bits(sum_width: int) -> int:
-    return (sum_width + OUTPUT_SHIFT_OFFSET).bit_length()
+def output_shift(bit_length: int, output_bits: int) -> int:
+    """The row's output shift ``(12 − hp1) + 31 − B`` for a sum of ``bit_length`` bits (``hp1 = 32 − bit_length``)."""
+    return bit_length - 32 + ACCUMULATION_INTEGER_BITS + 31 - output_bits
 
 
 class ReciprocalLayout(data.StructLayout):
-    """``scale`` (Q0.31 of ``1/(1+x)``) and the row's output right shift."""
+    """``scale`` (Q0.31 of ``1/(1+x)``), the row's output right shift and, with ``carry_sum``, the sum itself."""
 
-    def __init__(self, sum_width: int):
-        super().__init__({"scale": unsigned(SCALE_BITS), "shift": unsigned(output_shift_bits(sum_width))})
+    def __init__(self, sum_width: int, output_bits: int, carry_sum: bool = False):
+        fields = {"scale": unsigned(SCALE_BITS), "shift": unsigned(output_shift(sum_width, output_bits).bit_length())}
+        if carry_sum:
+            fields["sum"] = unsigned(sum_width)
+        super().__init__(fields)
 
 
 class Reciprocal(wiring.Component):
-    """Normalises the row sum by its leading one and runs gemmlowp's Newton–Raphson division.
+    """Normalises the row sum by its leading one, then takes the reciprocal of the normalised sum.
 
-    gemmlowp computes ``SRDHM(a, b) = ⌊(a·b + 2^30) / 2^31⌋`` on operands that never reach −2^31 here, so every
-    product-and-round is one multiply-add followed by a shift. With ``d`` the half denominator and ``x`` the
-    Q2.29 estimate, one Newton step is ``t = ⌊(d·x + 2^30)/2^31⌋``, ``v = ⌊(x·(2^29 − t) + 2^30)/2^31⌋``,
-    ``x ← x + 4v``. The ``4v`` term never saturates: with ``d ∈ [½, 1)`` the seed error is below 1/17, so
-    ``|v| < 3/17`` against a saturation bound of 4. The next ``d·x + 2^30`` is the previous one plus ``4·d·v``,
-    so each step costs two multiply-adds. The final ``Rescale<0>`` saturates ``2x`` to ``2^31 − 1``.
+    Method ``newton`` is gemmlowp's Newton–Raphson division. gemmlowp computes ``SRDHM(a, b) = ⌊(a·b + 2^30) / 2^31⌋``
+    on operands that never reach −2^31 here, so every product-and-round is one multiply-add followed by a shift.
+    With ``d`` the half denominator and ``x`` the Q2.29 estimate, one step is ``t = ⌊(d·x + 2^30)/2^31⌋``,
+    ``v = ⌊(x·(2^29 − t) + 2^30)/2^31⌋``, ``x ← x + 4v``. The ``4v`` term never saturates: with ``d ∈ [½, 1)`` the
+    seed error is below 1/17, so ``|v| < 3/17`` against a saturation bound of 4. The next ``d·x + 2^30`` is the
+    previous one plus ``4·d·v``, so each step costs two multiply-adds. The final ``Rescale<0>`` saturates ``2x`` to
+    ``2^31 − 1``.
+
+    Method ``lut`` reads the scale from a table indexed by the bits that follow the normalised sum's leading one.
 
     Sums wider than 32 bits keep their 32 leading bits (floor), as the golden model's wide-sum rule says.
 
@@ -42,31 +49,61 @@ class Reciprocal(wiring.Component):
         Width of the row sum.
     min_sum_bits : int
         Bit length of the smallest possible row sum (the row maximum's own term).
+    output_bits : int
+        Output width B; the shift is ``(12 − hp1) + 31 − B``.
+    steps : int
+        Newton–Raphson steps, 0..3; ignored when ``table`` is given.
+    table : sequence of int or None
+        Reciprocal table (method ``lut``), ``2^k`` Q0.31 entries; ``None`` selects method ``newton``.
     pipelined : bool
-        ``True``: one multiplier per multiply-add, a new sum every cycle. ``False``: one shared multiplier, a new
-        sum every :attr:`initiation_interval` cycles.
+        Method ``newton``: ``True`` has one multiplier per multiply-add and takes a sum every cycle; ``False`` shares
+        one multiplier and takes a sum every :attr:`initiation_interval` cycles.
+    carry_sum : bool
+        Pass each sum through to ``o`` beside its reciprocal.
 
     Members
     -------
     i : In(stream.Signature(unsigned(sum_width)))
         Row sums.
-    o : Out(stream.Signature(ReciprocalLayout(sum_width)))
+    o : Out(stream.Signature(ReciprocalLayout(sum_width, output_bits, carry_sum)))
         ``scale`` and ``shift`` per row, :attr:`latency` cycles after the sum when not stalled.
     """
 
-    def __init__(self, sum_width: int, min_sum_bits: int, pipelined: bool = True):
+    def __init__(self, sum_width: int, min_sum_bits: int, output_bits: int = 8, steps: int = 3,
+                 table: Sequence[int] | None = None, pipelined: bool = True, carry_sum: bool = False):
         if not 1 <= min_sum_bits <= sum_width:
             raise ValueError(f"min_sum_bits must be in 1..{sum_width}, not {min_sum_bits}")
+        if not 0 <= steps <= 3:
+            raise ValueError(f"steps must be in 0..3, not {steps}")
+        if table is not None and (len(table) & (len(table) - 1) or len(table) < 2):
+            raise ValueError("the reciprocal table needs a power-of-two number of entries, at least 2")
         self.sum_width = sum_width
         self.min_sum_bits = min_sum_bits
-        self.pipelined = pipelined
+        self.output_bits = output_bits
+        self.steps = steps
+        self.table = None if table is None else [int(v) for v in table]
+        self.pipelined = pipelined or table is not None
+        self.carry_sum = carry_sum
         super().__init__({
             "i": In(stream.Signature(unsigned(sum_width))),
-            "o": Out(stream.Signature(ReciprocalLayout(sum_width))),
+            "o": Out(stream.Signature(ReciprocalLayout(sum_width, output_bits, carry_sum))),
         })
 
-    latency = 10
-    """Cycles from an accepted sum to its result on ``o``."""
+    @property
+    def method(self) -> str:
+        return "newton" if self.table is None else "lut"
+
+    TABLE_LATENCY = 3
+
+    @staticmethod
+    def newton_latency(steps: int) -> int:
+        """Latency of method ``newton``; also the interval of its shared-multiplier form."""
+        return 4 + 2 * steps
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted sum to its result on ``o``."""
+        return self.TABLE_LATENCY if self.table is not None else self.newton_latency(self.steps)
 
     @property
     def initiation_interval(self) -> int:
@@ -74,12 +111,12 @@ class Reciprocal(wiring.Component):
         return 1 if self.pipelined else self.latency
 
     def _normalise(self, m: Module, enable, sum_value, normalised, shift) -> None:
-        """``normalised`` = the 32 leading bits of ``sum_value``; ``shift`` = its bit length + 3."""
+        """``normalised`` = the 32 leading bits of ``sum_value``; ``shift`` = the row's output shift."""
         with m.If(enable):
             for count, bit_length in enumerate(range(self.sum_width, self.min_sum_bits - 1, -1)):
                 aligned = (sum_value << (32 - bit_length) if bit_length <= 32
                            else sum_value >> (bit_length - 32))
-                updates = [normalised.eq(aligned[:32]), shift.eq(bit_length + OUTPUT_SHIFT_OFFSET)]
+                updates = [normalised.eq(aligned[:32]), shift.eq(output_shift(bit_length, self.output_bits))]
                 if bit_length == self.min_sum_bits:
                     if count == 0:
                         m.d.sync += updates
@@ -98,55 +135,92 @@ class Reciprocal(wiring.Component):
         return Mux(x >= (1 << (SCALE_BITS - 1)), (1 << SCALE_BITS) - 1, (x << 1)[:SCALE_BITS])
 
     def elaborate(self, platform):
-        return self._elaborate_pipelined() if self.pipelined else self._elaborate_iterative()
+        if self.table is not None:
+            m = self._elaborate_table()
+        else:
+            m = self._elaborate_pipelined() if self.pipelined else self._elaborate_iterative()
+        if self.carry_sum and self.pipelined:
+            self._carry_sum(m)
+        return m
+
+    def _carry_sum(self, m: Module) -> None:
+        """Delay each accepted sum so that it leaves with its reciprocal."""
+        enable = ~self.o.valid | self.o.ready
+        accepted = Signal(self.sum_width, name="sum_in")
+        with m.If(enable):
+            m.d.sync += accepted.eq(self.i.payload)
+        line = self._delay_line(m, enable, accepted, self.latency - 1, "sum")
+        with m.If(enable):
+            m.d.sync += self.o.payload.sum.eq(line[-1])
+
+    def _delay_line(self, m: Module, enable, first, length: int, name: str) -> list[Signal]:
+        """``first`` and ``length − 1`` registered copies of it, each advancing with ``enable``."""
+        line = [first] + [Signal.like(first, name=f"{name}{k}") for k in range(1, length)]
+        with m.If(enable):
+            m.d.sync += [line[k].eq(line[k - 1]) for k in range(1, length)]
+        return line
+
+    def _elaborate_table(self):
+        m = Module()
+        enable = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(enable)
+        normalised = Signal(32)
+        shift = Signal(self.o.payload.shift.shape())
+        valid = Signal()
+        with m.If(enable):
+            m.d.sync += valid.eq(self.i.valid)
+        self._normalise(m, enable, self.i.payload, normalised, shift)
+        index_bits = (len(self.table) - 1).bit_length()
+        rom = memory.Memory(shape=unsigned(SCALE_BITS), depth=len(self.table), init=self.table)
+        m.submodules.reciprocal_rom = rom
+        read = rom.read_port()
+        table_valid = Signal()
+        table_shift = Signal.like(shift)
+        m.d.comb += [read.en.eq(enable), read.addr.eq(normalised[31 - index_bits:31])]
+        with m.If(enable):
+            m.d.sync += [table_valid.eq(valid), table_shift.eq(shift),
+                         self.o.valid.eq(table_valid), self.o.payload.scale.eq(read.data),
+                         self.o.payload.shift.eq(table_shift)]
+        return m
 
     def _elaborate_pipelined(self):
         m = Module()
         enable = ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(enable)
 
-        valid = [Signal(name=f"valid{k}") for k in range(self.latency - 1)]
-        shift = [Signal(self.o.payload.shift.shape(), name=f"shift{k}") for k in range(self.latency - 1)]
-        with m.If(enable):
-            m.d.sync += valid[0].eq(self.i.valid)
-            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, len(valid))]
-            m.d.sync += [shift[k].eq(shift[k - 1]) for k in range(1, len(shift))]
-
+        valid_in = Signal()
+        shift_in = Signal(self.o.payload.shift.shape())
         normalised = Signal(32)
-        self._normalise(m, enable, self.i.payload, normalised, shift[0])
-        half_denominators = [Signal(SCALE_BITS, name=f"half_denominator{k}") for k in range(2 * NEWTON_STEPS - 1)]
         with m.If(enable):
-            m.d.sync += half_denominators[0].eq(normalised[1:])
-            m.d.sync += [half_denominators[k].eq(half_denominators[k - 1])
-                         for k in range(1, len(half_denominators))]
-
-        def half_denominator(stage):
-            return half_denominators[stage - 1] if stage > 0 else normalised[1:]
+            m.d.sync += valid_in.eq(self.i.valid)
+        self._normalise(m, enable, self.i.payload, normalised, shift_in)
+        valid = self._delay_line(m, enable, valid_in, self.latency - 1, "valid")
+        shift = self._delay_line(m, enable, shift_in, self.latency - 1, "shift")
+        half_denominator = self._delay_line(m, enable, normalised[1:], max(2 * self.steps, 1), "half_denominator")
 
         estimate = Signal(signed(66), name="seed_product")
         with m.If(enable):
-            m.d.sync += estimate.eq(half_denominator(0) * SEED_SLOPE + (SEED_CONSTANT << 31) + HALF)
-        x = Signal(signed(33), name="x_seed")
+            m.d.sync += estimate.eq(half_denominator[0] * SEED_SLOPE + (SEED_CONSTANT << 31) + HALF)
+        x = Signal(signed(33), name="x0")
         product = Signal(signed(66), name="dx0")
         with m.If(enable):
-            m.d.sync += [x.eq(estimate >> 31), product.eq(half_denominator(1) * (estimate >> 31) + HALF)]
-        stage = 2
-        for step in range(NEWTON_STEPS):
+            m.d.sync += x.eq(estimate >> 31)
+            if self.steps:
+                m.d.sync += product.eq(half_denominator[1] * (estimate >> 31) + HALF)
+        for step in range(self.steps):
             correction = Signal(signed(66), name=f"xu{step}")
             x_held = Signal(signed(33), name=f"x{step}_held")
             product_held = Signal(signed(66), name=f"dx{step}_held")
-            t = product >> 31
             with m.If(enable):
-                m.d.sync += [correction.eq((x << 29) + HALF - x * t), x_held.eq(x), product_held.eq(product)]
-            stage += 1
+                m.d.sync += [correction.eq((x << 29) + HALF - x * (product >> 31)),
+                             x_held.eq(x), product_held.eq(product)]
             v = correction >> 31
             next_x = Signal(signed(33), name=f"x{step + 1}")
             next_product = Signal(signed(66), name=f"dx{step + 1}")
             with m.If(enable):
                 m.d.sync += next_x.eq(x_held + (v << 2))
-                if step + 1 < NEWTON_STEPS:
-                    m.d.sync += next_product.eq(product_held + half_denominator(stage) * (v << 2))
-            stage += 1
+                if step + 1 < self.steps:
+                    m.d.sync += next_product.eq(product_held + half_denominator[2 * step + 3] * (v << 2))
             x, product = next_x, next_product
 
         with m.If(enable):
@@ -170,12 +244,16 @@ class Reciprocal(wiring.Component):
         multiplier = Signal(signed(36))
         addend = Signal(signed(66))
         step = Signal(range(self.latency))
+        final_step = self.latency - 1
         m.d.comb += self.i.ready.eq(step == 0)
         self._normalise(m, self.i.valid & self.i.ready, self.i.payload, normalised, shift)
+        held_sum = Signal(self.sum_width)
+        if self.carry_sum:
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += held_sum.eq(self.i.payload)
 
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        final_step = self.latency - 1
         with m.If(step == 0):
             with m.If(self.i.valid):
                 m.d.sync += step.eq(1)
@@ -193,6 +271,8 @@ class Reciprocal(wiring.Component):
                     self.o.payload.shift.eq(shift),
                     step.eq(0),
                 ]
+                if self.carry_sum:
+                    m.d.sync += self.o.payload.sum.eq(held_sum)
         with m.Elif(step[0]):
             m.d.comb += [multiplicand.eq(x), multiplier.eq(-high), addend.eq((x << 29) + HALF)]
             m.d.sync += held.eq(accumulator)

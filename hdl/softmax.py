@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden import SoftmaxConfig, SoftmaxModel
 from .accumulator import Accumulator
+from .divide_mac import DivideMac
 from .exp_rom import DIFF_BITS, ExpRom
 from .final_mac import FinalMac, SoftmaxBeat
 from .lut_index import LutIndex
@@ -16,13 +17,13 @@ INDEX_QUEUE_SLACK = 32
 
 
 class Softmax(wiring.Component):
-    """Streaming int8 softmax, bit-exact with :class:`~int8attn.golden.SoftmaxModel`.
+    """Streaming int8 softmax, bit-exact with :class:`~int8attn.golden.SoftmaxModel` in every mode.
 
     A row of ``n`` elements arrives as ``n / lanes`` beats. Beats are written to a row buffer of :attr:`banks` banks
     while :class:`MaxReduce` finds the row maximum. The sum pass then reads the row back, turns each element into a
-    ROM index (:class:`LutIndex`), sums the Q12.19 terms (:class:`ExpRom`, :class:`Accumulator`) and queues the
-    indices. :class:`Reciprocal` turns the sum into a scale and a shift, and :class:`FinalMac` scales the queued
-    exponentials of the row. Rows overlap in every stage, so ``lanes`` elements are accepted and produced every cycle
+    ROM index (:class:`LutIndex`), sums the terms (:class:`ExpRom`, :class:`Accumulator`) and queues the indices.
+    :class:`Reciprocal` turns the sum into a scale and a shift, and :class:`FinalMac` (modes ``tflite``, ``lut``) or
+    :class:`DivideMac` (mode ``tinymind``) scales the queued exponentials of the row. Rows overlap in every stage, so ``lanes`` elements are accepted and produced every cycle
     on back-to-back rows.
 
     Framing: a beat with ``last`` set before beat ``n/lanes − 1``, or beat ``n/lanes − 1`` without ``last``, raises the
@@ -45,20 +46,29 @@ class Softmax(wiring.Component):
 
     def __init__(self, config: SoftmaxConfig):
         self.config = config
-        self.model = SoftmaxModel(config)
+        self.model = model = SoftmaxModel(config)
         lanes = config.lanes
         self.max_reduce = MaxReduce(lanes)
         self.lut_index = LutIndex(lanes)
-        depth = self.model.rom_depth
-        self.exp_rom = ExpRom(lanes, self.model.accumulator_table[:depth], self.model.exp_table[:depth])
-        self.accumulator = Accumulator(lanes, self.exp_rom.sum_width, self.model.sum_bits)
-        min_sum_bits = int(self.model.accumulator_table[0]).bit_length()
-        pipelined = config.beats < Reciprocal.latency
-        self.reciprocal = Reciprocal(self.model.sum_bits, min_sum_bits, pipelined=pipelined)
-        self.final_mac = FinalMac(lanes, self.exp_rom.out_width, self.model.sum_bits, min_sum_bits)
+        depth = model.rom_depth
+        self.exp_rom = ExpRom(lanes, model.accumulator_table[:depth], model.exp_table[:depth])
+        sum_bits = model.sum_bits
+        self.accumulator = Accumulator(lanes, self.exp_rom.sum_width, sum_bits, model.exact_sum_bits)
+        min_sum_bits = int(model.accumulator_table[0]).bit_length()
+        steps = config.reciprocal_steps
+        pipelined = Reciprocal.newton_latency(steps) > config.beats
+        if config.mode == "tinymind":
+            self.reciprocal = Reciprocal(sum_bits, min_sum_bits, model.output_bits, steps=steps, pipelined=pipelined,
+                                         carry_sum=True)
+            self.final_mac = DivideMac(lanes, self.exp_rom.out_width, sum_bits, min_sum_bits)
+        else:
+            table = model.reciprocal_table if config.reciprocal == "lut" else None
+            self.reciprocal = Reciprocal(sum_bits, min_sum_bits, model.output_bits, steps=steps, table=table,
+                                         pipelined=pipelined)
+            self.final_mac = FinalMac(lanes, self.exp_rom.out_width, sum_bits, min_sum_bits, model.output_bits)
         super().__init__({
             "i": In(stream.Signature(SoftmaxBeat(lanes))),
-            "o": Out(stream.Signature(SoftmaxBeat(lanes))),
+            "o": Out(stream.Signature(SoftmaxBeat(lanes, model.output_bits))),
             "error": Out(1),
         })
 
@@ -87,10 +97,13 @@ class Softmax(wiring.Component):
             "row_buffer_depth": self.banks * self.config.beats,
             "index_queue_depth": self.index_queue_depth,
             "exp_rom_depth": self.exp_rom.depth,
-            "exp_rom_width": self.exp_rom.out_width,
-            "accumulator_rom_width": self.exp_rom.sum_width,
+            "exp_rom_width": self.exp_rom.out_width - self.exp_rom.out_zero_bits,
+            "accumulator_rom_width": self.exp_rom.sum_width - self.exp_rom.sum_zero_bits,
             "sum_width": self.model.sum_bits,
-            "reciprocal": "pipelined" if self.reciprocal.pipelined else "iterative",
+            "sum_saturates": self.model.sum_bits < self.model.exact_sum_bits,
+            "final_stage": type(self.final_mac).__name__,
+            "reciprocal": self.reciprocal.method,
+            "reciprocal_unit": "pipelined" if self.reciprocal.pipelined else "iterative",
             "reciprocal_initiation_interval": self.reciprocal.initiation_interval,
             "max_tree_stages": self.max_reduce.tree_stages,
             "adder_tree_stages": self.accumulator.latency - 1,

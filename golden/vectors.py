@@ -1,0 +1,121 @@
+"""Committed golden vectors: seeded int8 rows and the model's outputs for the regression configurations.
+
+:data:`CASES` holds the RTL regression configurations of ``verif/tests/test_softmax_rtl.py``, the default unit and a
+unit whose exp ROM is cut short (β·s = 1: 16 entries).
+
+``int8attn golden-vectors`` (``make golden``) rewrites
+``golden/vectors/softmax.npz`` and its index ``golden/vectors/softmax.json``. The archive holds ``case{i}_x`` (int8,
+rows × n) and ``case{i}_y`` (int8, rows × n, scale 1/256, zero point −128), as ``shared/vectors`` does; the index lists
+each case's :class:`SoftmaxConfig`, row count and seed. Both files are byte-for-byte reproducible on one numpy version.
+"""
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import SoftmaxConfig
+from .softmax import OUTPUT_ZERO_POINT, SoftmaxModel
+
+VECTORS_DIR = Path(__file__).resolve().parent / "vectors"
+ARCHIVE = "softmax.npz"
+INDEX = "softmax.json"
+NARROW_SPAN = 4
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class VectorCase:
+    """One configuration of the committed vectors and how its rows are drawn."""
+
+    config: SoftmaxConfig
+    rows: int
+    seed: int
+
+
+CASES = (
+    VectorCase(SoftmaxConfig(n=1, lanes=1, input_scale=1 / 16), rows=256, seed=1),
+    VectorCase(SoftmaxConfig(n=8, lanes=1, input_scale=1 / 16, beta=0.5, input_zero_point=-128), rows=256, seed=2),
+    VectorCase(SoftmaxConfig(n=10, lanes=1, input_zero_point=127), rows=256, seed=3),
+    VectorCase(SoftmaxConfig(n=10, lanes=2, beta=0.5, input_zero_point=5), rows=256, seed=4),
+    VectorCase(SoftmaxConfig(n=64, lanes=4, input_scale=0.25), rows=256, seed=5),
+    VectorCase(SoftmaxConfig(n=256, lanes=8, input_scale=0.25, beta=0.5, input_zero_point=-128), rows=256, seed=6),
+    VectorCase(SoftmaxConfig(n=1024, lanes=4, input_scale=1 / 16, input_zero_point=127), rows=96, seed=7),
+    VectorCase(SoftmaxConfig(), rows=256, seed=8),
+    VectorCase(SoftmaxConfig(n=16, lanes=16, input_scale=1.0), rows=256, seed=9),
+)
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """Rows ``x`` and the model's outputs ``y`` for one configuration."""
+
+    config: SoftmaxConfig
+    x: np.ndarray
+    y: np.ndarray
+
+
+def make_rows(n: int, rows: int, seed: int) -> np.ndarray:
+    """Directed rows, then uniform, normal(0, 20) and narrow rows (all within ``NARROW_SPAN`` of a random maximum).
+
+    The directed rows are all 0, all −128, all 127, one hot (127 among −128), alternating extremes and a ramp. Narrow
+    rows make the widest sums: with ``n ≥ 512`` their Q12.19 sum passes 512, the range TFLite cannot hold.
+    """
+    rng = np.random.default_rng(seed)
+    one_hot = np.full(n, -128)
+    one_hot[rng.integers(n)] = 127
+    directed = np.stack([np.zeros(n), np.full(n, -128), np.full(n, 127), one_hot,
+                         np.where(np.arange(n) % 2, 127, -128), np.arange(n) % 256 - 128])[:rows]
+    drawn = rows - len(directed)
+    uniform = rng.integers(-128, 128, (drawn // 3, n))
+    normal = np.clip(np.rint(rng.normal(0, 20, (drawn // 3, n))), -128, 127)
+    narrow_rows = drawn - 2 * (drawn // 3)
+    top = rng.integers(-128 + NARROW_SPAN, 128, (narrow_rows, 1))
+    narrow = top - rng.integers(0, NARROW_SPAN + 1, (narrow_rows, n))
+    return np.concatenate([directed, uniform, normal, narrow]).astype(np.int8)
+
+
+def generate(cases: tuple[VectorCase, ...] = CASES) -> list[Vectors]:
+    """Draw each case's rows and run the model on them."""
+    vectors = []
+    for case in cases:
+        x = make_rows(case.config.n, case.rows, case.seed)
+        vectors.append(Vectors(case.config, x, SoftmaxModel(case.config)(x)))
+    return vectors
+
+
+def write_vectors(directory: Path = VECTORS_DIR, cases: tuple[VectorCase, ...] = CASES) -> tuple[Path, Path]:
+    """Write the archive and its index into ``directory``; returns their paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    archive, index = directory / ARCHIVE, directory / INDEX
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for i, vectors in enumerate(generate(cases)):
+            for name, array in ((f"case{i}_x", vectors.x), (f"case{i}_y", vectors.y)):
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, array, allow_pickle=False)
+                zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE), buffer.getvalue(),
+                            compress_type=zipfile.ZIP_DEFLATED)
+    document = {
+        "generator": "int8attn golden-vectors",
+        "model": "int8attn.golden.SoftmaxModel: bit-exact TFLite reference int8 softmax",
+        "archive": ARCHIVE,
+        "output_scale": 1 / 256,
+        "output_zero_point": OUTPUT_ZERO_POINT,
+        "cases": [{"case": i, "config": case.config.as_dict(), "rows": case.rows, "seed": case.seed}
+                  for i, case in enumerate(cases)],
+    }
+    index.write_text(json.dumps(document, indent=1) + "\n")
+    return archive, index
+
+
+def load_vectors(directory: Path = VECTORS_DIR) -> list[Vectors]:
+    """Read the committed vectors back, one :class:`Vectors` per case of the index."""
+    directory = Path(directory)
+    document = json.loads((directory / INDEX).read_text())
+    with np.load(directory / document["archive"], allow_pickle=False) as archive:
+        return [Vectors(SoftmaxConfig(**case["config"]), archive[f"case{case['case']}_x"],
+                        archive[f"case{case['case']}_y"]) for case in document["cases"]]
