@@ -50,9 +50,13 @@ class TinyMindSoftmaxModel(SoftmaxModel):
     def sum_bits(self) -> int:
         return int(self.config.n * int(self.exp_table[0])).bit_length()
 
+    def divide(self, exps: np.ndarray, sums: np.ndarray) -> np.ndarray:
+        """``clamp(((e << 8) + (sum >> 1)) / sum − 128)`` elementwise (broadcasting), truncating division."""
+        exps = np.asarray(exps, dtype=np.int64)
+        sums = np.asarray(sums, dtype=np.int64)
+        numerators = (exps << NUMERATOR_SHIFT) + (sums >> 1)
+        return self.clamp(np.where(sums > 0, numerators // np.maximum(sums, 1), 0))
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         diffs = self.diffs(x)
-        sums = self.sums_of(diffs)[:, None]
-        numerators = (self.exp_table[diffs] << NUMERATOR_SHIFT) + (sums >> 1)
-        quotients = np.where(sums > 0, numerators // np.maximum(sums, 1), 0)
-        return self.clamp(quotients)
+        return self.divide(self.exp_table[diffs], self.sums_of(diffs)[:, None])
