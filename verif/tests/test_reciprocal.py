@@ -1,4 +1,4 @@
-"""The reciprocal unit against the golden model's ``GetReciprocal`` on boundary and random sums (Amaranth sim)."""
+"""The reciprocal unit against the golden model on boundary and random sums (Amaranth simulation), every method."""
 
 import numpy as np
 import pytest
@@ -52,10 +52,29 @@ def simulate(dut: Reciprocal, sums: np.ndarray) -> list[tuple[int, int]]:
 
 @pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "iterative"])
 @pytest.mark.parametrize("sum_width", [20, 23, 30, 32, 33, 36])
-def test_reciprocal_matches_model(sum_width: int, pipelined: bool):
+def test_newton_reciprocal_matches_model(sum_width: int, pipelined: bool):
+    check(sum_width, SoftmaxConfig(n=1, lanes=1), pipelined)
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "iterative"])
+@pytest.mark.parametrize("steps", [0, 1, 2])
+def test_fewer_newton_steps_match_model(steps: int, pipelined: bool):
+    check(30, SoftmaxConfig(n=1, lanes=1, mode="lut", reciprocal_steps=steps, output_bits=12), pipelined)
+
+
+@pytest.mark.parametrize("bits", [1, 5, 12])
+def test_reciprocal_table_matches_model(bits: int):
+    check(33, SoftmaxConfig(n=1, lanes=1, mode="lut", reciprocal="lut", reciprocal_bits=bits, output_bits=4), True)
+
+
+def check(sum_width: int, config: SoftmaxConfig, pipelined: bool) -> None:
+    model = SoftmaxModel(config)
     sums = boundary_sums(sum_width)
-    expected = SoftmaxModel(SoftmaxConfig(n=1, lanes=1)).reciprocal(sums)
-    got = simulate(Reciprocal(sum_width, MIN_SUM_BITS, pipelined=pipelined), sums)
+    expected = model.reciprocal(sums)
+    table = model.reciprocal_table if config.reciprocal == "lut" else None
+    dut = Reciprocal(sum_width, MIN_SUM_BITS, config.output_bits, steps=config.reciprocal_steps, table=table,
+                     pipelined=pipelined)
+    got = simulate(dut, sums)
     mismatches = [(int(s), g, (int(es), int(eh))) for s, g, es, eh in
                   zip(sums, got, expected.scale, expected.shift, strict=True) if g != (es, eh)]
     assert not mismatches, f"{len(mismatches)} of {len(sums)} sums differ, first (sum, rtl, model): {mismatches[:3]}"
