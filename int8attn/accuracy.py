@@ -1,0 +1,208 @@
+"""Accuracy of any softmax configuration against float64 softmax and against the ``tflite`` mode.
+
+Metrics per configuration and row set, over every element of every row:
+
+* ``max_abs_error_lsb`` / ``mean_abs_error_lsb``: ``|q − zp − 2^B·p|`` in output LSBs, ``p`` the float64 softmax of
+  ``β·s·(x − max)`` (β and s as float32, as the models take them);
+* ``kl_divergence``: mean over rows of ``Σ p·ln(p / p̃)``, ``p̃`` the quantised probabilities floored at half an
+  LSB (so that a probability rounded to zero costs a finite amount) and renormalised to sum to 1;
+* ``argmax_agreement``: share of rows whose float argmax also has the largest quantised output;
+* ``max_sum_error`` / ``mean_sum_error``: ``|Σ p̂ − 1|`` per row;
+* ``bit_identical_to_tflite``: share of outputs equal to the ``tflite`` mode's (for ``B ≠ 8`` compared on the
+  ``tflite`` grid after rescaling, i.e. ``round(q·2^(8−B))``), only where the configuration has a ``tflite``
+  counterpart (β·s as given).
+"""
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .golden import SoftmaxConfig, SoftmaxModel
+from .golden.presets import knob_grid
+
+ROW_SETS = ("uniform", "normal", "peaked")
+DEPTH_SWEEP = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+WIDTH_SWEEP = (6, 8, 10, 12, 16, 31)
+
+
+def make_rows(kind: str, n: int, rows: int, seed: int = 0) -> np.ndarray:
+    """int8 rows of a named kind: ``uniform`` over int8, ``normal(0, 20)``, or ``peaked`` like attention scores
+    (a low noisy floor and one to three large logits per row)."""
+    rng = np.random.default_rng(seed)
+    if kind == "uniform":
+        values = rng.integers(-128, 128, (rows, n))
+    elif kind == "normal":
+        values = np.rint(rng.normal(0, 20, (rows, n)))
+    elif kind == "peaked":
+        values = np.rint(rng.normal(-40, 12, (rows, n)))
+        peaks = rng.integers(1, 4, rows)
+        for row, count in enumerate(peaks):
+            columns = rng.choice(n, size=min(count, n), replace=False)
+            values[row, columns] = rng.integers(60, 128, len(columns))
+    else:
+        raise ValueError(f"row set {kind!r} is unknown; allowed: {', '.join(ROW_SETS)}")
+    return np.clip(values, -128, 127).astype(np.int8)
+
+
+def float_softmax(x: np.ndarray, config: SoftmaxConfig) -> np.ndarray:
+    scale = float(np.float32(config.beta)) * float(np.float32(config.input_scale))
+    z = (x.astype(np.float64) - x.max(axis=1, keepdims=True)) * scale
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class AccuracyMetrics:
+    rows: int
+    max_abs_error_lsb: float
+    mean_abs_error_lsb: float
+    kl_divergence: float
+    argmax_agreement: float
+    max_sum_error: float
+    mean_sum_error: float
+    bit_identical_to_tflite: float | None
+
+
+def evaluate(config: SoftmaxConfig, x: np.ndarray) -> AccuracyMetrics:
+    """The metrics of the module docstring for ``config`` on the int8 rows ``x``."""
+    model = SoftmaxModel(config)
+    q = model(x).astype(np.int64)
+    bits = model.output_bits
+    levels = q - model.output_zero_point
+    p = float_softmax(x, config)
+    error = np.abs(levels - p * (1 << bits))
+    floored = np.maximum(levels, 0.5)
+    estimate = floored / floored.sum(axis=1, keepdims=True)
+    kl = np.where(p > 0, p * np.log(np.where(p > 0, p, 1) / estimate), 0).sum(axis=1)
+    row_sums = levels.sum(axis=1) / (1 << bits)
+    float_argmax = p.argmax(axis=1)
+    argmax_ok = levels[np.arange(len(x)), float_argmax] == levels.max(axis=1)
+    identical = None
+    if config.mode != "tinymind" or config.beta == 1.0:
+        reference = SoftmaxModel(tflite_counterpart(config))(x).astype(np.int64) + 128
+        on_grid = levels if bits == 8 else np.floor(levels * 2.0 ** (8 - bits) + 0.5).astype(np.int64)
+        identical = float(np.mean(np.minimum(on_grid, 255) == reference))
+    return AccuracyMetrics(
+        rows=len(x),
+        max_abs_error_lsb=float(error.max()),
+        mean_abs_error_lsb=float(error.mean()),
+        kl_divergence=float(kl.mean()),
+        argmax_agreement=float(argmax_ok.mean()),
+        max_sum_error=float(np.abs(row_sums - 1).max()),
+        mean_sum_error=float(np.abs(row_sums - 1).mean()),
+        bit_identical_to_tflite=identical,
+    )
+
+
+def tflite_counterpart(config: SoftmaxConfig) -> SoftmaxConfig:
+    """The ``tflite`` configuration with the same row length and quantisation."""
+    return SoftmaxConfig(n=config.n, lanes=config.lanes, input_scale=config.input_scale, beta=config.beta,
+                         input_zero_point=config.input_zero_point)
+
+
+def load_rows(path: Path, n: int) -> dict[str, np.ndarray]:
+    """User rows: an ``.npy`` array, or every array of an ``.npz``, each int8 of shape ``(rows, n)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"rows file {path} does not exist")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not an .npy or .npz file ({error})") from None
+    arrays = dict(loaded.items()) if isinstance(loaded, np.lib.npyio.NpzFile) else {path.stem: loaded}
+    for name, array in arrays.items():
+        if array.dtype != np.int8 or array.ndim != 2 or array.shape[1] != n:
+            raise ValueError(f"{path}:{name} must be int8 of shape (rows, {n}); it is {array.dtype} {array.shape}")
+    return arrays
+
+
+def report(configs: dict[str, SoftmaxConfig], row_sets: dict[str, np.ndarray]) -> list[dict]:
+    """One record per configuration and row set."""
+    records = []
+    for label, config in configs.items():
+        for set_name, rows in row_sets.items():
+            metrics = evaluate(config, rows)
+            records.append({"config": label, "row_set": set_name, "parameters": config.as_dict(),
+                            **asdict(metrics)})
+    return records
+
+
+def markdown_table(records: list[dict]) -> str:
+    header = ("| config | rows | max err (LSB) | mean err (LSB) | KL | argmax | max \\|Σp−1\\| | = tflite |\n"
+              "|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in records:
+        identical = "–" if r["bit_identical_to_tflite"] is None else f"{100 * r['bit_identical_to_tflite']:.1f}%"
+        lines.append(f"| {r['config']} | {r['row_set']} {r['rows']} | {r['max_abs_error_lsb']:.2f} | "
+                     f"{r['mean_abs_error_lsb']:.3f} | {r['kl_divergence']:.2e} | "
+                     f"{100 * r['argmax_agreement']:.1f}% | {r['max_sum_error']:.4f} | {identical} |")
+    return header + "\n".join(lines) + "\n"
+
+
+def rom_sweep(base: SoftmaxConfig, rows: np.ndarray) -> list[dict]:
+    """Max and mean error over ROM depth × width (other knobs at their defaults)."""
+    points = []
+    for width in WIDTH_SWEEP:
+        for depth in DEPTH_SWEEP:
+            config = replace(base, mode="lut", rom_depth=depth, rom_width=width)
+            metrics = evaluate(config, rows)
+            points.append({"rom_depth": depth, "rom_width": width, "max_abs_error_lsb": metrics.max_abs_error_lsb,
+                           "mean_abs_error_lsb": metrics.mean_abs_error_lsb})
+    return points
+
+
+def plot_rom_sweep(points: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for width in WIDTH_SWEEP:
+        series = [p for p in points if p["rom_width"] == width]
+        depths = [p["rom_depth"] for p in series]
+        axes[0].plot(depths, [p["max_abs_error_lsb"] for p in series], marker="o", label=f"width {width}")
+        axes[1].plot(depths, [p["mean_abs_error_lsb"] for p in series], marker="o", label=f"width {width}")
+    for axis, what in zip(axes, ("max", "mean"), strict=True):
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel("exp ROM depth (entries)")
+        axis.set_ylabel(f"{what} |error| (output LSB)")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_report(base: SoftmaxConfig, out_dir: Path, rows: int = 2000, seed: int = 0,
+                 user_rows: dict[str, np.ndarray] | None = None, configs: dict[str, SoftmaxConfig] | None = None,
+                 plot: bool = True) -> dict[str, Path]:
+    """Run the accuracy report and write ``accuracy.json``, ``accuracy.md`` and ``accuracy_rom.png``.
+
+    ``configs`` defaults to ``base`` in modes ``tflite`` and ``tinymind`` (where β = 1) and the knob grid.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if configs is None:
+        configs = {"tflite": tflite_counterpart(base)}
+        if float(np.float32(base.beta)) == 1.0:
+            configs["tinymind"] = replace(tflite_counterpart(base), mode="tinymind")
+        configs.update(knob_grid(tflite_counterpart(base)))
+    row_sets = {kind: make_rows(kind, base.n, rows, seed) for kind in ROW_SETS}
+    row_sets.update(user_rows or {})
+    records = report(configs, row_sets)
+    paths = {"json": out_dir / "accuracy.json", "markdown": out_dir / "accuracy.md"}
+    document = {"base": tflite_counterpart(base).as_dict(), "rows_per_set": rows, "seed": seed, "results": records}
+    if plot:
+        points = rom_sweep(tflite_counterpart(base), row_sets["peaked"])
+        document["rom_sweep"] = {"row_set": "peaked", "points": points}
+        paths["plot"] = out_dir / "accuracy_rom.png"
+        plot_rom_sweep(points, paths["plot"], f"softmax n={base.n}, s={base.input_scale}, β={base.beta}: "
+                                              "error vs exp ROM depth and width (peaked rows)")
+    paths["json"].write_text(json.dumps(document, indent=2) + "\n")
+    paths["markdown"].write_text(
+        f"# Softmax accuracy (n={base.n}, input_scale={base.input_scale}, beta={base.beta}, {rows} rows per set)\n\n"
+        + markdown_table(records))
+    return paths
