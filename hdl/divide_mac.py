@@ -35,7 +35,9 @@ class DivideMac(wiring.Component):
     lanes : int
         Elements per beat.
     exp_width : int
-        Width of a LUT entry.
+        Stored width of a LUT entry.
+    exp_shift : int
+        Zero bits below the stored ones.
     sum_width, min_sum_bits : int
         Width and smallest bit length of the row sum.
 
@@ -55,13 +57,14 @@ class DivideMac(wiring.Component):
 
     latency = 4
 
-    def __init__(self, lanes: int, exp_width: int, sum_width: int, min_sum_bits: int):
+    def __init__(self, lanes: int, exp_width: int, exp_shift: int, sum_width: int, min_sum_bits: int):
         if min_sum_bits < KEPT_BITS:
             raise ValueError(f"min_sum_bits must be at least {KEPT_BITS}, not {min_sum_bits}")
         self.lanes = lanes
         self.sum_width = sum_width
         self.bit_lengths = range(min_sum_bits, sum_width + 1)
-        self.numerator_width = max(exp_width + NUMERATOR_SHIFT, sum_width) + 1
+        self.exp_shift = exp_shift
+        self.numerator_width = max(exp_width + exp_shift + NUMERATOR_SHIFT, sum_width) + 1
         super().__init__({
             "en": Out(1),
             "valid": In(1),
@@ -97,7 +100,7 @@ class DivideMac(wiring.Component):
         for lane in range(self.lanes):
             numerator_a = Signal(self.numerator_width, name=f"numerator_a{lane}")
             with m.If(self.en):
-                m.d.sync += numerator_a.eq((self.exp[lane] << NUMERATOR_SHIFT) + (row.sum >> 1))
+                m.d.sync += numerator_a.eq((self.exp[lane] << (NUMERATOR_SHIFT + self.exp_shift)) + (row.sum >> 1))
 
             kept = Signal(KEPT_BITS + QUOTIENT_BITS, name=f"kept{lane}")
             with m.Switch(shift_a):

@@ -24,7 +24,8 @@ class ExpRom(wiring.Component):
     """Two synchronous ROMs per lane, both indexed by ``d = max − x`` (0..255).
 
     The ``sum`` port reads the accumulator terms, the ``out`` port the numerators. Diffs at or beyond the table depth
-    read 0. Low bits that are zero in every entry are not stored.
+    read 0. Low bits that are zero in every entry are not stored: the ``sum`` port restores them, the ``out`` port
+    leaves them to its user (``out_zero_bits``), whose multiplier is then narrower.
 
     Parameters
     ----------
@@ -54,15 +55,17 @@ class ExpRom(wiring.Component):
         self.out_width = max(max(self.out_table).bit_length(), 1)
         self.sum_zero_bits = _common_zero_bits(self.sum_table)
         self.out_zero_bits = _common_zero_bits(self.out_table)
+
         super().__init__({
             "sum": In(ExpRomPort(lanes, self.sum_width)),
-            "out": In(ExpRomPort(lanes, self.out_width)),
+            "out": In(ExpRomPort(lanes, self.out_width - self.out_zero_bits)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        for port, table, width, zero_bits in ((self.sum, self.sum_table, self.sum_width, self.sum_zero_bits),
-                                              (self.out, self.out_table, self.out_width, self.out_zero_bits)):
+        for port, table, width, zero_bits, restored in (
+                (self.sum, self.sum_table, self.sum_width, self.sum_zero_bits, self.sum_zero_bits),
+                (self.out, self.out_table, self.out_width, self.out_zero_bits, 0)):
             name = "sum" if port is self.sum else "out"
             stored = [value >> zero_bits for value in table]
             stored_width = width - zero_bits
@@ -73,12 +76,12 @@ class ExpRom(wiring.Component):
                 address = port.addr[lane]
                 m.d.comb += [read.en.eq(port.en), read.addr.eq(address)]
                 if self.depth == 1 << DIFF_BITS:
-                    m.d.comb += port.data[lane].eq(read.data << zero_bits)
+                    m.d.comb += port.data[lane].eq(read.data << restored)
                 else:
                     in_range = Signal(name=f"{name}_in_range{lane}")
                     with m.If(port.en):
                         m.d.sync += in_range.eq(address < self.depth)
-                    m.d.comb += port.data[lane].eq((read.data & in_range.replicate(stored_width)) << zero_bits)
+                    m.d.comb += port.data[lane].eq((read.data & in_range.replicate(stored_width)) << restored)
         return m
 
 

@@ -26,7 +26,9 @@ class FinalMac(wiring.Component):
     lanes : int
         Elements per beat.
     exp_width : int
-        Width of an exponential (Q0.31, at most 31 bits).
+        Stored width of an exponential.
+    exp_shift : int
+        Zero bits below the stored ones: the Q0.31 exponential is ``exp << exp_shift``.
     sum_width, min_sum_bits : int
         As for :class:`Reciprocal`; they bound the row's shift.
     output_bits : int
@@ -48,8 +50,10 @@ class FinalMac(wiring.Component):
 
     latency = 2
 
-    def __init__(self, lanes: int, exp_width: int, sum_width: int, min_sum_bits: int, output_bits: int = 8):
+    def __init__(self, lanes: int, exp_width: int, exp_shift: int, sum_width: int, min_sum_bits: int,
+                 output_bits: int = 8):
         self.lanes = lanes
+        self.exp_shift = exp_shift
         self.output_bits = output_bits
         self.shifts = range(output_shift(min_sum_bits, output_bits), output_shift(sum_width, output_bits) + 1)
         super().__init__({
@@ -70,7 +74,7 @@ class FinalMac(wiring.Component):
         shift = Signal.like(self.reciprocal.shift)
         with m.If(self.en):
             m.d.sync += [valid.eq(self.valid), last.eq(self.last), shift.eq(self.reciprocal.shift)]
-            m.d.sync += [product.eq(self.reciprocal.scale * self.exp[lane] + HALF)
+            m.d.sync += [product.eq(((self.reciprocal.scale * self.exp[lane]) << self.exp_shift) + HALF)
                          for lane, product in enumerate(products)]
 
         with m.If(self.en):

@@ -60,17 +60,21 @@ class Softmax(wiring.Component):
         if config.mode == "tinymind":
             self.reciprocal = Reciprocal(sum_bits, min_sum_bits, model.output_bits, steps=steps, pipelined=pipelined,
                                          carry_sum=True)
-            self.final_mac = DivideMac(lanes, self.exp_rom.out_width, sum_bits, min_sum_bits)
+            self.final_mac = DivideMac(lanes, *self._exp_port(), sum_bits, min_sum_bits)
         else:
             table = model.reciprocal_table if config.reciprocal == "lut" else None
             self.reciprocal = Reciprocal(sum_bits, min_sum_bits, model.output_bits, steps=steps, table=table,
                                          pipelined=pipelined)
-            self.final_mac = FinalMac(lanes, self.exp_rom.out_width, sum_bits, min_sum_bits, model.output_bits)
+            self.final_mac = FinalMac(lanes, *self._exp_port(), sum_bits, min_sum_bits, model.output_bits)
         super().__init__({
             "i": In(stream.Signature(SoftmaxBeat(lanes))),
             "o": Out(stream.Signature(SoftmaxBeat(lanes, model.output_bits))),
             "error": Out(1),
         })
+
+    def _exp_port(self) -> tuple[int, int]:
+        """Stored width and dropped zero bits of the exp ROM's ``out`` port."""
+        return self.exp_rom.out_width - self.exp_rom.out_zero_bits, self.exp_rom.out_zero_bits
 
     @property
     def banks(self) -> int:

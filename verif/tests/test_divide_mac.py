@@ -60,7 +60,7 @@ def test_divide_mac_is_exact_at_boundary_sums(n: int, input_scale: float):
     beats = [(exps[k:k + LANES].tolist(), int(scale), int(shift), int(total))
              for total, scale, shift in zip(sums, reciprocal.scale, reciprocal.shift, strict=True)
              for k in range(0, len(exps), LANES)]
-    dut = DivideMac(LANES, 31, model.sum_bits, int(model.exp_table[0]).bit_length())
+    dut = DivideMac(LANES, 31, 0, model.sum_bits, int(model.exp_table[0]).bit_length())
     got = np.array(simulate(dut, beats)).reshape(len(sums), -1)
     expected = model.divide(exps[None, :], sums[:, None])
     wrong = np.argwhere(got != expected)
