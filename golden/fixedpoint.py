@@ -80,7 +80,7 @@ def exp_on_negative_values(a: np.ndarray | int) -> np.ndarray:
 
 
 def one_over_one_plus_x_for_x_in_0_1(a: np.ndarray, steps: int = 3) -> np.ndarray:
-    """Q0.31 → Q0.31 ``1/(1+a)`` by gemmlowp's 48/17 − 32/17·d seed and ``steps`` Newton–Raphson steps (3 in gemmlowp)."""
+    """Q0.31 → Q0.31 ``1/(1+a)``: gemmlowp's 48/17 − 32/17·d seed and ``steps`` Newton–Raphson steps (gemmlowp: 3)."""
     a = np.asarray(a, dtype=np.int64)
     half_denominator = (a + INT32_MAX + 1) >> 1
     x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))

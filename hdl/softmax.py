@@ -23,8 +23,8 @@ class Softmax(wiring.Component):
     while :class:`MaxReduce` finds the row maximum. The sum pass then reads the row back, turns each element into a
     ROM index (:class:`LutIndex`), sums the terms (:class:`ExpRom`, :class:`Accumulator`) and queues the indices.
     :class:`Reciprocal` turns the sum into a scale and a shift, and :class:`FinalMac` (modes ``tflite``, ``lut``) or
-    :class:`DivideMac` (mode ``tinymind``) scales the queued exponentials of the row. Rows overlap in every stage, so ``lanes`` elements are accepted and produced every cycle
-    on back-to-back rows.
+    :class:`DivideMac` (mode ``tinymind``) scales the queued exponentials of the row. Rows overlap in every stage,
+    so ``lanes`` elements are accepted and produced every cycle on back-to-back rows.
 
     Framing: a beat with ``last`` set before beat ``n/lanes − 1``, or beat ``n/lanes − 1`` without ``last``, raises the
     sticky ``error`` output; the row is dropped and input resumes after the next beat with ``last`` set.

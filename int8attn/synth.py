@@ -218,3 +218,53 @@ def stable_view(report: dict) -> dict:
 def config_slug(config: SoftmaxConfig) -> str:
     text = "_".join(f"{key}{value}" for key, value in config.as_dict().items() if key not in ("input_zero_point",))
     return re.sub(r"[^A-Za-z0-9_.-]", "", text)
+
+
+TABLE_SHAPES = ((10, 1), (64, 4), (256, 8))
+TABLE_FAMILIES = ("xc7", "ecp5", "ice40")
+HLS4ML_ANCHOR = {"source": "hls4ml softmax_stable, io_stream, N=10, Vivado HLS on xc7z020",
+                 "luts": 2184, "ffs": 829, "dsp": 1, "bram18": 2, "latency_cycles": 24, "initiation_interval": 10}
+
+
+def benchmark_table(out_dir: Path, seed: int = DEFAULT_SEED) -> tuple[Path, Path]:
+    """Synthesise the default softmax at :data:`TABLE_SHAPES` on every family; write ``synth.json``/``synth.md``."""
+    out_dir = Path(out_dir)
+    records = []
+    for n, lanes in TABLE_SHAPES:
+        config = SoftmaxConfig(n=n, lanes=lanes)
+        reports = {family: synthesize(config, family, out_dir / f"n{n}_p{lanes}", seed) for family in TABLE_FAMILIES}
+        for report in reports.values():
+            report["resources"].pop("cells", None)
+            report.get("harness", {}).pop("cells", None)
+        records.append({"n": n, "lanes": lanes, "reports": reports})
+    json_path = out_dir / "synth.json"
+    json_path.write_text(json.dumps({"tools": tool_versions(), "seed": seed, "shapes": records,
+                                     "anchor": HLS4ML_ANCHOR}, indent=2) + "\n")
+    md_path = out_dir / "synth.md"
+    md_path.write_text(benchmark_markdown(records))
+    return json_path, md_path
+
+
+def benchmark_markdown(records: list[dict]) -> str:
+    def fmax(report: dict) -> str:
+        if report.get("fits") is False:
+            return "does not fit"
+        return "–" if report.get("fmax_mhz") is None else f"{report['fmax_mhz']:.0f}"
+
+    lines = ["| N, P | xc7 LUT / FF / DSP / BRAM | ECP5 LUT / FF / DSP / BRAM | Fmax ECP5 (MHz) | Fmax iCE40 (MHz) "
+             "| latency (cycles) | elements/s (ECP5) |", "|---|---|---|---|---|---|---|"]
+    for record in records:
+        xc7, ecp5, ice40 = (record["reports"][f] for f in ("xc7", "ecp5", "ice40"))
+
+        def resources(report: dict) -> str:
+            r = report["resources"]
+            bram = r.get("bram18_equivalent", r["bram"])
+            return f"{r['luts']} / {r['ffs']} / {r['dsp']} / {bram}"
+
+        rate = ecp5.get("elements_per_s")
+        lines.append(f"| {record['n']}, {record['lanes']} | {resources(xc7)} | {resources(ecp5)} | {fmax(ecp5)} | "
+                     f"{fmax(ice40)} | {ecp5['latency_cycles']} | {'–' if rate is None else f'{rate / 1e6:.0f} M'} |")
+    a = HLS4ML_ANCHOR
+    lines.append(f"| 10, 1 (anchor: {a['source']}) | {a['luts']} / {a['ffs']} / {a['dsp']} / {a['bram18']} | – | – | – "
+                 f"| {a['latency_cycles']} (II={a['initiation_interval']}) | – |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,119 @@
+"""Sweep outputs: results.csv, results.json, summary.md and the plots."""
+
+import csv
+import json
+from pathlib import Path
+
+ACCURACY_SET = "peaked"
+RESOURCE_COLUMNS = ("luts", "ffs", "carry", "dsp", "bram")
+
+
+def flatten(record: dict, families: list[str]) -> dict:
+    """One CSV row: the point, its parameters, accuracy and per-family figures."""
+    row = {"point": record["point"], "error": record.get("error", "")}
+    row.update({f"param_{key}": value for key, value in record["parameters"].items()})
+    for kind in ("uniform", "normal", "peaked"):
+        metrics = record.get(f"accuracy_{kind}", {})
+        row[f"{kind}_max_err_lsb"] = metrics.get("max_abs_error_lsb")
+        row[f"{kind}_mean_err_lsb"] = metrics.get("mean_abs_error_lsb")
+        row[f"{kind}_kl"] = metrics.get("kl_divergence")
+        row[f"{kind}_identical_to_tflite"] = metrics.get("bit_identical_to_tflite")
+    if "rtl_check" in record:
+        row["rtl_check_passed"] = record["rtl_check"]["passed"]
+    for family in families:
+        report = record.get(family, {})
+        for column in RESOURCE_COLUMNS:
+            row[f"{family}_{column}"] = report.get("resources", {}).get(column)
+        row[f"{family}_fits"] = report.get("fits")
+        row[f"{family}_fmax_mhz"] = report.get("fmax_mhz")
+        row[f"{family}_elements_per_s"] = report.get("elements_per_s")
+        row["latency_cycles"] = report.get("latency_cycles", row.get("latency_cycles"))
+    return row
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both coordinates (lower is better on both)."""
+    return [i for i, (x, y) in enumerate(points)
+            if not any((x2 <= x and y2 <= y) and (x2 < x or y2 < y) for x2, y2 in points)]
+
+
+def _plots(rows: list[dict], family: str | None, out_dir: Path) -> dict[str, Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths: dict[str, Path] = {}
+    good = [r for r in rows if not r["error"] and family and r.get(f"{family}_luts") is not None]
+    if not good:
+        return paths
+    luts = [r[f"{family}_luts"] for r in good]
+    errors = [r[f"{ACCURACY_SET}_max_err_lsb"] for r in good]
+    front = set(pareto_front(list(zip(luts, errors, strict=True))))
+    figure, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    axis.scatter(luts, errors, c=["tab:red" if i in front else "tab:blue" for i in range(len(good))])
+    ordered = sorted(front, key=lambda i: luts[i])
+    axis.plot([luts[i] for i in ordered], [errors[i] for i in ordered], "r--", label="Pareto front")
+    for i in ordered:
+        axis.annotate(good[i]["point"], (luts[i], errors[i]), fontsize=6)
+    axis.set_xlabel(f"LUTs ({family})")
+    axis.set_ylabel(f"max |error| (output LSB, {ACCURACY_SET} rows)")
+    axis.set_yscale("symlog", linthresh=1)
+    axis.legend()
+    paths["error_vs_luts"] = out_dir / "error_vs_luts.png"
+    figure.savefig(paths["error_vs_luts"], dpi=110)
+    plt.close(figure)
+
+    for name, x_key, y_key, y_label in (("fmax_vs_n", "param_n", f"{family}_fmax_mhz", f"Fmax (MHz, {family})"),
+                                        ("luts_vs_lanes", "param_lanes", f"{family}_luts", f"LUTs ({family})")):
+        series = [(r[x_key], r[y_key]) for r in good if r.get(y_key) is not None]
+        if not series:
+            continue
+        figure, axis = plt.subplots(figsize=(6, 4), constrained_layout=True)
+        axis.scatter(*zip(*series, strict=True))
+        axis.set_xlabel(x_key.removeprefix("param_"))
+        axis.set_ylabel(y_label)
+        axis.grid(True, alpha=0.3)
+        paths[name] = out_dir / f"{name}.png"
+        figure.savefig(paths[name], dpi=110)
+        plt.close(figure)
+    return paths
+
+
+def markdown(sweep: dict, rows: list[dict], family: str | None) -> str:
+    lines = [f"# Sweep `{sweep['name']}`: {len(rows)} points, families {', '.join(sweep['run']['families']) or '–'}",
+             ""]
+    header = ["point", "max err (LSB)", "mean err (LSB)", "= tflite"]
+    if family:
+        header += [f"{family} LUT", "FF", "DSP", "BRAM", "Fmax (MHz)"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        if r["error"]:
+            lines.append(f"| {r['point']} | failed: {r['error']} |" + " |" * (len(header) - 2))
+            continue
+        identical = r[f"{ACCURACY_SET}_identical_to_tflite"]
+        cells = [r["point"], f"{r[f'{ACCURACY_SET}_max_err_lsb']:.2f}", f"{r[f'{ACCURACY_SET}_mean_err_lsb']:.3f}",
+                 "–" if identical is None else f"{100 * identical:.1f}%"]
+        if family:
+            cells += [str(r.get(f"{family}_{c}")) for c in ("luts", "ffs", "dsp", "bram", "fmax_mhz")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Accuracy on {sweep['run']['rows']} `{ACCURACY_SET}` rows against float64 softmax; "
+                 "see results.csv for every metric and row set.")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(sweep: dict, records: list[dict], out_dir: Path) -> dict[str, Path]:
+    families = sweep["run"]["families"]
+    rows = [flatten(record, families) for record in records]
+    family = families[0] if families else None
+    paths = {"csv": out_dir / "results.csv", "json": out_dir / "results.json", "markdown": out_dir / "summary.md"}
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with paths["csv"].open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    paths["json"].write_text(json.dumps({"name": sweep["name"], "run": sweep["run"], "points": records},
+                                        indent=2) + "\n")
+    paths["markdown"].write_text(markdown(sweep, rows, family))
+    paths.update(_plots(rows, family, out_dir))
+    return paths
