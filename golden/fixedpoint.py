@@ -11,7 +11,10 @@ INT32_MAX = (1 << 31) - 1
 
 
 def srdhm(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
-    """``SaturatingRoundingDoublingHighMul``: ``a·b / 2^31``, rounded half away from zero, saturated."""
+    """``SaturatingRoundingDoublingHighMul``: ``a·b / 2^31`` rounded to nearest, saturated.
+
+    gemmlowp nudges by ±2^30 and truncates toward zero, so an exact half rounds up: +0.5 → 1 but −0.5 → 0.
+    """
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     ab = a * b

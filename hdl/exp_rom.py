@@ -70,7 +70,7 @@ class ExpRom(wiring.Component):
             stored = [value >> zero_bits for value in table]
             stored_width = width - zero_bits
             for lane in range(self.lanes):
-                rom = memory.Memory(shape=unsigned(stored_width), depth=self.depth, init=stored)
+                rom = memory.Memory(shape=unsigned(stored_width), depth=max(self.depth, 2), init=stored)
                 m.submodules[f"{name}_rom{lane}"] = rom
                 read = rom.read_port()
                 address = port.addr[lane]

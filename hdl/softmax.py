@@ -89,8 +89,9 @@ class Softmax(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the last input beat of a row being accepted to its first output beat being valid."""
+        sum_register = 1
         return (self.max_reduce.latency + 1 + self.config.beats - 1 + 1 + self.exp_rom.latency
-                + self.accumulator.latency + self.reciprocal.latency + self.exp_rom.latency
+                + self.accumulator.latency + sum_register + self.reciprocal.latency + self.exp_rom.latency
                 + self.final_mac.latency)
 
     @property
@@ -131,7 +132,7 @@ class Softmax(wiring.Component):
         # Input: framing, row buffer writes, row maximum.
         occupied = Signal(range(self.banks + 1))
         write_base = Signal(range(self.banks * beats))
-        write_beat = Signal(range(beats))
+        write_beat = Signal(range(max(beats, 2)))
         discarding = Signal()
         accept = self.i.valid & self.i.ready
         closes_row = write_beat == beats - 1
@@ -162,7 +163,7 @@ class Softmax(wiring.Component):
         # Sum pass: read the row back, index the ROM, accumulate, queue the indices.
         sum_enable = Signal()
         read_base = Signal(range(self.banks * beats))
-        read_beat = Signal(range(beats))
+        read_beat = Signal(range(max(beats, 2)))
         issue = sum_enable & row_maxima.r_rdy
         releases = issue & (read_beat == beats - 1)
         m.d.comb += [
@@ -198,15 +199,16 @@ class Softmax(wiring.Component):
             self.accumulator.first.eq(rom_first),
             self.accumulator.last.eq(rom_last),
             self.accumulator.terms.eq(self.exp_rom.sum.data),
-            self.reciprocal.i.valid.eq(self.accumulator.sum_valid),
-            self.reciprocal.i.payload.eq(self.accumulator.sum),
-            sum_enable.eq(~(read_valid & ~index_queue.w_rdy)
-                          & ~(self.accumulator.sum_valid & ~self.reciprocal.i.ready)),
+            sum_enable.eq(~(read_valid & ~index_queue.w_rdy) & ~(self.reciprocal.i.valid & ~self.reciprocal.i.ready)),
         ]
+        with m.If(self.accumulator.sum_valid & sum_enable):
+            m.d.sync += [self.reciprocal.i.valid.eq(1), self.reciprocal.i.payload.eq(self.accumulator.sum)]
+        with m.Elif(self.reciprocal.i.ready):
+            m.d.sync += self.reciprocal.i.valid.eq(0)
 
         # Output pass: join each queued beat with its row's reciprocal, then the final MAC.
         out_enable = self.final_mac.en
-        out_beat = Signal(range(beats))
+        out_beat = Signal(range(max(beats, 2)))
         row_reciprocal = Signal.like(self.reciprocal.o.payload)
         starts_row = out_beat == 0
         take = out_enable & index_queue.r_rdy & (~starts_row | self.reciprocal.o.valid)
