@@ -1,12 +1,12 @@
 """Committed golden vectors: seeded int8 rows and the model's outputs for the regression configurations.
 
-:data:`CASES` holds the RTL regression configurations of ``verif/tests/test_softmax_rtl.py``, the default unit and a
-unit whose exp ROM is cut short (β·s = 1: 16 entries).
+:data:`CASES` holds the RTL regression configurations of ``verif/tests/test_softmax_rtl.py``, the default unit, a
+unit whose exp ROM is cut short (β·s = 1: 16 entries), one ``tinymind`` unit and two ``lut`` units.
 
-``int8attn golden-vectors`` (``make golden``) rewrites
-``golden/vectors/softmax.npz`` and its index ``golden/vectors/softmax.json``. The archive holds ``case{i}_x`` (int8,
-rows × n) and ``case{i}_y`` (int8, rows × n, scale 1/256, zero point −128), as ``shared/vectors`` does; the index lists
-each case's :class:`SoftmaxConfig`, row count and seed. Both files are byte-for-byte reproducible on one numpy version.
+``int8attn golden-vectors`` (``make golden``) rewrites ``golden/vectors/softmax.npz`` and its index
+``golden/vectors/softmax.json``. The archive holds ``case{i}_x`` (int8, rows × n) and ``case{i}_y`` (rows × n; int8,
+or int16 past 8 output bits), as ``shared/vectors`` does; the index lists each case's :class:`SoftmaxConfig`, row
+count, seed and output quantisation. A rerun on the same machine rewrites the same bytes.
 """
 
 import io
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import SoftmaxConfig
-from .softmax import OUTPUT_ZERO_POINT, SoftmaxModel
+from .softmax import SoftmaxModel
 
 VECTORS_DIR = Path(__file__).resolve().parent / "vectors"
 ARCHIVE = "softmax.npz"
@@ -46,6 +46,11 @@ CASES = (
     VectorCase(SoftmaxConfig(n=1024, lanes=4, input_scale=1 / 16, input_zero_point=127), rows=96, seed=7),
     VectorCase(SoftmaxConfig(), rows=256, seed=8),
     VectorCase(SoftmaxConfig(n=16, lanes=16, input_scale=1.0), rows=256, seed=9),
+    VectorCase(SoftmaxConfig(n=64, lanes=4, input_scale=0.1, mode="tinymind"), rows=256, seed=10),
+    VectorCase(SoftmaxConfig(n=32, lanes=4, mode="lut", rom_depth=64, rom_width=16, accumulator_width=24,
+                             reciprocal="lut", reciprocal_bits=6, output_bits=12), rows=256, seed=11),
+    VectorCase(SoftmaxConfig(n=32, lanes=2, mode="lut", rom_width=12, reciprocal_steps=1, output_bits=6),
+               rows=256, seed=12),
 )
 
 
@@ -78,36 +83,31 @@ def make_rows(n: int, rows: int, seed: int) -> np.ndarray:
     return np.concatenate([directed, uniform, normal, narrow]).astype(np.int8)
 
 
-def generate(cases: tuple[VectorCase, ...] = CASES) -> list[Vectors]:
-    """Draw each case's rows and run the model on them."""
-    vectors = []
-    for case in cases:
-        x = make_rows(case.config.n, case.rows, case.seed)
-        vectors.append(Vectors(case.config, x, SoftmaxModel(case.config)(x)))
-    return vectors
-
-
 def write_vectors(directory: Path = VECTORS_DIR, cases: tuple[VectorCase, ...] = CASES) -> tuple[Path, Path]:
-    """Write the archive and its index into ``directory``; returns their paths."""
+    """Draw each case's rows, run the model and write the archive and its index into ``directory``.
+
+    Returns
+    -------
+    tuple of Path
+        The archive and the index.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     archive, index = directory / ARCHIVE, directory / INDEX
+    entries = []
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for i, vectors in enumerate(generate(cases)):
-            for name, array in ((f"case{i}_x", vectors.x), (f"case{i}_y", vectors.y)):
+        for i, case in enumerate(cases):
+            model = SoftmaxModel(case.config)
+            x = make_rows(case.config.n, case.rows, case.seed)
+            for name, array in ((f"case{i}_x", x), (f"case{i}_y", model(x))):
                 buffer = io.BytesIO()
                 np.lib.format.write_array(buffer, array, allow_pickle=False)
                 zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE), buffer.getvalue(),
                             compress_type=zipfile.ZIP_DEFLATED)
-    document = {
-        "generator": "int8attn golden-vectors",
-        "model": "int8attn.golden.SoftmaxModel: bit-exact TFLite reference int8 softmax",
-        "archive": ARCHIVE,
-        "output_scale": 1 / 256,
-        "output_zero_point": OUTPUT_ZERO_POINT,
-        "cases": [{"case": i, "config": case.config.as_dict(), "rows": case.rows, "seed": case.seed}
-                  for i, case in enumerate(cases)],
-    }
+            entries.append({"case": i, "config": case.config.as_dict(), "rows": case.rows, "seed": case.seed,
+                            "output_scale": 2.0 ** -model.output_bits, "output_zero_point": model.output_zero_point})
+    document = {"generator": "int8attn golden-vectors", "model": "int8attn.golden.SoftmaxModel", "archive": ARCHIVE,
+                "cases": entries}
     index.write_text(json.dumps(document, indent=1) + "\n")
     return archive, index
 

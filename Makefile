@@ -1,0 +1,48 @@
+# int8attn: `make demo` on a fresh machine, `make test` for the test suite. See README.md.
+
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+INT8ATTN := $(VENV)/bin/int8attn
+VERILATOR := $(VENV)/bin/verilator-cli
+STAMP := $(VENV)/.installed
+DEMO_DIR := build/softmax_n64_p4
+# n:lanes of the units that `make lint` emits and lints
+LINT_UNITS := 64:4 10:2 1:1 1024:4
+
+.PHONY: install demo test bench golden lint clean
+
+install: $(STAMP)
+
+$(PYTHON):
+	python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PYTHON)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(INT8ATTN) verilog softmax --n 64 --lanes 4 -o $(DEMO_DIR)
+	$(INT8ATTN) sim softmax --n 64 --lanes 4 --simulator verilator
+	@echo
+	@echo "demo: $(DEMO_DIR)/softmax.v (+ softmax.json, exp_rom.hex) emitted and checked against the golden model on Verilator"
+
+test: $(STAMP)
+	$(PYTHON) -m pytest
+
+bench: $(STAMP)
+	$(INT8ATTN) bench --update-readme
+
+golden: $(STAMP)
+	$(INT8ATTN) golden-vectors
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	waivers="$$($(PYTHON) -c 'from int8attn.verif.runner import VERILATOR_WAIVERS; print(*VERILATOR_WAIVERS)')"; \
+	for unit in $(LINT_UNITS); do \
+		n=$${unit%:*}; lanes=$${unit#*:}; out=build/lint/softmax_n$${n}_p$${lanes}; \
+		$(INT8ATTN) verilog softmax --n $$n --lanes $$lanes -o $$out > /dev/null && \
+		$(VERILATOR) --lint-only --quiet $$waivers $$out/softmax.v && echo "verilator lint ok: $$out/softmax.v" || exit 1; \
+	done
+
+clean:
+	rm -rf build sim_build results.xml .pytest_cache .ruff_cache
