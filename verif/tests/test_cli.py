@@ -1,6 +1,5 @@
 """The ``int8attn`` command, run as a user would: one-line errors with exit code 2, and the good paths."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -12,11 +11,6 @@ import numpy as np
 import pytest
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
-
-NO_RUNNER = pytest.mark.skipif(importlib.util.find_spec("int8attn.verif.runner") is None,
-                               reason="int8attn.verif.runner not written yet")
-NO_EMIT = pytest.mark.skipif(importlib.util.find_spec("int8attn.hdl.emit") is None,
-                             reason="int8attn.hdl.emit not written yet")
 
 
 def run(*args: str | Path, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -65,6 +59,9 @@ BAD_UNIT_OPTIONS = [
     ["--mode", "lut", "--rom-depth", "0"], ["--mode", "lut", "--rom-width", "32"],
     ["--mode", "lut", "--output-bits", "3"], ["--mode", "lut", "--reciprocal", "table"],
     ["--mode", "lut", "--reciprocal-steps", "4"], ["--mode", "lut", "--accumulator-width", "x"],
+    ["--mode", "lut", "--accumulator-width", "19"], ["--mode", "lut", "--reciprocal-bits", "13"],
+    ["--mode", "lut", "--output-bits", "17"], ["--mode", "lut", "--rom-width", "1"],
+    ["--mode", "tinymind", "--rom-depth", "64"], ["--mode", "tflite", "--reciprocal", "lut"],
 ]
 
 
@@ -182,7 +179,6 @@ def test_read_only_output_folder(tmp_path):
     assert_one_line_error(run("verilog", "softmax", "-o", locked))
 
 
-@NO_RUNNER
 def test_bench_without_readme_block(tmp_path):
     (tmp_path / "README.md").write_text("# no benchmark block\n")
     line = assert_one_line_error(run("bench", "--quick", "--update-readme", cwd=tmp_path))
@@ -190,7 +186,6 @@ def test_bench_without_readme_block(tmp_path):
     assert not (tmp_path / "build").exists()
 
 
-@NO_RUNNER
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
 def test_sim_missing_simulator(simulator, tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}
@@ -199,7 +194,6 @@ def test_sim_missing_simulator(simulator, tmp_path):
     assert "install" in line
 
 
-@NO_RUNNER
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs iverilog: apt-get install -y iverilog")
 def test_sim_passes_and_writes_waves(tmp_path):
     result = run("sim", "softmax", "--n", "8", "--lanes", "2", "--simulator", "icarus", "--rows", "4", "--waves",
@@ -210,7 +204,6 @@ def test_sim_passes_and_writes_waves(tmp_path):
     assert waves and all(path.is_file() and path.is_relative_to(tmp_path) for path in waves)
 
 
-@NO_EMIT
 def test_verilog_writes_files(tmp_path):
     result = run("verilog", "softmax", "--n", "16", "--lanes", "4", "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
@@ -221,7 +214,6 @@ def test_verilog_writes_files(tmp_path):
     assert str(sidecar["latency_cycles"]) in result.stdout
 
 
-@NO_EMIT
 def test_verilog_default_folder(tmp_path):
     result = run("verilog", "softmax", "--n", "8", "--lanes", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -229,7 +221,6 @@ def test_verilog_default_folder(tmp_path):
 
 
 @pytest.mark.slow
-@NO_EMIT
 def test_synth_xc7_reports_resources(tmp_path):
     result = run("synth", "softmax", "--family", "xc7", "--n", "8", "--lanes", "1", "-o", tmp_path)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,69 @@
+"""Sweeps: every point measured or its error recorded, outputs written, interrupted sweeps resumed from the cache."""
+
+import csv
+import json
+
+import pytest
+
+from int8attn.sweep import SweepError, load_sweep, run_sweep
+
+SWEEP = """
+name = "t"
+[base]
+n = 4
+lanes = 1
+mode = "lut"
+[grid]
+rom_width = [8, 31]
+lanes = [1, 2]
+[[extra]]
+rom_width = 99
+[run]
+families = ["xc7"]
+rows = 30
+"""
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sweep")
+    (folder / "sweep.toml").write_text(SWEEP)
+    paths = run_sweep(folder / "sweep.toml", folder / "out", jobs=2)
+    return folder, paths
+
+
+def test_every_point_is_reported_and_the_broken_one_is_not_fatal(swept):
+    folder, paths = swept
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert len(rows) == 5
+    broken = [row for row in rows if row["error"]]
+    assert len(broken) == 1 and "rom_width=99" in broken[0]["error"]
+    for row in rows:
+        if not row["error"]:
+            assert int(row["xc7_luts"]) > 0 and float(row["peaked_max_err_lsb"]) >= 0
+    assert len(json.loads(paths["json"].read_text())["points"]) == 5
+    assert "failed: ConfigError" in paths["markdown"].read_text()
+    assert paths["error_vs_luts"].stat().st_size > 0 and paths["luts_vs_lanes"].stat().st_size > 0
+
+
+def test_an_interrupted_sweep_resumes(swept):
+    folder, _ = swept
+    cache = sorted((folder / "out" / "cache").glob("*.json"))
+    assert len(cache) == 5
+    kept = {path: path.stat().st_mtime_ns for path in cache[1:]}
+    cache[0].unlink()
+    run_sweep(folder / "sweep.toml", folder / "out", jobs=1)
+    assert cache[0].exists()
+    assert {path: path.stat().st_mtime_ns for path in cache[1:]} == kept
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[grid]\nfoo = [1]", "unknown keys"),
+    ("[grid]\nn = []", "non-empty list"),
+    ("[run]\nfamilies = ['gowin']", "families"),
+    ("[grid\n", "not valid TOML"),
+])
+def test_bad_sweep_files(tmp_path, text: str, message: str):
+    (tmp_path / "s.toml").write_text(text)
+    with pytest.raises(SweepError, match=message):
+        load_sweep(tmp_path / "s.toml")
