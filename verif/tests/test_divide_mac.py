@@ -7,6 +7,7 @@ two in between with its neighbours) and by random sums, through the RTL (Amarant
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.hdl.divide_mac import DivideMac
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.hdl.reciprocal import Reciprocal
 
