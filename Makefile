@@ -9,7 +9,7 @@ DEMO_DIR := build/softmax_n64_p4
 # n:lanes of the units that `make lint` emits and lints
 LINT_UNITS := 64:4 10:2 1:1 1024:4
 
-.PHONY: install demo test bench golden lint clean
+.PHONY: install demo test bench golden lint clean accuracy synth-table sweep
 
 install: $(STAMP)
 
@@ -31,6 +31,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(INT8ATTN) bench --update-readme
+
+accuracy: $(STAMP)
+	$(INT8ATTN) accuracy softmax --n 64 --lanes 4 --grid --update-readme
+
+synth-table: $(STAMP)
+	$(INT8ATTN) synth-table --update-readme
+
+sweep: $(STAMP)
+	$(INT8ATTN) sweep sweep.toml --jobs 2
 
 golden: $(STAMP)
 	$(INT8ATTN) golden-vectors
