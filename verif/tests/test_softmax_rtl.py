@@ -34,6 +34,9 @@ REGRESSION = tuple(
     SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, beta=beta, input_zero_point=zero_point)
     for (n, lanes), (scale, beta), zero_point
     in zip(SHAPES, itertools.cycle(QUANTISATIONS), itertools.cycle(ZERO_POINTS)))
+TINYMIND = tuple(
+    SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, input_zero_point=zero_point, mode="tinymind")
+    for (n, lanes), scale, zero_point in zip(SHAPES, itertools.cycle(INPUT_SCALES), itertools.cycle(ZERO_POINTS)))
 SWEEP = tuple(SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, beta=beta)
               for (n, lanes), scale, beta in itertools.product(SHAPES, INPUT_SCALES, BETAS))
 
@@ -43,14 +46,15 @@ def modes_of(base: SoftmaxConfig) -> dict[str, SoftmaxConfig]:
     return knob_grid(base) | {"tinymind": replace(base, mode="tinymind", beta=1.0)}
 
 
-MODES = modes_of(SoftmaxConfig(n=10, lanes=2, input_scale=0.05, beta=1.0))
-MODES_ON_BOTH = ("tinymind", "d96-w14-rlut10-b12-a24")
+MODES = knob_grid(SoftmaxConfig(n=10, lanes=2, input_scale=0.05, beta=1.0))
+MODES_ON_BOTH = ("d64-w8-nr1-b6", "d96-w14-rlut10-b12-a24")
 MODE_CASES = [(name, "icarus") for name in MODES] + [(name, "verilator") for name in MODES_ON_BOTH]
 MODES_SWEEP = modes_of(SoftmaxConfig(n=256, lanes=8, input_scale=0.25, beta=0.5))
 
 
 def config_id(config: SoftmaxConfig) -> str:
-    return f"n{config.n}-p{config.lanes}-s{config.input_scale:g}-b{config.beta:g}-zp{config.input_zero_point}"
+    return (f"{config.mode}-n{config.n}-p{config.lanes}-s{config.input_scale:g}-b{config.beta:g}"
+            f"-zp{config.input_zero_point}")
 
 
 def selected_tests(config: SoftmaxConfig) -> str:
@@ -88,6 +92,13 @@ def test_regression(config: SoftmaxConfig, simulator: str, rows: int, sim_build_
     assert_checked(result, config, rows)
 
 
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("config", TINYMIND, ids=config_id)
+def test_tinymind_regression(config: SoftmaxConfig, simulator: str, rows: int, sim_build_root: Path) -> None:
+    result = simulate(config, simulator, sim_build_root, rows=rows, test=selected_tests(config))
+    assert_checked(result, config, rows)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("config", SWEEP, ids=config_id)
@@ -98,7 +109,7 @@ def test_sweep(config: SoftmaxConfig, simulator: str, rows: int, sim_build_root:
 
 @pytest.mark.parametrize(("name", "simulator"), MODE_CASES)
 def test_modes(name: str, simulator: str, rows: int, sim_build_root: Path) -> None:
-    """The knob grid and TinyMind on a short row, on Icarus; Verilator builds are slow, so it takes a few of them."""
+    """The knob grid on a short row, on Icarus; Verilator builds are slow, so it takes two of them."""
     config = MODES[name]
     result = simulate(config, simulator, sim_build_root, rows=rows, test="check,framing,cycle")
     assert_checked(result, config, rows)

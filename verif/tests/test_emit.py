@@ -1,0 +1,55 @@
+"""Emitted Verilog: the same bytes for the same parameters wherever it runs, a header, and a clean Verilator lint."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from int8attn import __version__
+from int8attn.golden import SoftmaxConfig
+from int8attn.verif.runner import VERILATOR_WAIVERS, SimulatorMissing, find_simulator
+
+CONFIGS = {
+    "default": SoftmaxConfig(),
+    "one-element": SoftmaxConfig(n=1, lanes=1),
+    "wide-sum": SoftmaxConfig(n=4096, lanes=64, input_scale=0.25),
+    "tinymind": SoftmaxConfig(n=10, lanes=2, mode="tinymind"),
+    "lut": SoftmaxConfig(n=16, lanes=4, mode="lut", rom_depth=48, rom_width=9, reciprocal="lut", output_bits=12,
+                         accumulator_width=22),
+}
+
+
+def emit_in(folder, config: SoftmaxConfig) -> dict[str, bytes]:
+    folder.mkdir()
+    options = [f"--{key.replace('_', '-')}={value}" for key, value in config.as_dict().items() if value is not None]
+    result = subprocess.run([sys.executable, "-m", "int8attn.cli", "verilog", "softmax", *options, "-o", "out"],
+                            cwd=folder, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return {path.name: path.read_bytes() for path in sorted((folder / "out").iterdir())}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_same_bytes_from_different_folders(name: str, tmp_path):
+    first = emit_in(tmp_path / "a", CONFIGS[name])
+    second = emit_in(tmp_path / "elsewhere", CONFIGS[name])
+    assert set(first) == {"softmax.v", "softmax.json", "exp_rom.hex"}
+    assert first == second
+    header = first["softmax.v"].decode().splitlines()[0]
+    assert f"int8attn {__version__}" in header
+    for key, value in CONFIGS[name].as_dict().items():
+        assert f"{key}={value}" in header
+    assert str(tmp_path).encode() not in first["softmax.v"] + first["softmax.json"]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_verilator_lint_is_clean(name: str, tmp_path):
+    try:
+        find_simulator("verilator")
+    except SimulatorMissing as error:
+        pytest.skip(str(error))
+    emit_in(tmp_path / "emit", CONFIGS[name])
+    result = subprocess.run([shutil.which("verilator", path=os.environ["PATH"]), "--lint-only", *VERILATOR_WAIVERS,
+                             str(tmp_path / "emit" / "out" / "softmax.v")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
