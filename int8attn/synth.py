@@ -241,11 +241,11 @@ def benchmark_table(out_dir: Path, seed: int = DEFAULT_SEED) -> tuple[Path, Path
     json_path.write_text(json.dumps({"tools": tool_versions(), "seed": seed, "shapes": records,
                                      "anchor": HLS4ML_ANCHOR}, indent=2) + "\n")
     md_path = out_dir / "synth.md"
-    md_path.write_text(benchmark_markdown(records))
+    md_path.write_text(benchmark_markdown(records, tool_versions(), seed))
     return json_path, md_path
 
 
-def benchmark_markdown(records: list[dict]) -> str:
+def benchmark_markdown(records: list[dict], tools: dict[str, str], seed: int) -> str:
     def fmax(report: dict) -> str:
         if report.get("fits") is False:
             return "does not fit"
@@ -267,4 +267,8 @@ def benchmark_markdown(records: list[dict]) -> str:
     a = HLS4ML_ANCHOR
     lines.append(f"| 10, 1 (anchor: {a['source']}) | {a['luts']} / {a['ffs']} / {a['dsp']} / {a['bram18']} | – | – | – "
                  f"| {a['latency_cycles']} (II={a['initiation_interval']}) | – |")
+    lines.append("")
+    lines.append(f"Measured by `int8attn synth-table` (nextpnr seed {seed}; "
+                 + ", ".join(f"{tool} {version}" for tool, version in tools.items())
+                 + "). Our units take P elements every cycle (II = 1 row per N/P cycles); elements/s = Fmax × P.")
     return "\n".join(lines) + "\n"
