@@ -279,8 +279,16 @@ async def cycle(dut: HierarchyObject) -> None:
     if span > bound:
         tb.errors.append(f"{count} rows took {span} cycles from first input to last output, more than {bound} at "
                          f"{nominal} elements/cycle")
-    tb.finish(elements_per_cycle=elements / span if span else None, latency_cycles=sorted(set(latencies)),
-              span_cycles=span)
+    tb.finish(elements_per_cycle=sustained_rate(inputs, outputs, tb.config.lanes),
+              latency_cycles=sorted(set(latencies)), span_cycles=span, elements=elements)
+
+
+def sustained_rate(inputs: list, outputs: list, lanes: int) -> float | None:
+    """Elements per cycle kept up on both sides: beats × lanes over the cycles from the first to the last beat,
+    the lower of input and output (the pipeline's fill, once per run, is in neither)."""
+    if len(inputs) < 2 or len(outputs) < 2:
+        return None
+    return min(len(side) * lanes / (side[-1].cycle - side[0].cycle + 1) for side in (inputs, outputs))
 
 
 @cocotb.test()
