@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from int8attn.bench import LATENCY_SLACK, THROUGHPUT_FLOOR
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.presets import knob_grid
 from int8attn.verif import runner
@@ -82,7 +83,9 @@ def assert_checked(result: SimResult, config: SoftmaxConfig, rows: int) -> None:
         sidecar = json.loads((result.build_dir / "rtl" / "softmax.json").read_text())
         assert result.reports["cycle"]["rows"] == max(rows, CYCLE_TEST_ROWS)
         assert result.latency_cycles == [sidecar["latency_cycles"]]
-        assert result.elements_per_cycle is not None and result.elements_per_cycle > 0
+        assert sidecar["latency_cycles"] <= config.beats + LATENCY_SLACK
+        assert result.elements_per_cycle is not None
+        assert result.elements_per_cycle >= THROUGHPUT_FLOOR * config.lanes
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
