@@ -38,8 +38,9 @@ class Softmax(wiring.Component):
     -------
     i : In(stream.Signature(SoftmaxBeat(lanes)))
         Input rows.
-    o : Out(stream.Signature(SoftmaxBeat(lanes)))
-        Probabilities (scale 1/256, zero point −128), ``last`` on the final beat of each row.
+    o : Out(stream.Signature(SoftmaxBeat(lanes, output_bits)))
+        Probabilities (scale 2^−B, zero point −2^(B−1); B = 8 but in mode ``lut``), ``last`` on the final beat of
+        each row.
     error : Out(1)
         Sticky framing error, cleared by reset.
     """
@@ -89,8 +90,9 @@ class Softmax(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the last input beat of a row being accepted to its first output beat being valid."""
-        sum_register = 1
-        return (self.max_reduce.latency + 1 + self.config.beats - 1 + 1 + self.exp_rom.latency
+        maximum_queue = row_buffer_read = sum_register = 1
+        last_read = self.config.beats - 1
+        return (self.max_reduce.latency + maximum_queue + last_read + row_buffer_read + self.exp_rom.latency
                 + self.accumulator.latency + sum_register + self.reciprocal.latency + self.exp_rom.latency
                 + self.final_mac.latency)
 
