@@ -71,10 +71,11 @@ def _tflite_cases() -> list:
     return json.loads(TFLITE.with_suffix(".json").read_text())["cases"]
 
 
+@pytest.mark.parametrize("mode", ["tflite", "lut"], ids=["tflite", "lut-default-knobs"])
 @pytest.mark.parametrize("case", _tflite_cases(), ids=lambda case: f"case{case['case']}" if case else "absent")
-def test_model_matches_tflite(case):
+def test_model_matches_tflite(case, mode: str):
     config = SoftmaxConfig(n=case["n"], lanes=1, input_scale=float(np.float32(case["input_scale"])),
-                           beta=float(np.float32(case["beta"])), input_zero_point=case["input_zero_point"])
+                           beta=float(np.float32(case["beta"])), input_zero_point=case["input_zero_point"], mode=mode)
     with np.load(TFLITE.with_suffix(".npz")) as archive:
         x, y = archive[f"case{case['case']}_x"], archive[f"case{case['case']}_y"]
     assert x.shape == (case["rows"], case["n"])
