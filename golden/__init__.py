@@ -1,6 +1,8 @@
 """Bit-exact numpy models of int8attn's units; they define every output bit of the RTL."""
 
-from .config import ConfigError, SoftmaxConfig
-from .softmax import SoftmaxModel, softmax
+from int8attn.golden.config import SoftmaxConfig
+from int8attn.golden.params import ConfigError
+from int8attn.golden.softmax import SoftmaxModel, softmax
+from int8attn.golden.tinymind import TinyMindSoftmaxModel
 
-__all__ = ["ConfigError", "SoftmaxConfig", "SoftmaxModel", "softmax"]
+__all__ = ["ConfigError", "SoftmaxConfig", "SoftmaxModel", "TinyMindSoftmaxModel", "softmax"]

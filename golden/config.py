@@ -1,9 +1,10 @@
-"""The configuration shared by the golden model, the generator and the testbench."""
+"""The softmax configuration shared by the golden model, the generator and the testbench."""
 
-import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+
+from int8attn.golden.params import ConfigError, check_params, param
 
 MAX_N = 65536
 MAX_LANES = 64
@@ -16,10 +17,7 @@ ACCUMULATOR_WIDTH_RANGE = (20, 64)
 RECIPROCAL_BITS_RANGE = (1, 12)
 OUTPUT_BITS_RANGE = (4, 16)
 DIFF_RANGE = 256
-
-
-class ConfigError(ValueError):
-    """A parameter out of its legal range; the message names the parameter and the range."""
+KNOBS_GROUP = "knobs of --mode lut (their defaults give tflite)"
 
 
 @dataclass(frozen=True)
@@ -62,56 +60,51 @@ class SoftmaxConfig:
         Output width B, 4..16: probabilities on the 1/2^B grid with zero point −2^(B−1).
     """
 
-    n: int = 64
-    lanes: int = 4
-    input_scale: float = 0.05
-    beta: float = 1.0
-    input_zero_point: int = 0
-    mode: str = "tflite"
-    rom_depth: int | None = None
-    rom_width: int = 31
-    accumulator_width: int | None = None
-    reciprocal: str = "newton"
-    reciprocal_steps: int = MAX_NEWTON_STEPS
-    reciprocal_bits: int = 8
-    output_bits: int = 8
+    n: int = param(64, kind="int", low=1, high=MAX_N, help="row length N")
+    lanes: int = param(4, kind="int", low=1, high=MAX_LANES, structural=True,
+                       help="elements per beat P, dividing N")
+    input_scale: float = param(0.05, kind="float", help="scale of the int8 input, taken as float32")
+    beta: float = param(1.0, kind="float", help="softmax beta, taken as float32")
+    input_zero_point: int = param(0, kind="int", low=-128, high=127, help="zero point of the input; it cancels")
+    mode: str = param("tflite", kind="choice", choices=MODES,
+                      help="tflite: bit-exact TFLite; tinymind: bit-exact TinyMind (beta 1); lut: tflite with the "
+                           "knobs below")
+    rom_depth: int | None = param(None, kind="int", low=1, high=DIFF_RANGE, optional=True, group=KNOBS_GROUP,
+                                  help="exp ROM entries kept (default: all that can be non-zero)")
+    rom_width: int = param(31, kind="int", low=ROM_WIDTH_RANGE[0], high=ROM_WIDTH_RANGE[1], group=KNOBS_GROUP,
+                           help="bits kept of each Q0.31 exponential")
+    accumulator_width: int | None = param(None, kind="int", low=ACCUMULATOR_WIDTH_RANGE[0],
+                                          high=ACCUMULATOR_WIDTH_RANGE[1], optional=True, group=KNOBS_GROUP,
+                                          help="saturating row-sum width (default: never saturates)")
+    reciprocal: str = param("newton", kind="choice", choices=RECIPROCAL_METHODS, group=KNOBS_GROUP,
+                            help="Newton-Raphson steps or a table on the sum's leading bits")
+    reciprocal_steps: int = param(MAX_NEWTON_STEPS, kind="int", low=0, high=MAX_NEWTON_STEPS, group=KNOBS_GROUP,
+                                  help="Newton-Raphson steps")
+    reciprocal_bits: int = param(8, kind="int", low=RECIPROCAL_BITS_RANGE[0], high=RECIPROCAL_BITS_RANGE[1],
+                                 group=KNOBS_GROUP, help="index bits of the reciprocal table")
+    output_bits: int = param(8, kind="int", low=OUTPUT_BITS_RANGE[0], high=OUTPUT_BITS_RANGE[1], group=KNOBS_GROUP,
+                             help="output width B: scale 2^-B, zero point -2^(B-1)")
 
     def __post_init__(self):
-        _check_int("n", self.n, 1, MAX_N)
-        _check_int("lanes", self.lanes, 1, MAX_LANES)
+        check_params(self, ("n", "lanes"))
         if self.n % self.lanes:
             divisors = [d for d in range(1, min(self.n, MAX_LANES) + 1) if self.n % d == 0]
             raise ConfigError(f"lanes={self.lanes} does not divide n={self.n}; allowed: {divisors}")
-        _check_positive("input_scale", self.input_scale)
-        _check_positive("beta", self.beta)
-        _check_int("input_zero_point", self.input_zero_point, -128, 127)
+        check_params(self, ("input_scale", "beta", "input_zero_point"))
         product = float(np.float32(self.beta)) * float(np.float32(self.input_scale))
         if product <= MIN_BETA_SCALE:
             raise ConfigError(f"beta·input_scale={product:g} is too small; it must exceed 2^-26 ≈ {MIN_BETA_SCALE:.3g}")
-        if self.mode not in MODES:
-            raise ConfigError(f"mode={self.mode!r} is unknown; allowed: {', '.join(MODES)}")
+        check_params(self, ("mode",))
         if self.mode == "tinymind" and float(np.float32(self.beta)) != 1.0:
             raise ConfigError(f"beta={self.beta!r} is not supported by mode tinymind (TinyMind's softmax has no β); "
                               "allowed: 1.0")
         if self.mode == "lut":
-            self._check_knobs()
+            check_params(self, KNOBS)
         else:
             for knob in fields(self):
                 if knob.name in KNOBS and getattr(self, knob.name) != knob.default:
                     raise ConfigError(f"{knob.name}={getattr(self, knob.name)!r} applies to mode lut only; "
                                       f"mode {self.mode} fixes it at {knob.default!r}")
-
-    def _check_knobs(self) -> None:
-        if self.rom_depth is not None:
-            _check_int("rom_depth", self.rom_depth, 1, DIFF_RANGE)
-        _check_int("rom_width", self.rom_width, *ROM_WIDTH_RANGE)
-        if self.accumulator_width is not None:
-            _check_int("accumulator_width", self.accumulator_width, *ACCUMULATOR_WIDTH_RANGE)
-        if self.reciprocal not in RECIPROCAL_METHODS:
-            raise ConfigError(f"reciprocal={self.reciprocal!r} is unknown; allowed: {', '.join(RECIPROCAL_METHODS)}")
-        _check_int("reciprocal_steps", self.reciprocal_steps, 0, MAX_NEWTON_STEPS)
-        _check_int("reciprocal_bits", self.reciprocal_bits, *RECIPROCAL_BITS_RANGE)
-        _check_int("output_bits", self.output_bits, *OUTPUT_BITS_RANGE)
 
     @property
     def beats(self) -> int:
@@ -125,18 +118,3 @@ class SoftmaxConfig:
 
 KNOBS = ("rom_depth", "rom_width", "accumulator_width", "reciprocal", "reciprocal_steps", "reciprocal_bits",
          "output_bits")
-
-
-def _check_int(name: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ConfigError(f"{name}={value!r} is out of range; allowed: integers {low}..{high}")
-
-
-def _check_positive(name: str, value) -> None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number <= 0 or not math.isfinite(float(np.float32(number))) \
-            or float(np.float32(number)) == 0:
-        raise ConfigError(f"{name}={value!r} is out of range; allowed: a finite number > 0 (as float32)")

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from .config import SoftmaxConfig
+from int8attn.golden.config import SoftmaxConfig
 
 KNOB_SETTINGS: dict[str, dict] = {
     "tflite-equivalent": {},

@@ -30,8 +30,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .config import DIFF_RANGE, SoftmaxConfig
-from .fixedpoint import (
+from int8attn.golden.config import DIFF_RANGE, SoftmaxConfig
+from int8attn.golden.fixedpoint import (
     count_leading_zeros32,
     exp_on_negative_values,
     one_over_one_plus_x_for_x_in_0_1,
@@ -57,6 +57,8 @@ class Reciprocal:
 class SoftmaxModel:
     """Bit-exact integer softmax of one :class:`SoftmaxConfig`; ``SoftmaxModel(config)`` picks the mode's model.
 
+    A subclass serves the modes it names in its class statement (``class M(SoftmaxModel, modes=("lut",))``).
+
     Members
     -------
     config : SoftmaxConfig
@@ -73,13 +75,15 @@ class SoftmaxModel:
         Width of an output probability.
     """
 
+    _by_mode: dict[str, type["SoftmaxModel"]] = {}
+
+    def __init_subclass__(cls, modes: tuple[str, ...] = (), **kwargs):
+        super().__init_subclass__(**kwargs)
+        SoftmaxModel._by_mode.update(dict.fromkeys(modes, cls))
+
     def __new__(cls, config: SoftmaxConfig):
         if cls is SoftmaxModel:
-            if config.mode == "tinymind":
-                from .tinymind import TinyMindSoftmaxModel
-                cls = TinyMindSoftmaxModel
-            else:
-                cls = GemmlowpSoftmaxModel
+            cls = SoftmaxModel._by_mode[config.mode]
         return super().__new__(cls)
 
     def __init__(self, config: SoftmaxConfig):
@@ -98,6 +102,12 @@ class SoftmaxModel:
     @property
     def output_dtype(self) -> type:
         return np.int8 if self.output_bits <= 8 else np.int16
+
+    input_dtype = np.int8
+
+    @property
+    def output_description(self) -> str:
+        return f"probabilities, scale 2^-{self.output_bits}, zero point {self.output_zero_point}"
 
     @property
     def exact_sum_bits(self) -> int:
@@ -132,7 +142,7 @@ class SoftmaxModel:
         raise NotImplementedError
 
 
-class GemmlowpSoftmaxModel(SoftmaxModel):
+class GemmlowpSoftmaxModel(SoftmaxModel, modes=("tflite", "lut")):
     """Modes ``tflite`` and ``lut``: gemmlowp fixed point, see the module docstring.
 
     Members

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SoftmaxConfig
-from .softmax import SoftmaxModel
+from int8attn.golden.config import SoftmaxConfig
+from int8attn.golden.softmax import SoftmaxModel
+from int8attn.golden.stimuli import directed_int8_rows, int8_rows
 
 VECTORS_DIR = Path(__file__).resolve().parent / "vectors"
 ARCHIVE = "softmax.npz"
 INDEX = "softmax.json"
-NARROW_SPAN = 4
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -64,23 +64,15 @@ class Vectors:
 
 
 def make_rows(n: int, rows: int, seed: int) -> np.ndarray:
-    """Directed rows, then uniform, normal(0, 20) and narrow rows (all within ``NARROW_SPAN`` of a random maximum).
+    """Directed rows, then ``uniform``, ``normal`` and ``narrow`` rows (:mod:`int8attn.golden.stimuli`).
 
-    The directed rows are all 0, all −128, all 127, one hot (127 among −128), alternating extremes and a ramp. Narrow
-    rows make the widest sums: with ``n ≥ 512`` their Q12.19 sum passes 512, the range TFLite cannot hold.
+    Narrow rows make the widest sums: with ``n ≥ 512`` their Q12.19 sum passes 512, the range TFLite cannot hold.
     """
     rng = np.random.default_rng(seed)
-    one_hot = np.full(n, -128)
-    one_hot[rng.integers(n)] = 127
-    directed = np.stack([np.zeros(n), np.full(n, -128), np.full(n, 127), one_hot,
-                         np.where(np.arange(n) % 2, 127, -128), np.arange(n) % 256 - 128])[:rows]
+    directed = [row for _, row in directed_int8_rows(n, rng)][:rows]
     drawn = rows - len(directed)
-    uniform = rng.integers(-128, 128, (drawn // 3, n))
-    normal = np.clip(np.rint(rng.normal(0, 20, (drawn // 3, n))), -128, 127)
-    narrow_rows = drawn - 2 * (drawn // 3)
-    top = rng.integers(-128 + NARROW_SPAN, 128, (narrow_rows, 1))
-    narrow = top - rng.integers(0, NARROW_SPAN + 1, (narrow_rows, n))
-    return np.concatenate([directed, uniform, normal, narrow]).astype(np.int8)
+    counts = {"uniform": drawn // 3, "normal": drawn // 3, "narrow": drawn - 2 * (drawn // 3)}
+    return np.concatenate([np.stack(directed)] + [int8_rows(kind, n, count, rng) for kind, count in counts.items()])
 
 
 def write_vectors(directory: Path = VECTORS_DIR, cases: tuple[VectorCase, ...] = CASES) -> tuple[Path, Path]:

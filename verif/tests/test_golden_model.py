@@ -1,12 +1,14 @@
 """The golden model against committed vectors, TFLite's own outputs, gemmlowp's definitions and float softmax."""
 
 import json
+import math
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from int8attn.cli import main
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.fixedpoint import (
     INT32_MAX,
@@ -18,10 +20,12 @@ from int8attn.golden.fixedpoint import (
     rounding_divide_by_pot,
     srdhm,
 )
+from int8attn.golden.tinymind import llround
 from int8attn.golden.vectors import CASES, INDEX, VECTORS_DIR, load_vectors, write_vectors
 
 SHARED_VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
 TFLITE = SHARED_VECTORS / "tflite_softmax_int8"
+TINYMIND_STACK = SHARED_VECTORS / "tinymind_encoder_stack.npz"
 WIDE_SUM = 512 << 19
 
 
@@ -233,3 +237,118 @@ def test_zero_point_and_offset_cancel(config):
 def test_malformed_rows_raise_value_error(rows):
     with pytest.raises(ValueError):
         SoftmaxModel(SoftmaxConfig(n=64, lanes=4))(rows)
+
+
+# (g) TinyMind's exp table: the C library's exp and llround, in buildQSoftmaxExpLUT's order
+
+ISSUE_SCALE = 0.00030503457
+ISSUE_ROW = [127, 102, 87, 90, 7]
+
+
+def tinymind_lut_definition(input_scale: float) -> list[int]:
+    """TinyMind's ``buildQSoftmaxExpLUT`` (``cpp/include/qcalibration.hpp``) line by line.
+
+    ``exp_v = std::exp(double(idx − 255) · double(float input_scale))``, ``q = exp_v · double(1 << 30)``, clamped to
+    ``[0, 2147483647]``, then ``llround(q)``: ``math.exp`` is the C library's ``exp``; ``llround`` is taken exactly,
+    on the double as a Fraction.
+    """
+    scale = float(np.float32(input_scale))
+    entries = []
+    for index in range(256):
+        q = math.exp(float(index - 255) * scale) * float(1 << 30)
+        entries.append(half_away_from_zero(Fraction(min(max(q, 0.0), 2147483647.0))))
+    return entries
+
+
+def issue_model() -> SoftmaxModel:
+    return SoftmaxModel(SoftmaxConfig(n=5, lanes=1, input_scale=ISSUE_SCALE, mode="tinymind"))
+
+
+def test_tinymind_issue_row_matches_tinymind():
+    """The issue's row at input scale 0.00030503457.
+
+    The expected entry ``lut[230] = 1065584757`` and output ``[−76, −76, −77, −77, −78]`` are TinyMind's own (the
+    reference kernel's) values, quoted from the issue. libm's correctly rounded ``exp(−25·s)`` times ``2^30`` is
+    exactly ``1065584756.5`` (the exact value is ``1065584756.49999995``), which ``llround`` takes to ``…757``;
+    numpy's ``np.exp`` returns the double one ulp below, which gave ``…756`` and ``[−76, −77, −77, −77, −78]``.
+    """
+    model = issue_model()
+    assert model.lut[230] == 1065584757
+    assert model(np.array([ISSUE_ROW], dtype=np.int8)).tolist() == [[-76, -76, -77, -77, -78]]
+
+
+def test_tinymind_issue_row_through_cli(tmp_path, capsys):
+    """The same row through ``int8attn golden softmax --mode tinymind``: TinyMind's output, as in the issue."""
+    x, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(x, np.array(ISSUE_ROW, dtype=np.int8))
+    assert main(["golden", "softmax", "--mode", "tinymind", "--n", "5", "--input-scale", str(ISSUE_SCALE),
+                 "--in", str(x), "--out", str(y)]) == 0
+    assert np.load(y).tolist() == [-76, -76, -77, -77, -78]
+    assert "wrote" in capsys.readouterr().out
+
+
+TINYMIND_SCALES = [ISSUE_SCALE, 2.0 ** -25, 1e-5, 0.001, 0.0029636596, 0.002219761, 0.05, 0.1, 0.25, 1.0, 4.0] + [
+    float(scale) for scale in 10.0 ** np.random.default_rng(7).uniform(-5, 0.5, 400)]
+
+
+def test_tinymind_lut_is_libm_exp_with_exact_llround():
+    for scale in TINYMIND_SCALES:
+        model = SoftmaxModel(SoftmaxConfig(n=1, lanes=1, input_scale=scale, mode="tinymind"))
+        assert model.lut.tolist() == tinymind_lut_definition(scale), scale
+        np.testing.assert_array_equal(model.exp_table, model.lut[::-1])
+
+
+LLROUND_EDGES = [0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, math.nextafter(0.5, 0), -math.nextafter(0.5, 0),
+                 math.nextafter(0.5, 1), math.nextafter(1.5, 0), 1065584756.5, math.nextafter(1065584756.5, 0),
+                 2.0 ** 31 - 0.5, 2147483647.0, 2.0 ** 52 - 0.5, 2.0 ** 52 + 1, -(2.0 ** 52 + 1), 2.0 ** 53 - 1,
+                 2.0 ** 60]
+
+
+def test_llround_is_exact_half_away_from_zero():
+    """``math.nextafter(0.5, 0) + 0.5`` and ``2^52 + 1 + 0.5`` round up in double: ``floor(x + 0.5)`` is not llround."""
+    rng = np.random.default_rng(3)
+    values = LLROUND_EDGES + [float(value) for value in rng.uniform(-(2.0 ** 32), 2.0 ** 32, 2000)]
+    assert [llround(value) for value in values] == [half_away_from_zero(Fraction(value)) for value in values]
+
+
+@pytest.mark.skipif(not TINYMIND_STACK.exists(), reason=f"TinyMind encoder vectors not found at {TINYMIND_STACK}")
+@pytest.mark.parametrize("block", [0, 1])
+def test_model_matches_tinymind_encoder_softmax(block: int):
+    """TinyMind's own exp table and softmax step of each attention block of its int8 encoder-stack example."""
+    with np.load(TINYMIND_STACK) as archive:
+        prefix = f"block{block}."
+        scale = float(archive[prefix + "scale.score"])
+        lut = archive[prefix + "attn.softmax_exp_lut"]
+        scores, probs = archive["t.scores"][:, block], archive["t.probs"][:, block]
+        zero_point, qmin, qmax = (int(archive[prefix + "attn." + key]) for key in ("attn_zero_point", "attn_qmin",
+                                                                                     "attn_qmax"))
+    seq_len = scores.shape[-1]
+    model = SoftmaxModel(SoftmaxConfig(n=seq_len, lanes=1, input_scale=scale, mode="tinymind"))
+    assert (zero_point, qmin, qmax) == (model.output_zero_point, -128, 127)
+    np.testing.assert_array_equal(model.lut, lut)
+    np.testing.assert_array_equal(model(scores.reshape(-1, seq_len)), probs.reshape(-1, seq_len))
+
+
+def tflite_quantize_multiplier_definition(real: float) -> tuple[int, int]:
+    """TFLite ``QuantizeMultiplier`` for ``real > 1``: ``frexp``, ``TfLiteRound`` (``std::round``) taken exactly."""
+    mantissa, shift = math.frexp(real)
+    q_fixed = half_away_from_zero(Fraction(mantissa) * (1 << 31))
+    if q_fixed == 1 << 31:
+        return q_fixed // 2, shift + 1
+    return q_fixed, shift
+
+
+def test_quantize_multiplier_greater_than_one_rounds_as_tflite():
+    """Ties of ``mantissa · 2^31``, their neighbours and the carry to ``2^31``: ``floor(x + 0.5)`` equals std::round.
+
+    ``x = |mantissa| · 2^31`` is exact and lies in ``[2^30, 2^31)``; ``x + 0.5`` is exact below ``2^31``, and above it
+    both roundings give ``2^31``.
+    """
+    ulp = 2.0 ** -53
+    mantissas = [0.5, 0.5 + ulp, 1 - ulp, 1 - 2.0 ** -32, 1 - 2.0 ** -32 - ulp, 1 - 2.0 ** -32 + ulp,
+                 0.75 + 2.0 ** -32, 0.75 + 2.0 ** -32 - ulp, 0.75 + 2.0 ** -32 + ulp, 0.5 + 2.0 ** -32]
+    rng = np.random.default_rng(5)
+    reals = [math.ldexp(m, e) for m in mantissas for e in (1, 7, 26, 31)] + [
+        float(value) for value in rng.uniform(1, 2.0 ** 31 - 1, 2000)]
+    assert [quantize_multiplier_greater_than_one(real) for real in reals] == [
+        tflite_quantize_multiplier_definition(real) for real in reals]
