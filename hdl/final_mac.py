@@ -1,17 +1,13 @@
 """Final MAC: probability = RDBPOT(SRDHM(scale, e), shift) + zero point, clamped."""
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .reciprocal import HALF, ReciprocalLayout, output_shift
-
-
-class SoftmaxBeat(data.StructLayout):
-    """Stream payload: ``lanes`` signed elements of ``bits`` (lane 0 in the low bits) and ``last`` (end of row)."""
-
-    def __init__(self, lanes: int, bits: int = 8):
-        super().__init__({"data": data.ArrayLayout(signed(bits), lanes), "last": 1})
+from int8attn.hdl.fixedpoint import clamp
+from int8attn.hdl.pipeline import delay
+from int8attn.hdl.reciprocal import HALF, ReciprocalLayout, output_shift
+from int8attn.hdl.streams import LaneBeat
 
 
 class FinalMac(wiring.Component):
@@ -44,7 +40,7 @@ class FinalMac(wiring.Component):
         Exponentials of the beat.
     reciprocal : In(ReciprocalLayout(sum_width, output_bits))
         The row's ``scale`` and ``shift``.
-    o : Out(stream.Signature(SoftmaxBeat(lanes, output_bits)))
+    o : Out(stream.Signature(LaneBeat(lanes, output_bits)))
         Probabilities, :attr:`latency` cycles after the beat.
     """
 
@@ -62,20 +58,18 @@ class FinalMac(wiring.Component):
             "last": In(1),
             "exp": In(data.ArrayLayout(unsigned(exp_width), lanes)),
             "reciprocal": In(ReciprocalLayout(sum_width, output_bits)),
-            "o": Out(stream.Signature(SoftmaxBeat(lanes, output_bits))),
+            "o": Out(stream.Signature(LaneBeat(lanes, output_bits))),
         })
 
     def elaborate(self, platform):
         m = Module()
         m.d.comb += self.en.eq(~self.o.valid | self.o.ready)
         products = [Signal(unsigned(64), name=f"product{lane}") for lane in range(self.lanes)]
-        valid = Signal()
-        last = Signal()
-        shift = Signal.like(self.reciprocal.shift)
         with m.If(self.en):
-            m.d.sync += [valid.eq(self.valid), last.eq(self.last), shift.eq(self.reciprocal.shift)]
             m.d.sync += [product.eq(((self.reciprocal.scale * self.exp[lane]) << self.exp_shift) + HALF)
                          for lane, product in enumerate(products)]
+        valid, last, shift = (delay(m, value, 1, enable=self.en, name=name) for value, name in
+                              ((self.valid, "valid"), (self.last, "last"), (self.reciprocal.shift, "shift")))
 
         with m.If(self.en):
             m.d.sync += [self.o.valid.eq(valid), self.o.payload.last.eq(last)]
@@ -88,7 +82,6 @@ class FinalMac(wiring.Component):
                     with m.Default():
                         m.d.comb += doubled.eq(product >> (30 + self.shifts[-1]))
                 rounded = (doubled + 1) >> 1
-                top = (1 << self.output_bits) - 1
                 m.d.sync += self.o.payload.data[lane].eq(
-                    Mux(rounded > top, top, rounded) - (1 << (self.output_bits - 1)))
+                    clamp(rounded, 0, (1 << self.output_bits) - 1) - (1 << (self.output_bits - 1)))
         return m

@@ -4,7 +4,7 @@ from amaranth import Module, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .exp_rom import DIFF_BITS
+from int8attn.hdl.exp_rom import DIFF_BITS
 
 
 class LutIndex(wiring.Component):

@@ -4,7 +4,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .tree import reduce_tree, tree_stages
+from int8attn.hdl.tree import reduce_tree, tree_stages
 
 
 class MaxReduce(wiring.Component):

@@ -6,6 +6,8 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from int8attn.hdl.pipeline import delay, delay_line
+
 SCALE_BITS = 31
 HALF = 1 << 30
 SEED_CONSTANT = 1515870810        # 48/17 in Q2.29
@@ -146,19 +148,8 @@ class Reciprocal(wiring.Component):
     def _carry_sum(self, m: Module) -> None:
         """Delay each accepted sum so that it leaves with its reciprocal."""
         enable = ~self.o.valid | self.o.ready
-        accepted = Signal(self.sum_width, name="sum_in")
         with m.If(enable):
-            m.d.sync += accepted.eq(self.i.payload)
-        line = self._delay_line(m, enable, accepted, self.latency - 1, "sum")
-        with m.If(enable):
-            m.d.sync += self.o.payload.sum.eq(line[-1])
-
-    def _delay_line(self, m: Module, enable, first, length: int, name: str) -> list[Signal]:
-        """``first`` and ``length − 1`` registered copies of it, each advancing with ``enable``."""
-        line = [first] + [Signal.like(first, name=f"{name}{k}") for k in range(1, length)]
-        with m.If(enable):
-            m.d.sync += [line[k].eq(line[k - 1]) for k in range(1, length)]
-        return line
+            m.d.sync += self.o.payload.sum.eq(delay(m, self.i.payload, self.latency - 1, enable=enable, name="sum"))
 
     def _elaborate_table(self):
         m = Module()
@@ -194,9 +185,10 @@ class Reciprocal(wiring.Component):
         with m.If(enable):
             m.d.sync += valid_in.eq(self.i.valid)
         self._normalise(m, enable, self.i.payload, normalised, shift_in)
-        valid = self._delay_line(m, enable, valid_in, self.latency - 1, "valid")
-        shift = self._delay_line(m, enable, shift_in, self.latency - 1, "shift")
-        half_denominator = self._delay_line(m, enable, normalised[1:], max(2 * self.steps, 1), "half_denominator")
+        valid = delay_line(m, valid_in, self.latency - 2, enable=enable, name="valid")
+        shift = delay_line(m, shift_in, self.latency - 2, enable=enable, name="shift")
+        half_denominator = delay_line(m, normalised[1:], max(2 * self.steps - 1, 0), enable=enable,
+                                      name="half_denominator")
 
         estimate = Signal(signed(66), name="seed_product")
         with m.If(enable):

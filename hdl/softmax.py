@@ -4,16 +4,20 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden import SoftmaxConfig, SoftmaxModel
-from .accumulator import Accumulator
-from .divide_mac import DivideMac
-from .exp_rom import DIFF_BITS, ExpRom
-from .final_mac import FinalMac, SoftmaxBeat
-from .lut_index import LutIndex
-from .max_reduce import MaxReduce
-from .reciprocal import Reciprocal
+from int8attn.golden import SoftmaxConfig, SoftmaxModel
+from int8attn.hdl.accumulator import Accumulator
+from int8attn.hdl.divide_mac import DivideMac
+from int8attn.hdl.exp_rom import DIFF_BITS, ExpRom
+from int8attn.hdl.final_mac import FinalMac
+from int8attn.hdl.lut_index import LutIndex
+from int8attn.hdl.max_reduce import MaxReduce
+from int8attn.hdl.pipeline import delay
+from int8attn.hdl.reciprocal import Reciprocal
+from int8attn.hdl.streams import LaneBeat
 
 INDEX_QUEUE_SLACK = 32
+EXP_ROM_FILE = "exp_rom.hex"
+ROW_BUFFER_LATENCY = 1
 
 
 class Softmax(wiring.Component):
@@ -36,9 +40,9 @@ class Softmax(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(SoftmaxBeat(lanes)))
+    i : In(stream.Signature(LaneBeat(lanes)))
         Input rows.
-    o : Out(stream.Signature(SoftmaxBeat(lanes, output_bits)))
+    o : Out(stream.Signature(LaneBeat(lanes, output_bits)))
         Probabilities (scale 2^−B, zero point −2^(B−1); B = 8 but in mode ``lut``), ``last`` on the final beat of
         each row.
     error : Out(1)
@@ -68,8 +72,8 @@ class Softmax(wiring.Component):
                                          pipelined=pipelined)
             self.final_mac = FinalMac(lanes, *self._exp_port(), sum_bits, min_sum_bits, model.output_bits)
         super().__init__({
-            "i": In(stream.Signature(SoftmaxBeat(lanes))),
-            "o": Out(stream.Signature(SoftmaxBeat(lanes, model.output_bits))),
+            "i": In(stream.Signature(LaneBeat(lanes))),
+            "o": Out(stream.Signature(LaneBeat(lanes, model.output_bits))),
             "error": Out(1),
         })
 
@@ -90,30 +94,75 @@ class Softmax(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the last input beat of a row being accepted to its first output beat being valid."""
-        maximum_queue = row_buffer_read = sum_register = 1
+        maximum_queue = sum_register = 1
         last_read = self.config.beats - 1
-        return (self.max_reduce.latency + maximum_queue + last_read + row_buffer_read + self.exp_rom.latency
+        return (self.max_reduce.latency + maximum_queue + last_read + ROW_BUFFER_LATENCY + self.exp_rom.latency
                 + self.accumulator.latency + sum_register + self.reciprocal.latency + self.exp_rom.latency
                 + self.final_mac.latency)
 
+    latency_from = "last"
+    """:attr:`latency` counts from a row's last input beat: a row's output needs the whole row."""
+
     @property
-    def structure(self) -> dict:
-        """The choices the generator made for these parameters."""
+    def elements_per_cycle(self) -> int:
+        return self.config.lanes
+
+    @property
+    def frame_beats(self) -> dict[str, int]:
+        """Beats per row on each stream."""
+        return {"i": self.config.beats, "o": self.config.beats}
+
+    def port_descriptions(self) -> dict[str, str]:
+        lanes, bits = self.config.lanes, self.model.output_bits
         return {
-            "row_buffer_banks": self.banks,
-            "row_buffer_depth": self.banks * self.config.beats,
-            "index_queue_depth": self.index_queue_depth,
-            "exp_rom_depth": self.exp_rom.depth,
-            "exp_rom_width": self.exp_rom.out_width - self.exp_rom.out_zero_bits,
-            "accumulator_rom_width": self.exp_rom.sum_width - self.exp_rom.sum_zero_bits,
-            "sum_width": self.model.sum_bits,
-            "sum_saturates": self.model.sum_bits < self.model.exact_sum_bits,
-            "final_stage": type(self.final_mac).__name__,
-            "reciprocal": self.reciprocal.method,
-            "reciprocal_unit": "pipelined" if self.reciprocal.pipelined else "iterative",
-            "reciprocal_initiation_interval": self.reciprocal.initiation_interval,
-            "max_tree_stages": self.max_reduce.tree_stages,
-            "adder_tree_stages": self.accumulator.latency - 1,
+            "i__valid": "input beat valid",
+            "i__ready": "input beat accepted when valid",
+            "i__payload": f"lane k: bits [8k+7:8k] (signed int8), last: bit {8 * lanes}",
+            "o__valid": "output beat valid",
+            "o__ready": "sink takes the beat when valid",
+            "o__payload": f"lane k: bits [{bits}k+{bits - 1}:{bits}k] (signed int{bits}), last: bit {bits * lanes}",
+            "error": "sticky framing error (last on the wrong beat); the row is dropped; cleared by rst",
+        }
+
+    def artefacts(self) -> dict[str, str]:
+        """``exp_rom.hex``: the numerator table, one hex word per entry."""
+        digits = (self.exp_rom.out_width + 3) // 4
+        return {EXP_ROM_FILE: "".join(f"{value:0{digits}x}\n" for value in self.exp_rom.out_table)}
+
+    def describe(self) -> dict:
+        """The sidecar's softmax sections: ``quantisation``, ``exp_rom`` and ``structure``."""
+        model, rom = self.model, self.exp_rom
+        quantisation = {"output_scale": 2.0 ** -model.output_bits, "output_zero_point": model.output_zero_point}
+        for name in ("input_multiplier", "input_left_shift", "diff_min"):
+            if hasattr(model, name):
+                quantisation[name] = getattr(model, name)
+        return {
+            "quantisation": quantisation,
+            "exp_rom": {
+                "file": EXP_ROM_FILE,
+                "depth": rom.depth,
+                "word_width": rom.out_width,
+                "stored_width": rom.out_width - rom.out_zero_bits,
+                "dropped_zero_bits": rom.out_zero_bits,
+                "index": "max(row) - x; entries at or beyond depth read 0",
+                "format": ("TinyMind LUT entry lut[255 - index] (Q1.30)" if self.config.mode == "tinymind"
+                           else "Q0.31 exp(beta*input_scale*(x - max)), one hex word per line"),
+            },
+            "structure": {
+                "row_buffer_banks": self.banks,
+                "row_buffer_depth": self.banks * self.config.beats,
+                "index_queue_depth": self.index_queue_depth,
+                "term_width": rom.sum_width,
+                "term_rom_stored_width": rom.sum_width - rom.sum_zero_bits,
+                "sum_width": model.sum_bits,
+                "sum_saturates": model.sum_bits < model.exact_sum_bits,
+                "final_stage": type(self.final_mac).__name__,
+                "reciprocal": self.reciprocal.method,
+                "reciprocal_unit": "pipelined" if self.reciprocal.pipelined else "iterative",
+                "reciprocal_initiation_interval": self.reciprocal.initiation_interval,
+                "max_tree_stages": self.max_reduce.tree_stages,
+                "adder_tree_stages": self.accumulator.latency - 1,
+            },
         }
 
     def elaborate(self, platform):
@@ -180,15 +229,13 @@ class Softmax(wiring.Component):
             with m.Else():
                 m.d.sync += read_beat.eq(read_beat + 1)
 
-        read_valid, read_first, read_last = Signal(), Signal(), Signal()
-        read_max = Signal(signed(8))
-        rom_valid, rom_first, rom_last = Signal(), Signal(), Signal()
-        with m.If(sum_enable):
-            m.d.sync += [
-                read_valid.eq(issue), read_first.eq(read_beat == 0), read_last.eq(read_beat == beats - 1),
-                read_max.eq(row_maxima.r_data),
-                rom_valid.eq(read_valid), rom_first.eq(read_first), rom_last.eq(read_last),
-            ]
+        read_valid, read_first, read_last, read_max = (
+            delay(m, value, ROW_BUFFER_LATENCY, enable=sum_enable, name=name) for value, name in (
+                (issue, "read_valid"), (read_beat == 0, "read_first"), (read_beat == beats - 1, "read_last"),
+                (row_maxima.r_data.as_signed(), "read_max")))
+        rom_valid, rom_first, rom_last = (
+            delay(m, value, self.exp_rom.latency, enable=sum_enable, name=name) for value, name in (
+                (read_valid, "rom_valid"), (read_first, "rom_first"), (read_last, "rom_last")))
         m.d.comb += [
             self.lut_index.max.eq(read_max),
             self.lut_index.lanes_in.eq(read.data),
@@ -214,8 +261,10 @@ class Softmax(wiring.Component):
         row_reciprocal = Signal.like(self.reciprocal.o.payload)
         starts_row = out_beat == 0
         take = out_enable & index_queue.r_rdy & (~starts_row | self.reciprocal.o.valid)
-        mac_valid, mac_last = Signal(), Signal()
-        mac_reciprocal = Signal.like(self.reciprocal.o.payload)
+        current = Mux(starts_row, self.reciprocal.o.payload.as_value(), row_reciprocal.as_value())
+        mac_valid, mac_last, mac_reciprocal = (
+            delay(m, value, self.exp_rom.latency, enable=out_enable, name=name) for value, name in (
+                (take, "mac_valid"), (out_beat == beats - 1, "mac_last"), (current, "mac_reciprocal")))
         m.d.comb += [
             index_queue.r_en.eq(take),
             self.reciprocal.o.ready.eq(take & starts_row),
@@ -227,9 +276,6 @@ class Softmax(wiring.Component):
             self.final_mac.reciprocal.eq(mac_reciprocal),
         ]
         wiring.connect(m, wiring.flipped(self.o), self.final_mac.o)
-        current = Mux(starts_row, self.reciprocal.o.payload.as_value(), row_reciprocal.as_value())
-        with m.If(out_enable):
-            m.d.sync += [mac_valid.eq(take), mac_last.eq(out_beat == beats - 1), mac_reciprocal.eq(current)]
         with m.If(take):
             m.d.sync += out_beat.eq(Mux(out_beat == beats - 1, 0, out_beat + 1))
             with m.If(starts_row):

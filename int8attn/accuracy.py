@@ -13,37 +13,21 @@ Metrics per configuration and row set, over every element of every row:
   counterpart (β·s as given).
 """
 
+import argparse
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .golden import SoftmaxConfig, SoftmaxModel
-from .golden.presets import knob_grid
+from int8attn.golden import SoftmaxConfig, SoftmaxModel
+from int8attn.golden.presets import knob_grid
+from int8attn.golden.stimuli import MIXED_KINDS, int8_rows
+from int8attn.usage import UsageError, output_folder
 
-ROW_SETS = ("uniform", "normal", "peaked")
+ROW_SETS = MIXED_KINDS
 DEPTH_SWEEP = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 WIDTH_SWEEP = (6, 8, 10, 12, 16, 31)
-
-
-def make_rows(kind: str, n: int, rows: int, seed: int = 0) -> np.ndarray:
-    """int8 rows of a named kind: ``uniform`` over int8, ``normal(0, 20)``, or ``peaked`` like attention scores
-    (a low noisy floor and one to three large logits per row)."""
-    rng = np.random.default_rng(seed)
-    if kind == "uniform":
-        values = rng.integers(-128, 128, (rows, n))
-    elif kind == "normal":
-        values = np.rint(rng.normal(0, 20, (rows, n)))
-    elif kind == "peaked":
-        values = np.rint(rng.normal(-40, 12, (rows, n)))
-        peaks = rng.integers(1, 4, rows)
-        for row, count in enumerate(peaks):
-            columns = rng.choice(n, size=min(count, n), replace=False)
-            values[row, columns] = rng.integers(60, 128, len(columns))
-    else:
-        raise ValueError(f"row set {kind!r} is unknown; allowed: {', '.join(ROW_SETS)}")
-    return np.clip(values, -128, 127).astype(np.int8)
 
 
 def float_softmax(x: np.ndarray, config: SoftmaxConfig) -> np.ndarray:
@@ -190,7 +174,7 @@ def write_report(base: SoftmaxConfig, out_dir: Path, rows: int = 2000, seed: int
         if float(np.float32(base.beta)) == 1.0:
             configs["tinymind"] = replace(tflite_counterpart(base), mode="tinymind")
         configs.update(knob_grid(tflite_counterpart(base)))
-    row_sets = {kind: make_rows(kind, base.n, rows, seed) for kind in ROW_SETS}
+    row_sets = {kind: int8_rows(kind, base.n, rows, seed) for kind in ROW_SETS}
     row_sets.update(user_rows or {})
     records = report(configs, row_sets)
     paths = {"json": out_dir / "accuracy.json", "markdown": out_dir / "accuracy.md"}
@@ -206,3 +190,65 @@ def write_report(base: SoftmaxConfig, out_dir: Path, rows: int = 2000, seed: int
         f"# Softmax accuracy (n={base.n}, input_scale={base.input_scale}, beta={base.beta}, {rows} rows per set)\n\n"
         + markdown_table(records))
     return paths
+
+
+def point_metrics(config: SoftmaxConfig, rows: int, seed: int) -> dict:
+    """A sweep point's accuracy: the metrics of ``config`` on ``rows`` rows of each row set, as ``accuracy_<set>``."""
+    return {f"accuracy_{kind}": asdict(evaluate(config, int8_rows(kind, config.n, rows, seed))) for kind in ROW_SETS}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``int8attn accuracy softmax`` beyond the unit's parameters."""
+    parser.add_argument("--rows", type=_integer_at_least(1), default=2000,
+                        help="rows per generated row set: uniform, normal, peaked (default: %(default)s)")
+    parser.add_argument("--seed", type=_integer_at_least(0), default=0,
+                        help="seed of the generated rows (default: %(default)s)")
+    parser.add_argument("--rows-file", type=Path, action="append", default=[],
+                        help="your own int8 rows (.npy, or every array of an .npz); repeatable")
+    parser.add_argument("--grid", action="store_true",
+                        help="report tflite, tinymind and the knob grid around this unit, not only the unit")
+    parser.add_argument("--no-plot", action="store_true", help="skip the ROM depth/width sweep and its plot")
+    parser.add_argument("-o", "--out-dir", type=Path, default=Path("build/reports/accuracy"),
+                        help="output folder (default: %(default)s)")
+    parser.add_argument("--update-readme", action="store_true", help="replace the accuracy block of ./README.md")
+
+
+def _integer_at_least(low: int):
+    def convert(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: integers >= {low}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: integers >= {low}")
+        return value
+    return convert
+
+
+def command(config: SoftmaxConfig, args: argparse.Namespace) -> int:
+    """``int8attn accuracy softmax``: write the report (and the README block), print the table."""
+    from int8attn.bench import README, ReadmeError, with_table
+
+    if args.update_readme:
+        try:
+            with_table(README, "", "accuracy")
+        except ReadmeError as error:
+            raise UsageError(error) from None
+    user_rows = {}
+    for path in args.rows_file:
+        try:
+            user_rows.update(load_rows(path, config.n))
+        except ValueError as error:
+            raise UsageError(f"{error}; allowed: .npy/.npz of int8 rows, shape (rows, {config.n})") from None
+    out_dir = output_folder(args.out_dir)
+    configs = None if args.grid else {"this": config}
+    paths = write_report(config, out_dir, rows=args.rows, seed=args.seed, user_rows=user_rows,
+                         configs=configs, plot=not args.no_plot)
+    table = paths["markdown"].read_text()
+    print(table)
+    for path in paths.values():
+        print(f"wrote {path}")
+    if args.update_readme:
+        README.write_text(with_table(README, table.split("\n", 2)[2], "accuracy"))
+        print(f"updated the accuracy block of {README}")
+    return 0

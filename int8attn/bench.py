@@ -50,13 +50,13 @@ def measure_softmax(n: int, lanes: int, rows: int) -> dict:
     The emitted files land in ``build/reports/rtl/softmax_n{n}_p{lanes}``; the sidecar's latency is compared with
     the measured one.
     """
-    from int8attn.hdl.emit import emit_softmax
-    from int8attn.verif.runner import run_softmax
+    from int8attn.hdl.emit import emit
+    from int8attn.verif.runner import run
 
     config = SoftmaxConfig(n=n, lanes=lanes)
-    emitted = emit_softmax(config, REPORTS / "rtl" / f"softmax_n{n}_p{lanes}")
+    emitted = emit(config, REPORTS / "rtl" / f"softmax_n{n}_p{lanes}")
     sidecar_latency = json.loads(emitted.sidecar.read_text())["latency_cycles"]
-    result = run_softmax(config, SIMULATOR, rows=rows, test="cycle", idle=0, backpressure=0)
+    result = run(config, SIMULATOR, rows=rows, test="cycle", idle=0, backpressure=0)
     latencies = result.latency_cycles
     record = {
         "n": n,

@@ -1,9 +1,10 @@
 """Parameter sweeps: accuracy, optional RTL check and synthesis for every point of a grid.
 
-A sweep file (TOML) names a base configuration, a grid and what to run::
+A sweep file (TOML) names a unit (default ``softmax``), a base configuration, a grid and what to run::
 
     name = "sample"
-    [base]                       # any SoftmaxConfig field
+    unit = "softmax"             # any registered unit (int8attn/units.py)
+    [base]                       # any field of the unit's configuration
     n = 16
     lanes = 2
     [grid]                       # every combination of these values
@@ -14,7 +15,7 @@ A sweep file (TOML) names a base configuration, a grid and what to run::
     [run]
     families = ["ecp5"]          # any of ice40, ecp5, xc7; [] for none
     simulate = false             # cocotb check of the RTL against the model (Verilator)
-    rows = 500                   # rows per accuracy row set
+    rows = 500                   # rows per accuracy row set (units with an accuracy report)
 
 Points run in parallel on a :class:`concurrent.futures.Executor`: a process pool (``--jobs``) or, with
 ``--executor dask://HOST:PORT``, a Dask ``distributed`` client's executor. Each finished point is cached under its
@@ -27,14 +28,15 @@ import sys
 import time
 import tomllib
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
-from dataclasses import asdict, fields
+from dataclasses import fields
 from itertools import product
 from pathlib import Path
 
-from .golden import ConfigError, SoftmaxConfig
+from int8attn.golden import ConfigError
+from int8attn.units import UNITS, Unit
 
 SETTINGS = ("families", "simulate", "rows", "seed")
-CONFIG_FIELDS = {f.name for f in fields(SoftmaxConfig)}
+DEFAULT_UNIT = "softmax"
 
 
 class SweepError(ValueError):
@@ -50,10 +52,14 @@ def load_sweep(path: Path) -> dict:
         raise SweepError(f"sweep file {path} does not exist") from None
     except tomllib.TOMLDecodeError as error:
         raise SweepError(f"{path} is not valid TOML: {error}") from None
+    unit_name = document.get("unit", DEFAULT_UNIT)
+    if unit_name not in UNITS:
+        raise SweepError(f"unit {unit_name!r} is unknown; allowed: {', '.join(UNITS)}")
+    config_fields = {item.name for item in fields(UNITS[unit_name].config_type)}
     for section in ("base", "grid"):
-        unknown = set(document.get(section, {})) - CONFIG_FIELDS
+        unknown = set(document.get(section, {})) - config_fields
         if unknown:
-            raise SweepError(f"[{section}] has unknown keys {sorted(unknown)}; allowed: {sorted(CONFIG_FIELDS)}")
+            raise SweepError(f"[{section}] has unknown keys {sorted(unknown)}; allowed: {sorted(config_fields)}")
     grid = document.get("grid", {})
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
@@ -62,7 +68,7 @@ def load_sweep(path: Path) -> dict:
     unknown = set(run) - set(SETTINGS)
     if unknown:
         raise SweepError(f"[run] has unknown keys {sorted(unknown)}; allowed: {list(SETTINGS)}")
-    from .synth import FAMILIES
+    from int8attn.synth import FAMILIES
     bad = [family for family in run["families"] if family not in FAMILIES]
     if bad:
         raise SweepError(f"[run] families {bad} unknown; allowed: {list(FAMILIES)}")
@@ -75,33 +81,31 @@ def load_sweep(path: Path) -> dict:
     for extra in document.get("extra", []):
         parameters = base | extra
         points[_label(parameters, list(extra))] = parameters
-    return {"name": document.get("name", path.stem), "points": points, "run": run}
+    return {"name": document.get("name", path.stem), "unit": unit_name, "points": points, "run": run}
 
 
 def _label(parameters: dict, keys: list[str]) -> str:
     return ",".join(f"{key}={parameters[key]}" for key in keys) or "base"
 
 
-def point_hash(parameters: dict, run: dict) -> str:
-    text = json.dumps({"parameters": parameters, "run": run}, sort_keys=True)
+def point_hash(unit: str, parameters: dict, run: dict) -> str:
+    text = json.dumps({"unit": unit, "parameters": parameters, "run": run}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_point(label: str, parameters: dict, run: dict, work: Path) -> dict:
+def run_point(unit: Unit, label: str, parameters: dict, run: dict, work: Path) -> dict:
     """Everything the sweep measures for one point; errors become an ``error`` field, never an exception."""
     record: dict = {"point": label, "parameters": parameters}
     try:
-        config = SoftmaxConfig(**parameters)
+        config = unit.make_config(parameters)
         record["parameters"] = config.as_dict()
-        from .accuracy import ROW_SETS, evaluate, make_rows
-        for kind in ROW_SETS:
-            metrics = evaluate(config, make_rows(kind, config.n, run["rows"], run["seed"]))
-            record[f"accuracy_{kind}"] = asdict(metrics)
+        if unit.accuracy is not None:
+            record |= unit.accuracy_module.point_metrics(config, run["rows"], run["seed"])
         if run["simulate"]:
-            from .verif.runner import run_softmax
-            result = run_softmax(config, "verilator", rows=run["rows"] // 10 or 1, build_dir=work / "sim")
+            from int8attn.verif.runner import run as run_rtl
+            result = run_rtl(config, "verilator", rows=run["rows"] // 10 or 1, build_dir=work / "sim")
             record["rtl_check"] = {"passed": result.passed, "errors": result.errors[:5]}
-        from .synth import synthesize
+        from int8attn.synth import synthesize
         for family in run["families"]:
             report = synthesize(config, family, work / "synth")
             report["resources"].pop("cells", None)
@@ -157,7 +161,7 @@ def run_sweep(path: Path, out_dir: Path | None = None, jobs: int = 2, executor: 
     records: dict[str, dict] = {}
     pending = {}
     for label, parameters in sweep["points"].items():
-        key = point_hash(parameters, sweep["run"])
+        key = point_hash(sweep["unit"], parameters, sweep["run"])
         cached = cache / f"{key}.json"
         if cached.exists():
             records[label] = json.loads(cached.read_text())
@@ -166,8 +170,9 @@ def run_sweep(path: Path, out_dir: Path | None = None, jobs: int = 2, executor: 
     progress = Progress(len(sweep["points"]), len(records))
     if pending:
         with make_executor(jobs, executor) as pool:
+            unit = UNITS[sweep["unit"]]
             futures: dict[Future, str] = {
-                pool.submit(run_point, label, parameters, sweep["run"], out_dir / "points" / key): label
+                pool.submit(run_point, unit, label, parameters, sweep["run"], out_dir / "points" / key): label
                 for label, (parameters, key) in pending.items()}
             for future in as_completed(futures):
                 label = futures[future]
@@ -176,5 +181,5 @@ def run_sweep(path: Path, out_dir: Path | None = None, jobs: int = 2, executor: 
                 records[label] = record
                 progress.update(label, "error" in record)
     ordered = [records[label] for label in sweep["points"]]
-    from .sweep_report import write_outputs
+    from int8attn.sweep_report import write_outputs
     return write_outputs(sweep, ordered, out_dir)

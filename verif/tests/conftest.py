@@ -1,9 +1,13 @@
 """pytest options and fixtures of the RTL simulations."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from int8attn.verif.runner import SIMULATORS, SimResult, SimulatorMissing, default_build_dir, find_simulator, run
 
 DEFAULT_ROWS = 64
 
@@ -28,3 +32,30 @@ def sim_build_root(pytestconfig: pytest.Config) -> Path:
     """Root of the per-simulator, per-configuration build folders; a build is reused while its Verilog is unchanged."""
     option = pytestconfig.getoption("sim_build")
     return (option if option is not None else pytestconfig.rootpath / "build" / "sim").resolve()
+
+
+@pytest.fixture(scope="session")
+def simulate(sim_build_root: Path) -> Callable[..., SimResult]:
+    """``simulate(config, simulator, **options)``: :func:`~int8attn.verif.runner.run` in the configuration's folder
+    under ``sim_build_root``, skipping the test with the install command when the simulator is missing."""
+    def simulate_in_root(config: Any, simulator: str, **options: Any) -> SimResult:
+        try:
+            return run(config, simulator, build_dir=default_build_dir(config, simulator, sim_build_root), **options)
+        except SimulatorMissing as error:
+            pytest.skip(str(error))
+
+    return simulate_in_root
+
+
+@pytest.fixture(scope="session")
+def quick_simulator() -> str:
+    """The first installed simulator, Icarus (the faster build) first, for the checks of the testbench itself."""
+    reasons = []
+    for name in reversed(SIMULATORS):
+        try:
+            find_simulator(name)
+        except SimulatorMissing as error:
+            reasons.append(str(error))
+        else:
+            return name
+    pytest.skip("; ".join(reasons))

@@ -1,23 +1,23 @@
 """The accuracy report: metrics against float64 softmax and tflite, the knob grid, the command."""
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from cli_runner import run
 
-from int8attn.accuracy import ROW_SETS, evaluate, float_softmax, make_rows, write_report
+from int8attn.accuracy import ROW_SETS, evaluate, float_softmax, write_report
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.presets import KNOB_SETTINGS, knob_grid
+from int8attn.golden.stimuli import int8_rows
 
 BASE = SoftmaxConfig(n=64, lanes=4, input_scale=0.05)
 
 
 @pytest.mark.parametrize("kind", ROW_SETS)
 def test_exact_modes_round_float_softmax_to_within_one_lsb(kind: str):
-    rows = make_rows(kind, BASE.n, 300, seed=1)
+    rows = int8_rows(kind, BASE.n, 300, 1)
     for config in (BASE, replace(BASE, mode="tinymind")):
         metrics = evaluate(config, rows)
         assert metrics.max_abs_error_lsb < 1
@@ -27,7 +27,7 @@ def test_exact_modes_round_float_softmax_to_within_one_lsb(kind: str):
 
 
 def test_metrics_follow_their_definitions():
-    rows = make_rows("peaked", BASE.n, 200, seed=2)
+    rows = int8_rows("peaked", BASE.n, 200, 2)
     config = replace(BASE, mode="lut", rom_depth=32, output_bits=12)
     metrics = evaluate(config, rows)
     levels = SoftmaxModel(config)(rows).astype(np.int64) + 2048
@@ -38,7 +38,7 @@ def test_metrics_follow_their_definitions():
 
 
 def test_fewer_rom_entries_cost_accuracy():
-    rows = make_rows("normal", BASE.n, 300, seed=3)
+    rows = int8_rows("normal", BASE.n, 300, 3)
     errors = [evaluate(replace(BASE, mode="lut", rom_depth=depth), rows).mean_abs_error_lsb for depth in (16, 64, 256)]
     assert errors[0] > errors[1] > errors[2]
 
@@ -55,10 +55,9 @@ def test_knob_grid_spans_every_knob():
 
 def test_report_files(tmp_path):
     user = tmp_path / "mine.npy"
-    np.save(user, make_rows("uniform", 16, 20, seed=4))
-    result = subprocess.run([sys.executable, "-m", "int8attn.cli", "accuracy", "softmax", "--n", "16", "--lanes", "1",
-                             "--grid", "--rows", "50", "--rows-file", str(user), "-o", str(tmp_path / "out")],
-                            capture_output=True, text=True, timeout=600)
+    np.save(user, int8_rows("uniform", 16, 20, 4))
+    result = run("accuracy", "softmax", "--n", "16", "--lanes", "1", "--grid", "--rows", "50", "--rows-file", user,
+                 "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     document = json.loads((tmp_path / "out" / "accuracy.json").read_text())
     sets = {record["row_set"] for record in document["results"]}

@@ -4,18 +4,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run, run_process
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
-
-
-def run(*args: str | Path, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "int8attn.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -106,6 +101,14 @@ def test_usage_errors(args):
 def test_help_exits_zero():
     result = run("--help")
     assert result.returncode == 0 and "verilog" in result.stdout and result.stderr == ""
+
+
+def test_entry_point_as_a_process(tmp_path):
+    """The other tests call ``main`` in the test process; here ``python -m int8attn.cli`` runs on its own."""
+    result = run_process("--help")
+    assert result.returncode == 0 and "verilog" in result.stdout and result.stderr == ""
+    assert "--n" in assert_one_line_error(run_process("verilog", "softmax", "--n", "abc", "-o", tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("name", ["missing", "text", "empty", "npz", "pickled", "float", "cols", "cube", "folder"])

@@ -6,10 +6,10 @@ two in between with its neighbours) and by random sums, through the RTL (Amarant
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.hdl.divide_mac import DivideMac
+from int8attn.verif.sim import simulate, stream_get
 
 LANES = 8
 
@@ -23,29 +23,23 @@ def boundary_sums(smallest: int, largest: int, random_count: int, seed: int) -> 
     return sorted(s for s in sums if smallest <= s <= largest)
 
 
-def simulate(dut: DivideMac, beats: list[tuple[list[int], int, int, int]]) -> list[list[int]]:
+def run(dut: DivideMac, beats: list[tuple[list[int], int, int, int]]) -> list[list[int]]:
     """Drive ``(exps, scale, shift, sum)`` beats back to back; collect the output lanes."""
     results: list[list[int]] = []
 
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        pending = list(beats)
-        while len(results) < len(beats):
-            if pending:
-                exps, scale, shift, total = pending.pop(0)
-                ctx.set(dut.valid, 1)
-                ctx.set(dut.exp, exps)
-                ctx.set(dut.reciprocal, {"scale": scale, "shift": shift, "sum": total})
-            else:
-                ctx.set(dut.valid, 0)
-            if ctx.get(dut.o.valid):
-                results.append(list(ctx.get(dut.o.payload).data))
-            await ctx.tick()
+    async def source(ctx):
+        ctx.set(dut.valid, 1)
+        for exps, scale, shift, total in beats:
+            ctx.set(dut.exp, exps)
+            ctx.set(dut.reciprocal, {"scale": scale, "shift": shift, "sum": total})
+            await ctx.tick().until(dut.en)
+        ctx.set(dut.valid, 0)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    async def sink(ctx):
+        for _ in beats:
+            results.append(list((await stream_get(ctx, dut.o)).data))
+
+    simulate(dut, source, sink)
     return results
 
 
@@ -61,7 +55,7 @@ def test_divide_mac_is_exact_at_boundary_sums(n: int, input_scale: float):
              for total, scale, shift in zip(sums, reciprocal.scale, reciprocal.shift, strict=True)
              for k in range(0, len(exps), LANES)]
     dut = DivideMac(LANES, 31, 0, model.sum_bits, int(model.exp_table[0]).bit_length())
-    got = np.array(simulate(dut, beats)).reshape(len(sums), -1)
+    got = np.array(run(dut, beats)).reshape(len(sums), -1)
     expected = model.divide(exps[None, :], sums[:, None])
     wrong = np.argwhere(got != expected)
     if len(wrong):

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.hdl.reciprocal import Reciprocal
+from int8attn.verif.sim import simulate, stream_get, stream_put
 
 MIN_SUM_BITS = 20
 
@@ -22,31 +22,20 @@ def boundary_sums(sum_width: int, random_count: int = 1000) -> np.ndarray:
     return np.array(sorted({s for s in edges + randoms if low <= s <= high}), dtype=np.int64)
 
 
-def simulate(dut: Reciprocal, sums: np.ndarray) -> list[tuple[int, int]]:
+def run(dut: Reciprocal, sums: np.ndarray) -> list[tuple[int, int]]:
+    """Offer the sums back to back; collect ``(scale, shift)`` of each."""
     results: list[tuple[int, int]] = []
 
     async def source(ctx):
         for value in sums:
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, int(value))
-            while not ctx.get(dut.i.ready):
-                await ctx.tick()
-            await ctx.tick()
-        ctx.set(dut.i.valid, 0)
+            await stream_put(ctx, dut.i, int(value))
 
     async def sink(ctx):
-        ctx.set(dut.o.ready, 1)
-        while len(results) < len(sums):
-            if ctx.get(dut.o.valid):
-                payload = ctx.get(dut.o.payload)
-                results.append((payload.scale, payload.shift))
-            await ctx.tick()
+        for _ in sums:
+            payload = await stream_get(ctx, dut.o)
+            results.append((payload.scale, payload.shift))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(source)
-    sim.add_testbench(sink)
-    sim.run()
+    simulate(dut, source, sink)
     return results
 
 
@@ -74,7 +63,7 @@ def check(sum_width: int, config: SoftmaxConfig, pipelined: bool) -> None:
     table = model.reciprocal_table if config.reciprocal == "lut" else None
     dut = Reciprocal(sum_width, MIN_SUM_BITS, config.output_bits, steps=config.reciprocal_steps, table=table,
                      pipelined=pipelined)
-    got = simulate(dut, sums)
+    got = run(dut, sums)
     mismatches = [(int(s), g, (int(es), int(eh))) for s, g, es, eh in
                   zip(sums, got, expected.scale, expected.shift, strict=True) if g != (es, eh)]
     assert not mismatches, f"{len(mismatches)} of {len(sums)} sums differ, first (sum, rtl, model): {mismatches[:3]}"

@@ -9,8 +9,10 @@ import itertools
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,10 +20,10 @@ import pytest
 from int8attn.bench import LATENCY_SLACK, THROUGHPUT_FLOOR
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.presets import knob_grid
+from int8attn.golden.stimuli import directed_int8_rows
 from int8attn.verif import runner
-from int8attn.verif.runner import SIMULATORS, SimResult, SimulatorMissing, TBSettings, default_build_dir, run_softmax
+from int8attn.verif.runner import SIMULATORS, SimResult, SimulatorMissing, TBSettings, default_build_dir, run
 from int8attn.verif.stream import PayloadLayout
-from int8attn.verif.tb_softmax import directed_rows
 
 SHAPES = ((1, 1), (8, 1), (10, 1), (10, 2), (64, 4), (256, 8), (1024, 4))
 INPUT_SCALES = (1 / 16, 0.05, 0.25)
@@ -63,19 +65,14 @@ def selected_tests(config: SoftmaxConfig) -> str:
     return "check,framing" + (",cycle" if config.beats <= CYCLE_TEST_MAX_BEATS else "")
 
 
-def simulate(config: SoftmaxConfig, simulator: str, root: Path, **options) -> SimResult:
-    """:func:`run_softmax` in ``root``'s build folder for this configuration; skips when the simulator is missing."""
-    try:
-        return run_softmax(config, simulator, build_dir=default_build_dir(config, simulator, root), **options)
-    except SimulatorMissing as error:
-        pytest.skip(str(error))
+Simulate = Callable[..., SimResult]
 
 
 def assert_checked(result: SimResult, config: SoftmaxConfig, rows: int) -> None:
     """The run passed, and every requested test really compared rows with the golden model."""
     assert result.passed, "\n".join(result.errors)
     model = SoftmaxModel(config)
-    directed = sum(1 for _ in directed_rows(model, np.random.default_rng(0)))
+    directed = sum(1 for _ in directed_int8_rows(config.n, np.random.default_rng(0), rom_depth=model.rom_depth))
     assert result.reports["check"]["rows"] == rows + directed
     assert result.reports["check"]["beats"] == (rows + directed) * config.beats
     assert result.reports["framing"]["rows"] > 0
@@ -90,40 +87,40 @@ def assert_checked(result: SimResult, config: SoftmaxConfig, rows: int) -> None:
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("config", REGRESSION, ids=config_id)
-def test_regression(config: SoftmaxConfig, simulator: str, rows: int, sim_build_root: Path) -> None:
-    result = simulate(config, simulator, sim_build_root, rows=rows, test=selected_tests(config))
+def test_regression(config: SoftmaxConfig, simulator: str, rows: int, simulate: Simulate) -> None:
+    result = simulate(config, simulator, rows=rows, test=selected_tests(config))
     assert_checked(result, config, rows)
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("config", TINYMIND, ids=config_id)
-def test_tinymind_regression(config: SoftmaxConfig, simulator: str, rows: int, sim_build_root: Path) -> None:
-    result = simulate(config, simulator, sim_build_root, rows=rows, test=selected_tests(config))
+def test_tinymind_regression(config: SoftmaxConfig, simulator: str, rows: int, simulate: Simulate) -> None:
+    result = simulate(config, simulator, rows=rows, test=selected_tests(config))
     assert_checked(result, config, rows)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("config", SWEEP, ids=config_id)
-def test_sweep(config: SoftmaxConfig, simulator: str, rows: int, sim_build_root: Path) -> None:
-    result = simulate(config, simulator, sim_build_root, rows=rows, test="check,framing,cycle")
+def test_sweep(config: SoftmaxConfig, simulator: str, rows: int, simulate: Simulate) -> None:
+    result = simulate(config, simulator, rows=rows, test="check,framing,cycle")
     assert_checked(result, config, rows)
 
 
 @pytest.mark.parametrize(("name", "simulator"), MODE_CASES)
-def test_modes(name: str, simulator: str, rows: int, sim_build_root: Path) -> None:
+def test_modes(name: str, simulator: str, rows: int, simulate: Simulate) -> None:
     """The knob grid on a short row, on Icarus; Verilator builds are slow, so it takes two of them."""
     config = MODES[name]
-    result = simulate(config, simulator, sim_build_root, rows=rows, test="check,framing,cycle")
+    result = simulate(config, simulator, rows=rows, test="check,framing,cycle")
     assert_checked(result, config, rows)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("name", MODES_SWEEP)
-def test_modes_sweep(name: str, simulator: str, rows: int, sim_build_root: Path) -> None:
+def test_modes_sweep(name: str, simulator: str, rows: int, simulate: Simulate) -> None:
     config = MODES_SWEEP[name]
-    result = simulate(config, simulator, sim_build_root, rows=rows, test="check,framing,cycle")
+    result = simulate(config, simulator, rows=rows, test="check,framing,cycle")
     assert_checked(result, config, rows)
 
 
@@ -134,20 +131,6 @@ def test_regression_covers_every_value() -> None:
     assert any(config.beats <= CYCLE_TEST_MAX_BEATS for config in REGRESSION)
 
 
-@pytest.fixture(scope="module")
-def quick_simulator() -> str:
-    """The first installed simulator, Icarus (the faster build) first, for the checks of the testbench itself."""
-    reasons = []
-    for name in reversed(SIMULATORS):
-        try:
-            runner.find_simulator(name)
-        except SimulatorMissing as error:
-            reasons.append(str(error))
-        else:
-            return name
-    pytest.skip("; ".join(reasons))
-
-
 def emit_with_change(monkeypatch: pytest.MonkeyPatch, *, sidecar=None, verilog=None) -> None:
     """Make the runner's emitter pass the sidecar through ``sidecar(dict)`` and the Verilog through ``verilog(text)``.
 
@@ -155,9 +138,9 @@ def emit_with_change(monkeypatch: pytest.MonkeyPatch, *, sidecar=None, verilog=N
     """
     from int8attn.hdl import emit
 
-    real = emit.emit_softmax
+    real = emit.emit
 
-    def emit_softmax(config: SoftmaxConfig, out_dir: Path) -> emit.EmitResult:
+    def changed(config: Any, out_dir: Path) -> emit.EmitResult:
         result = real(config, out_dir)
         if sidecar is not None:
             facts = json.loads(result.sidecar.read_text())
@@ -167,7 +150,7 @@ def emit_with_change(monkeypatch: pytest.MonkeyPatch, *, sidecar=None, verilog=N
             result.verilog.write_text(verilog(result.verilog.read_text()))
         return result
 
-    monkeypatch.setattr(emit, "emit_softmax", emit_softmax)
+    monkeypatch.setattr(emit, "emit", changed)
 
 
 @pytest.fixture(scope="module")
@@ -182,14 +165,14 @@ QUICK_CONFIG = SoftmaxConfig(n=8, lanes=2, input_scale=0.05, beta=1.0)
 def test_wrong_golden_model_is_caught(monkeypatch: pytest.MonkeyPatch, quick_simulator: str,
                                       quick_build: Path) -> None:
     emit_with_change(monkeypatch, sidecar=lambda facts: facts["parameters"].update(beta=0.5))
-    result = run_softmax(QUICK_CONFIG, quick_simulator, rows=4, build_dir=quick_build, test="check")
+    result = run(QUICK_CONFIG, quick_simulator, rows=4, build_dir=quick_build, test="check")
     assert not result.passed
     assert "got" in result.errors[0] and "expected" in result.errors[0], result.errors
 
 
 def test_wrong_latency_is_caught(monkeypatch: pytest.MonkeyPatch, quick_simulator: str, quick_build: Path) -> None:
     emit_with_change(monkeypatch, sidecar=lambda facts: facts.update(latency_cycles=facts["latency_cycles"] + 1))
-    result = run_softmax(QUICK_CONFIG, quick_simulator, rows=4, build_dir=quick_build, test="cycle")
+    result = run(QUICK_CONFIG, quick_simulator, rows=4, build_dir=quick_build, test="cycle")
     assert not result.passed
     assert any("cycles after its last input beat" in error for error in result.errors), result.errors
 
@@ -203,7 +186,7 @@ def stuck_error(text: str) -> str:
 
 def test_stuck_error_output_is_caught(monkeypatch: pytest.MonkeyPatch, quick_simulator: str, tmp_path: Path) -> None:
     emit_with_change(monkeypatch, verilog=stuck_error)
-    result = run_softmax(QUICK_CONFIG, quick_simulator, rows=4, build_dir=tmp_path, test="framing")
+    result = run(QUICK_CONFIG, quick_simulator, rows=4, build_dir=tmp_path, test="framing")
     assert not result.passed
     assert any("error output never went high" in error for error in result.errors), result.errors
 
@@ -262,7 +245,7 @@ def test_unknown_simulator_and_test_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown simulator"):
         runner.find_simulator("vcs")
     with pytest.raises(ValueError, match="unknown test"):
-        run_softmax(REGRESSION[0], "icarus", test="bogus")
+        run(REGRESSION[0], "icarus", test="bogus")
 
 
 def test_default_build_dir_is_per_simulator_and_config() -> None:
@@ -270,4 +253,5 @@ def test_default_build_dir_is_per_simulator_and_config() -> None:
     assert default_build_dir(first, "icarus").parent.name == "icarus"
     assert default_build_dir(first, "icarus").parts[-4:-2] == ("build", "sim")
     assert default_build_dir(first, "icarus").name != default_build_dir(second, "icarus").name
+    assert default_build_dir(first, "icarus").name.startswith("softmax-")
     assert os.path.isabs(default_build_dir(first, "verilator"))

@@ -24,16 +24,11 @@ rows = 30
 """
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sweep")
-    (folder / "sweep.toml").write_text(SWEEP)
-    paths = run_sweep(folder / "sweep.toml", folder / "out", jobs=2)
-    return folder, paths
-
-
-def test_every_point_is_reported_and_the_broken_one_is_not_fatal(swept):
-    folder, paths = swept
+def test_every_point_is_reported_and_an_interrupted_sweep_resumes(tmp_path):
+    """One test for both, as the sweep is the slow part: two tests sharing it could run it twice, on two pytest-xdist
+    workers."""
+    (tmp_path / "sweep.toml").write_text(SWEEP)
+    paths = run_sweep(tmp_path / "sweep.toml", tmp_path / "out", jobs=2)
     rows = list(csv.DictReader(paths["csv"].open()))
     assert len(rows) == 5
     broken = [row for row in rows if row["error"]]
@@ -45,14 +40,11 @@ def test_every_point_is_reported_and_the_broken_one_is_not_fatal(swept):
     assert "failed: ConfigError" in paths["markdown"].read_text()
     assert paths["error_vs_luts"].stat().st_size > 0 and paths["luts_vs_lanes"].stat().st_size > 0
 
-
-def test_an_interrupted_sweep_resumes(swept):
-    folder, _ = swept
-    cache = sorted((folder / "out" / "cache").glob("*.json"))
+    cache = sorted((tmp_path / "out" / "cache").glob("*.json"))
     assert len(cache) == 5
     kept = {path: path.stat().st_mtime_ns for path in cache[1:]}
     cache[0].unlink()
-    run_sweep(folder / "sweep.toml", folder / "out", jobs=1)
+    run_sweep(tmp_path / "sweep.toml", tmp_path / "out", jobs=1)
     assert cache[0].exists()
     assert {path: path.stat().st_mtime_ns for path in cache[1:]} == kept
 

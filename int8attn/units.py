@@ -1,0 +1,129 @@
+"""The unit registry: one :class:`Unit` record per unit, the one place that names its files.
+
+Every generic layer (the command line, the Verilog emitter, the simulation runner, synthesis, sweeps) works from
+these records, so a unit is its own files plus one entry in :data:`UNITS`. Models, components and testbenches are
+named by import path and imported only when used, so ``int8attn golden`` never imports Amaranth.
+
+A unit's pieces follow one contract:
+
+* config: a frozen dataclass of :func:`int8attn.golden.params.param` fields with ``as_dict()``; the command line,
+  the sidecar's ``parameters`` and the build-folder hashes come from it.
+* model: ``model(config)`` is a callable from input frames (``rows × frame``, ``input_dtype``) to output frames, with
+  ``check_rows``, ``input_dtype``, ``output_dtype`` and ``output_description`` (the output's quantisation, in words).
+* component: ``component(config)`` is an Amaranth ``wiring.Component`` with stream members of
+  :class:`~int8attn.hdl.streams.LaneBeat` payloads, read-only ``latency`` and ``latency_from`` (``"first"`` or
+  ``"last"``: the input beat of a frame that ``latency`` counts from), ``elements_per_cycle``, ``frame_beats``
+  (beats per frame of each stream member), ``port_descriptions()`` (Verilog port name → meaning), ``describe()``
+  (unit-specific sidecar sections) and ``artefacts()`` (file name → text written beside the Verilog).
+* testbench: a cocotb module whose tests are listed in ``tests``; the runner runs them by name.
+"""
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from int8attn.golden.params import ConfigError
+
+
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One registered unit.
+
+    Members
+    -------
+    name : str
+        Command-line name, Verilog top module and file stem.
+    summary : str
+        One line for ``--help``.
+    config : str
+        ``module:Class`` of the configuration dataclass.
+    model : str
+        ``module:Class`` of the golden model.
+    component : str
+        ``module:Class`` of the Amaranth top.
+    testbench : str
+        Module of the cocotb tests.
+    tests : tuple of str
+        Tests of the testbench, the first being the one ``int8attn sim`` runs.
+    frame : str
+        Name of the configuration field that holds the elements of one input frame (row).
+    accuracy : str or None
+        Module behind ``int8attn accuracy`` (see :attr:`accuracy_module`); ``None`` when the unit has none.
+    """
+
+    name: str
+    summary: str
+    config: str
+    model: str
+    component: str
+    testbench: str
+    tests: tuple[str, ...]
+    frame: str
+    accuracy: str | None = None
+
+    @property
+    def config_type(self) -> type:
+        return _load(self.config)
+
+    def make_config(self, parameters: dict[str, Any]) -> Any:
+        """The configuration from a parameter mapping (a sidecar's ``parameters``, a sweep point)."""
+        names = {item.name for item in fields(self.config_type)}
+        unknown = sorted(set(parameters) - names)
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} of unit {self.name}; "
+                              f"allowed: {', '.join(sorted(names))}")
+        return self.config_type(**parameters)
+
+    def make_model(self, config: Any) -> Callable:
+        return _load(self.model)(config)
+
+    def make_component(self, config: Any) -> Any:
+        return _load(self.component)(config)
+
+    def frame_elements(self, config: Any) -> int:
+        return getattr(config, self.frame)
+
+    @property
+    def folder_pattern(self) -> str:
+        """The default output folder's name, with the parameters it depends on in braces."""
+        return f"{self.name}_{self.frame}{{{self.frame}}}_p{{lanes}}"
+
+    def folder_name(self, config: Any) -> str:
+        return f"{self.name}_{self.frame}{self.frame_elements(config)}_p{config.lanes}"
+
+    @property
+    def accuracy_module(self) -> Any:
+        """The module behind ``int8attn accuracy``: ``add_arguments(parser)`` and ``command(config, args)``."""
+        if self.accuracy is None:
+            raise ValueError(f"unit {self.name} has no accuracy report")
+        return importlib.import_module(self.accuracy)
+
+
+UNITS: dict[str, Unit] = {unit.name: unit for unit in (
+    Unit(name="softmax", summary="int8 softmax (TFLite, TinyMind or LUT knobs)",
+         config="int8attn.golden.config:SoftmaxConfig", model="int8attn.golden.softmax:SoftmaxModel",
+         component="int8attn.hdl.softmax:Softmax", testbench="int8attn.verif.tb_softmax",
+         tests=("check", "cycle", "framing"), frame="n", accuracy="int8attn.accuracy"),
+)}
+
+
+def unit_named(name: str) -> Unit:
+    """The registered unit ``name``; :class:`ConfigError` naming the registered ones otherwise."""
+    try:
+        return UNITS[name]
+    except KeyError:
+        raise ConfigError(f"unit {name!r} is unknown; allowed: {', '.join(UNITS)}") from None
+
+
+def unit_of(config: Any) -> Unit:
+    """The unit whose configuration class ``config`` is an instance of."""
+    for unit in UNITS.values():
+        if type(config).__module__ + ":" + type(config).__qualname__ == unit.config:
+            return unit
+    raise ValueError(f"{type(config).__qualname__} is not the configuration of a registered unit")
