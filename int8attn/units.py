@@ -110,6 +110,10 @@ UNITS: dict[str, Unit] = {unit.name: unit for unit in (
          config="int8attn.golden.config:SoftmaxConfig", model="int8attn.golden.softmax:SoftmaxModel",
          component="int8attn.hdl.softmax:Softmax", testbench="int8attn.verif.tb_softmax",
          tests=("check", "cycle", "framing"), frame="n", accuracy="int8attn.accuracy"),
+    Unit(name="requant", summary="int32 accumulators to int8/int16 (TFLite MultiplyByQuantizedMultiplier)",
+         config="int8attn.golden.requant:RequantConfig", model="int8attn.golden.requant:RequantModel",
+         component="int8attn.hdl.requant:Requantizer", testbench="int8attn.verif.tb_requant",
+         tests=("check", "cycle"), frame="channels"),
 )}
 
 
