@@ -1,9 +1,10 @@
 """Benchmarks behind ``int8attn bench`` and ``make bench``.
 
-Measures the golden model's throughput and, for each softmax configuration of :data:`MATRIX`, the elements per cycle
-and the latency of the generated RTL in a Verilator simulation (the runner's ``cycle`` test: back-to-back rows, no
-idle input cycle, output always ready). Writes ``build/reports/bench.json`` and ``build/reports/bench.md``; with
-``update_readme`` the table also replaces the ``bench`` block of ``README.md`` (:func:`with_table`).
+Measures the golden model's throughput and, for each softmax configuration of :data:`MATRIX` and each requantizer of
+:data:`REQUANT_MATRIX`, the elements per cycle and the latency of the generated RTL in a Verilator simulation (the
+runner's ``cycle`` test: back-to-back frames, no idle input cycle, output always ready). Writes
+``build/reports/bench.json`` and ``build/reports/bench.md``; with ``update_readme`` the table also replaces the
+``bench`` block of ``README.md`` (:func:`with_table`).
 """
 
 import importlib.metadata
@@ -12,12 +13,22 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
+from int8attn.golden.requant import RequantConfig
+from int8attn.golden.stimuli import int8_rows
+from int8attn.units import unit_of
 
 MATRIX = ((1, 1), (8, 1), (10, 1), (10, 2), (64, 4), (256, 8), (1024, 4))
+REQUANT_MATRIX = (
+    RequantConfig(channels=16, lanes=1),
+    RequantConfig(channels=16, lanes=4),
+    RequantConfig(channels=64, lanes=16),
+    RequantConfig(channels=64, lanes=16, weight_scales=tuple(float(s) for s in np.geomspace(1e-4, 2.0, 64))),
+)
 LATENCY_SLACK = 24
 REPORTS = Path("build/reports")
 README = Path("README.md")
@@ -35,7 +46,7 @@ THROUGHPUT_FLOOR = 0.99
 def model_throughput(rows: int, n: int = MODEL_N, repeats: int = 3) -> float:
     """Elements per second of :class:`SoftmaxModel` on ``rows`` random rows of length ``n``, best of ``repeats``."""
     model = SoftmaxModel(SoftmaxConfig(n=n, lanes=1))
-    x = np.random.default_rng(0).integers(-128, 128, (rows, n), dtype=np.int8)
+    x = int8_rows("uniform", n, rows, 0)
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -44,28 +55,32 @@ def model_throughput(rows: int, n: int = MODEL_N, repeats: int = 3) -> float:
     return rows * n / min(seconds)
 
 
-def measure_softmax(n: int, lanes: int, rows: int) -> dict:
-    """Elements per cycle and latency of one configuration, measured by the runner's ``cycle`` test.
+def measure(config: Any, rows: int) -> dict:
+    """Elements per cycle and latency of one unit configuration, measured by the runner's ``cycle`` test.
 
-    The emitted files land in ``build/reports/rtl/softmax_n{n}_p{lanes}``; the sidecar's latency is compared with
-    the measured one.
+    The emitted files land in ``build/reports/rtl/<unit>_...``; the sidecar's latency is compared with the measured
+    one. Softmax rows must also keep within :data:`LATENCY_SLACK` cycles of ``N/P``.
     """
     from int8attn.hdl.emit import emit
     from int8attn.verif.runner import run
 
-    config = SoftmaxConfig(n=n, lanes=lanes)
-    emitted = emit(config, REPORTS / "rtl" / f"softmax_n{n}_p{lanes}")
-    sidecar_latency = json.loads(emitted.sidecar.read_text())["latency_cycles"]
+    unit = unit_of(config)
+    emitted = emit(config, REPORTS / "rtl" / unit.folder_name(config))
+    sidecar = json.loads(emitted.sidecar.read_text())
     result = run(config, SIMULATOR, rows=rows, test="cycle", idle=0, backpressure=0)
     latencies = result.latency_cycles
+    frame = unit.frame_elements(config)
     record = {
-        "n": n,
-        "lanes": lanes,
+        "unit": unit.name,
+        "parameters": config.as_dict(),
+        "frame": frame,
+        "lanes": config.lanes,
         "elements_per_cycle": result.elements_per_cycle,
         "latency_cycles": max(latencies) if latencies else None,
         "latencies_measured": latencies,
-        "sidecar_latency_cycles": sidecar_latency,
-        "latency_bound": n // lanes + LATENCY_SLACK,
+        "latency_from": sidecar["latency_from"],
+        "sidecar_latency_cycles": sidecar["latency_cycles"],
+        "latency_bound": frame // config.lanes + LATENCY_SLACK if unit.name == "softmax" else None,
         "rows": result.rows,
         "cycles": result.cycles,
         "passed": result.passed,
@@ -82,7 +97,7 @@ def _problems(record: dict) -> list[str]:
     if set(record["latencies_measured"]) != {record["sidecar_latency_cycles"]}:
         problems.append(f"measured latencies {record['latencies_measured']} differ from the sidecar's "
                         f"{record['sidecar_latency_cycles']}")
-    elif record["latency_cycles"] > record["latency_bound"]:
+    elif record["latency_bound"] is not None and record["latency_cycles"] > record["latency_bound"]:
         problems.append(f"latency {record['latency_cycles']} exceeds the bound {record['latency_bound']}")
     if record["elements_per_cycle"] is None:
         problems.append("no elements/cycle measured")
@@ -94,21 +109,24 @@ def _problems(record: dict) -> list[str]:
 def markdown(report: dict) -> str:
     """The benchmark table and the model throughput as Markdown."""
     lines = [
-        f"Measured by `{report['command']}` with {report['simulator']}: the runner's `cycle` test, back-to-back rows "
+        f"Measured by `{report['command']}` with {report['simulator']}: the runner's `cycle` test, back-to-back frames "
         "(no idle input cycle, output always ready). Elements/cycle: the sustained rate, beats × P over the cycles "
         "from the first to the last beat, the lower of input and output (the testbench also checks that the output "
-        "has no gap). Latency: cycles from the last input beat of a row accepted to its first output beat valid, the "
-        "largest over all rows.",
+        "has no gap). Latency: cycles from the input beat the sidecar's `latency_from` names (softmax: a row's last; "
+        "requant: each beat) accepted to the frame's first output beat valid, the largest over all frames; the "
+        "softmax bound is N/P + 24.",
         "",
-        "| N | P | rows | elements/cycle | latency (cycles) | sidecar latency | bound N/P + 24 | check |",
-        "|---:|---:|---:|---:|---:|---:|---:|:---|",
+        "| unit | frame | P | configuration | rows | elements/cycle | latency (cycles) | sidecar latency | bound "
+        "| check |",
+        "|:---|---:|---:|:---|---:|---:|---:|---:|---:|:---|",
     ]
-    for record in report["softmax"]:
+    for record in report["units"]:
         epc = "–" if record["elements_per_cycle"] is None else f"{record['elements_per_cycle']:.3f}"
         latency = "–" if record["latency_cycles"] is None else record["latency_cycles"]
+        bound = "–" if record["latency_bound"] is None else record["latency_bound"]
         check = "; ".join(record["problems"]) or "ok"
-        cells = [record["n"], record["lanes"], record["rows"], epc, latency, record["sidecar_latency_cycles"],
-                 record["latency_bound"], check]
+        cells = [record["unit"], record["frame"], record["lanes"], _label(record), record["rows"], epc, latency,
+                 record["sidecar_latency_cycles"], bound, check]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     lines += [
         "",
@@ -117,6 +135,14 @@ def markdown(report: dict) -> str:
         "best of 3).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _label(record: dict) -> str:
+    """What distinguishes the configuration beyond its unit, frame and lanes."""
+    parameters = record["parameters"]
+    if record["unit"] == "requant":
+        return "per-channel" if len(parameters["weight_scales"] or parameters["multipliers"]) > 1 else "per-tensor"
+    return parameters["mode"]
 
 
 def with_table(readme: Path, table: str, block: str = "bench") -> str:
@@ -130,6 +156,10 @@ def with_table(readme: Path, table: str, block: str = "bench") -> str:
     return f"{text[:start + len(opening)]}\n{table}{text[end:]}"
 
 
+def _pairs(record: dict) -> str:
+    return f"frame={record['frame']} lanes={record['lanes']} {_label(record)}"
+
+
 def run(quick: bool = False, update_readme: bool = False) -> int:
     """Run the benchmarks, write the reports (and the README block); 0 when every check held, else 1."""
     if update_readme:
@@ -137,9 +167,10 @@ def run(quick: bool = False, update_readme: bool = False) -> int:
     model_rows = 10_000 if quick else 100_000
     sim_rows = 100 if quick else 1000
     records = []
-    for n, lanes in MATRIX:
-        print(f"softmax n={n} lanes={lanes}: cycle test on {SIMULATOR} ...", flush=True)
-        records.append(measure_softmax(n, lanes, sim_rows))
+    for config in [SoftmaxConfig(n=n, lanes=lanes) for n, lanes in MATRIX] + list(REQUANT_MATRIX):
+        label = unit_of(config).folder_name(config)
+        print(f"{label}: cycle test on {SIMULATOR} ...", flush=True)
+        records.append(measure(config, sim_rows))
     report = {
         "command": "int8attn bench" + (" --quick" if quick else ""),
         "simulator": f"Verilator {importlib.metadata.version('verilator')}",
@@ -147,7 +178,7 @@ def run(quick: bool = False, update_readme: bool = False) -> int:
         "python": platform.python_version(),
         "model_elements_per_s": model_throughput(model_rows),
         "model_rows": model_rows,
-        "softmax": records,
+        "units": records,
     }
     REPORTS.mkdir(parents=True, exist_ok=True)
     (REPORTS / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -158,10 +189,10 @@ def run(quick: bool = False, update_readme: bool = False) -> int:
     if update_readme:
         README.write_text(with_table(README, table))
         print(f"updated the benchmark block of {README}")
-    problems = [f"n={r['n']} lanes={r['lanes']}: {problem}" for r in records for problem in r["problems"]]
+    problems = [f"{r['unit']} {_pairs(r)}: {problem}" for r in records for problem in r["problems"]]
     for problem in problems:
         print(problem, file=sys.stderr)
     for record in records:
         for error in record["errors"]:
-            print(f"n={record['n']} lanes={record['lanes']}: {error}", file=sys.stderr)
+            print(f"{record['unit']} {_pairs(record)}: {error}", file=sys.stderr)
     return 1 if problems else 0

@@ -59,6 +59,14 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: a finite number > 0") from None
 
 
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a choice; allowed: {', '.join(choices)}")
+        return text
+    return convert
+
+
 def _items(convert: Callable[[str], Any], allowed: str) -> Callable[[str], tuple]:
     def convert_all(text: str) -> tuple:
         items = [item.strip() for item in text.split(",")]
@@ -71,7 +79,7 @@ def _items(convert: Callable[[str], Any], allowed: str) -> Callable[[str], tuple
 def _option_type(spec: Param) -> dict[str, Any]:
     """``add_argument`` keywords that parse one parameter as :class:`Param` describes it."""
     if spec.kind == "choice":
-        return {"choices": spec.choices}
+        return {"type": _choice(spec.choices), "metavar": "{" + ",".join(spec.choices) + "}"}
     single = _integer(spec.allowed) if spec.kind in ("int", "ints") else _number
     if spec.kind in ("ints", "floats"):
         return {"type": _items(single, spec.allowed), "metavar": "V[,V...]"}
@@ -118,7 +126,7 @@ def _summary(sidecar: dict) -> str:
     beats = ", ".join(f"{name}: {stream['beats_per_frame']} beats/frame" for name, stream in sidecar["streams"].items())
     lines = [f"{sidecar['top']}: {_pairs(sidecar['parameters'])}",
              f"  {beats}; {sidecar['elements_per_cycle']} elements/cycle, latency {sidecar['latency_cycles']} cycles "
-             "(last input beat accepted -> first output beat valid)"]
+             f"({sidecar['latency_from']} input beat of a frame accepted -> its first output beat valid)"]
     lines += [f"  {key}: {_pairs(value)}" for key, value in sidecar.items()
               if isinstance(value, dict) and key not in ("parameters", "streams")]
     return "\n".join(lines)
