@@ -80,15 +80,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     Returns ``(0, 0)`` for 0 and for reals whose exponent is below −31 (below 2^−32 unless they round up to it). The
     shift is not clamped: reals from just below 2^30 up give 31 or more, which :class:`RequantConfig` rejects.
     """
-    if not math.isfinite(real) or real < 0:
-        raise ValueError(f"real multiplier {real!r} must be finite and ≥ 0")
-    if real == 0:
-        return 0, 0
-    mantissa, exponent = math.frexp(real)
-    q_fixed = round_half_away_from_zero(math.ldexp(mantissa, 31))
-    if q_fixed == 1 << 31:
-        q_fixed //= 2
-        exponent += 1
+    q_fixed, exponent = _q31_and_exponent(real)
     if exponent < -31:
         return 0, 0
     return q_fixed, exponent
@@ -99,6 +91,13 @@ def quantize_multiplier_tinymind(real: float) -> tuple[int, int]:
 
     Only ``0`` gives ``(0, 0)``; tiny reals keep their (large) right shift.
     """
+    q, exponent = _q31_and_exponent(real)
+    return q, -exponent
+
+
+def _q31_and_exponent(real: float) -> tuple[int, int]:
+    """``(q, e)`` with ``real ≈ q · 2^(e − 31)``, ``q`` in 2^30..2^31 − 1: ``frexp``, the mantissa's 31 bits rounded
+    half away from zero, and the carry to 2^31 folded into the exponent; ``(0, 0)`` for 0."""
     if not math.isfinite(real) or real < 0:
         raise ValueError(f"real multiplier {real!r} must be finite and ≥ 0")
     if real == 0:
@@ -106,9 +105,8 @@ def quantize_multiplier_tinymind(real: float) -> tuple[int, int]:
     mantissa, exponent = math.frexp(real)
     q = round_half_away_from_zero(math.ldexp(mantissa, 31))
     if q == 1 << 31:
-        q >>= 1
-        exponent += 1
-    return q, -exponent
+        return q >> 1, exponent + 1
+    return q, exponent
 
 
 def multiply_by_quantized_multiplier(acc: np.ndarray | int, multiplier: np.ndarray | int,

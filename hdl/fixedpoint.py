@@ -130,7 +130,26 @@ class SaturatingRoundingDoublingHighMul(wiring.Component):
         return m
 
 
-class RoundingDivideByPot(wiring.Component):
+class _ShiftStage(wiring.Component):
+    """One registered stage from ``x`` and a run-time ``exponent`` (0..``max_exponent``) to ``o`` of ``x``'s shape."""
+
+    def __init__(self, shape: ShapeLike = INT32, max_exponent: int = MAX_EXPONENT):
+        self.shape = Shape.cast(shape)
+        self.max_exponent = _check_exponent(max_exponent)
+        super().__init__({
+            "en": In(1, init=1),
+            "x": In(self.shape),
+            "exponent": In(range(max_exponent + 1)),
+            "o": Out(self.shape),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Registers from the operands to ``o``."""
+        return 1
+
+
+class RoundingDivideByPot(_ShiftStage):
     """gemmlowp ``RoundingDivideByPOT``: ``x / 2^exponent`` rounded half away from zero, exponent at run time.
 
     ``⌊(x + 2^(e−1) − [x < 0]) / 2^e⌋`` for ``e ≥ 1`` and ``x`` for ``e = 0``: one adder and an arithmetic right
@@ -155,21 +174,6 @@ class RoundingDivideByPot(wiring.Component):
         The rounded quotient, :attr:`latency` enabled cycles after ``x`` and ``exponent``.
     """
 
-    def __init__(self, shape: ShapeLike = INT32, max_exponent: int = MAX_EXPONENT):
-        self.shape = Shape.cast(shape)
-        self.max_exponent = _check_exponent(max_exponent)
-        super().__init__({
-            "en": In(1, init=1),
-            "x": In(self.shape),
-            "exponent": In(range(max_exponent + 1)),
-            "o": Out(self.shape),
-        })
-
-    @property
-    def latency(self) -> int:
-        """Registers from the operands to ``o``."""
-        return 1
-
     def elaborate(self, platform):
         m = Module()
         half = (Const(1, self.max_exponent + 1) << self.exponent) >> 1
@@ -179,7 +183,7 @@ class RoundingDivideByPot(wiring.Component):
         return m
 
 
-class ShiftLeft(wiring.Component):
+class ShiftLeft(_ShiftStage):
     """``x · 2^exponent`` with the exponent at run time, wrapping or saturating to the shape of ``x``.
 
     Wrapping keeps the low bits, as a plain int32 multiply does (TFLite's ``x * (1 << left_shift)``). Saturating is
@@ -208,20 +212,8 @@ class ShiftLeft(wiring.Component):
     """
 
     def __init__(self, shape: ShapeLike = INT32, max_exponent: int = MAX_EXPONENT, saturate: bool = False):
-        self.shape = Shape.cast(shape)
-        self.max_exponent = _check_exponent(max_exponent)
         self.saturate = saturate
-        super().__init__({
-            "en": In(1, init=1),
-            "x": In(self.shape),
-            "exponent": In(range(max_exponent + 1)),
-            "o": Out(self.shape),
-        })
-
-    @property
-    def latency(self) -> int:
-        """Registers from the operands to ``o``."""
-        return 1
+        super().__init__(shape, max_exponent)
 
     def elaborate(self, platform):
         m = Module()

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from int8attn.golden.requant import RequantConfig, RequantModel
 from int8attn.hdl.fixedpoint import INT32, RoundingDivideByPot, SaturatingRoundingDoublingHighMul, ShiftLeft, clamp
 from int8attn.hdl.pipeline import delay
-from int8attn.hdl.streams import LaneBeat
+from int8attn.hdl.streams import FrameStreams, LaneBeat
 
 TABLE_FILE = "requant_table.hex"
 ACCUMULATOR_BITS = 32
@@ -17,7 +17,7 @@ OUTPUT_LATENCY = 1
 ENTRY_FIELDS = ("multiplier", "left_shift", "right_shift")
 
 
-class Requantizer(wiring.Component):
+class Requantizer(FrameStreams, wiring.Component):
     """TFLite's ``MultiplyByQuantizedMultiplier``, zero point and activation clamp on every lane of a beat.
 
     Element ``k`` of a row belongs to channel ``k``: lane ``j`` of beat ``b`` is channel ``b·lanes + j``. Each
@@ -103,15 +103,6 @@ class Requantizer(wiring.Component):
 
     latency_from = "first"
     """:attr:`latency` counts from each input beat to its own output beat (the frame's first to its first)."""
-
-    @property
-    def elements_per_cycle(self) -> int:
-        return self.config.lanes
-
-    @property
-    def frame_beats(self) -> dict[str, int]:
-        """Beats per row on each stream."""
-        return {"i": self.config.beats, "o": self.config.beats}
 
     def table_rows(self) -> list[list[dict[str, int]]]:
         """The ROM's contents: row ``b`` holds the entries of channels ``b·lanes … b·lanes + lanes − 1``; a field that

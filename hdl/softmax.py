@@ -13,14 +13,14 @@ from int8attn.hdl.lut_index import LutIndex
 from int8attn.hdl.max_reduce import MaxReduce
 from int8attn.hdl.pipeline import delay
 from int8attn.hdl.reciprocal import Reciprocal
-from int8attn.hdl.streams import LaneBeat
+from int8attn.hdl.streams import FrameStreams, LaneBeat
 
 INDEX_QUEUE_SLACK = 32
 EXP_ROM_FILE = "exp_rom.hex"
 ROW_BUFFER_LATENCY = 1
 
 
-class Softmax(wiring.Component):
+class Softmax(FrameStreams, wiring.Component):
     """Streaming int8 softmax, bit-exact with :class:`~int8attn.golden.SoftmaxModel` in every mode.
 
     A row of ``n`` elements arrives as ``n / lanes`` beats. Beats are written to a row buffer of :attr:`banks` banks
@@ -102,15 +102,6 @@ class Softmax(wiring.Component):
 
     latency_from = "last"
     """:attr:`latency` counts from a row's last input beat: a row's output needs the whole row."""
-
-    @property
-    def elements_per_cycle(self) -> int:
-        return self.config.lanes
-
-    @property
-    def frame_beats(self) -> dict[str, int]:
-        """Beats per row on each stream."""
-        return {"i": self.config.beats, "o": self.config.beats}
 
     def port_descriptions(self) -> dict[str, str]:
         lanes, bits = self.config.lanes, self.model.output_bits
