@@ -1,4 +1,6 @@
-"""Sweep outputs: results.csv, results.json, summary.md and the plots."""
+"""Sweep outputs: results.csv, results.json, summary.md and the plots.
+
+Accuracy columns and the error-vs-LUTs plot appear for units with an accuracy report (softmax)."""
 
 import csv
 import json
@@ -12,8 +14,8 @@ def flatten(record: dict, families: list[str]) -> dict:
     """One CSV row: the point, its parameters, accuracy and per-family figures."""
     row = {"point": record["point"], "error": record.get("error", "")}
     row.update({f"param_{key}": value for key, value in record["parameters"].items()})
-    for kind in ("uniform", "normal", "peaked"):
-        metrics = record.get(f"accuracy_{kind}", {})
+    for kind in [kind for kind in ("uniform", "normal", "peaked") if f"accuracy_{kind}" in record]:
+        metrics = record[f"accuracy_{kind}"]
         row[f"{kind}_max_err_lsb"] = metrics.get("max_abs_error_lsb")
         row[f"{kind}_mean_err_lsb"] = metrics.get("mean_abs_error_lsb")
         row[f"{kind}_kl"] = metrics.get("kl_divergence")
@@ -46,26 +48,11 @@ def _plots(rows: list[dict], family: str | None, out_dir: Path) -> dict[str, Pat
     good = [r for r in rows if not r["error"] and family and r.get(f"{family}_luts") is not None]
     if not good:
         return paths
-    luts = [r[f"{family}_luts"] for r in good]
-    errors = [r[f"{ACCURACY_SET}_max_err_lsb"] for r in good]
-    front = set(pareto_front(list(zip(luts, errors, strict=True))))
-    figure, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-    axis.scatter(luts, errors, c=["tab:red" if i in front else "tab:blue" for i in range(len(good))])
-    ordered = sorted(front, key=lambda i: luts[i])
-    axis.plot([luts[i] for i in ordered], [errors[i] for i in ordered], "r--", label="Pareto front")
-    for i in ordered:
-        axis.annotate(good[i]["point"], (luts[i], errors[i]), fontsize=6)
-    axis.set_xlabel(f"LUTs ({family})")
-    axis.set_ylabel(f"max |error| (output LSB, {ACCURACY_SET} rows)")
-    axis.set_yscale("symlog", linthresh=1)
-    axis.legend()
-    paths["error_vs_luts"] = out_dir / "error_vs_luts.png"
-    figure.savefig(paths["error_vs_luts"], dpi=110)
-    plt.close(figure)
-
+    if _has_accuracy(good):
+        paths.update(_error_plot(good, family, out_dir))
     for name, x_key, y_key, y_label in (("fmax_vs_n", "param_n", f"{family}_fmax_mhz", f"Fmax (MHz, {family})"),
                                         ("luts_vs_lanes", "param_lanes", f"{family}_luts", f"LUTs ({family})")):
-        series = [(r[x_key], r[y_key]) for r in good if r.get(y_key) is not None]
+        series = [(r[x_key], r[y_key]) for r in good if r.get(x_key) is not None and r.get(y_key) is not None]
         if not series:
             continue
         figure, axis = plt.subplots(figsize=(6, 4), constrained_layout=True)
@@ -79,10 +66,37 @@ def _plots(rows: list[dict], family: str | None, out_dir: Path) -> dict[str, Pat
     return paths
 
 
+def _has_accuracy(rows: list[dict]) -> bool:
+    return any(r.get(f"{ACCURACY_SET}_max_err_lsb") is not None for r in rows)
+
+
+def _error_plot(good: list[dict], family: str, out_dir: Path) -> dict[str, Path]:
+    import matplotlib.pyplot as plt
+
+    luts = [r[f"{family}_luts"] for r in good]
+    errors = [r[f"{ACCURACY_SET}_max_err_lsb"] for r in good]
+    front = set(pareto_front(list(zip(luts, errors, strict=True))))
+    figure, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    axis.scatter(luts, errors, c=["tab:red" if i in front else "tab:blue" for i in range(len(good))])
+    ordered = sorted(front, key=lambda i: luts[i])
+    axis.plot([luts[i] for i in ordered], [errors[i] for i in ordered], "r--", label="Pareto front")
+    for i in ordered:
+        axis.annotate(good[i]["point"], (luts[i], errors[i]), fontsize=6)
+    axis.set_xlabel(f"LUTs ({family})")
+    axis.set_ylabel(f"max |error| (output LSB, {ACCURACY_SET} rows)")
+    axis.set_yscale("symlog", linthresh=1)
+    axis.legend()
+    path = out_dir / "error_vs_luts.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return {"error_vs_luts": path}
+
+
 def markdown(sweep: dict, rows: list[dict], family: str | None) -> str:
     lines = [f"# Sweep `{sweep['name']}`: {len(rows)} points, families {', '.join(sweep['run']['families']) or '–'}",
              ""]
-    header = ["point", "max err (LSB)", "mean err (LSB)", "= tflite"]
+    accuracy = _has_accuracy(rows)
+    header = ["point", *(("max err (LSB)", "mean err (LSB)", "= tflite") if accuracy else ()), "latency (cycles)"]
     if family:
         header += [f"{family} LUT", "FF", "DSP", "BRAM", "Fmax (MHz)"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -90,15 +104,19 @@ def markdown(sweep: dict, rows: list[dict], family: str | None) -> str:
         if r["error"]:
             lines.append(f"| {r['point']} | failed: {r['error']} |" + " |" * (len(header) - 2))
             continue
-        identical = r[f"{ACCURACY_SET}_identical_to_tflite"]
-        cells = [r["point"], f"{r[f'{ACCURACY_SET}_max_err_lsb']:.2f}", f"{r[f'{ACCURACY_SET}_mean_err_lsb']:.3f}",
-                 "–" if identical is None else f"{100 * identical:.1f}%"]
+        cells = [r["point"]]
+        if accuracy:
+            identical = r[f"{ACCURACY_SET}_identical_to_tflite"]
+            cells += [f"{r[f'{ACCURACY_SET}_max_err_lsb']:.2f}", f"{r[f'{ACCURACY_SET}_mean_err_lsb']:.3f}",
+                      "–" if identical is None else f"{100 * identical:.1f}%"]
+        cells.append(str(r.get("latency_cycles", "–")))
         if family:
             cells += [str(r.get(f"{family}_{c}")) for c in ("luts", "ffs", "dsp", "bram", "fmax_mhz")]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Accuracy on {sweep['run']['rows']} `{ACCURACY_SET}` rows against float64 softmax; "
-                 "see results.csv for every metric and row set.")
+    if accuracy:
+        lines.append(f"Accuracy on {sweep['run']['rows']} `{ACCURACY_SET}` rows against float64 softmax; "
+                     "see results.csv for every metric and row set.")
     return "\n".join(lines) + "\n"
 
 

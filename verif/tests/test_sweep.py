@@ -59,3 +59,34 @@ def test_bad_sweep_files(tmp_path, text: str, message: str):
     (tmp_path / "s.toml").write_text(text)
     with pytest.raises(SweepError, match=message):
         load_sweep(tmp_path / "s.toml")
+
+
+REQUANT_SWEEP = """
+name = "requant"
+unit = "requant"
+[base]
+channels = 8
+output_bits = 16
+[grid]
+activation = ["none", "relu6"]
+[run]
+families = []
+simulate = true
+rows = 20
+"""
+
+
+def test_a_sweep_of_another_unit_runs_without_accuracy(tmp_path):
+    (tmp_path / "sweep.toml").write_text(REQUANT_SWEEP)
+    paths = run_sweep(tmp_path / "sweep.toml", tmp_path / "out", jobs=1)
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert len(rows) == 2 and not any(row["error"] for row in rows)
+    assert all(row["rtl_check_passed"] == "True" for row in rows)
+    assert {row["param_activation"] for row in rows} == {"none", "relu6"}
+    assert "max err" not in paths["markdown"].read_text()
+
+
+def test_unknown_unit_is_refused(tmp_path):
+    (tmp_path / "sweep.toml").write_text('unit = "gelu"\n')
+    with pytest.raises(SweepError, match="unit 'gelu' is unknown; allowed: softmax, requant"):
+        load_sweep(tmp_path / "sweep.toml")
