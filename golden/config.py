@@ -4,7 +4,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from int8attn.golden.params import ConfigError, check_params, param
+from int8attn.golden.params import ConfigError, Implementation, check_params, implementation_last, param
 
 MAX_N = 65536
 MAX_LANES = 64
@@ -21,7 +21,7 @@ KNOBS_GROUP = "knobs of --mode lut (their defaults give tflite)"
 
 
 @dataclass(frozen=True)
-class SoftmaxConfig:
+class SoftmaxConfig(Implementation):
     """Parameters of one softmax unit.
 
     Parameters
@@ -58,6 +58,8 @@ class SoftmaxConfig:
         Index bits of the reciprocal table, 1..12.
     output_bits : int
         Output width B, 4..16: probabilities on the 1/2^B grid with zero point −2^(B−1).
+    target, interface : str
+        See :class:`~int8attn.golden.params.Implementation`.
     """
 
     n: int = param(64, kind="int", low=1, high=MAX_N, help="row length N")
@@ -86,6 +88,7 @@ class SoftmaxConfig:
                              help="output width B: scale 2^-B, zero point -2^(B-1)")
 
     def __post_init__(self):
+        super().__post_init__()
         check_params(self, ("n", "lanes"))
         if self.n % self.lanes:
             divisors = [d for d in range(1, min(self.n, MAX_LANES) + 1) if self.n % d == 0]
@@ -113,7 +116,8 @@ class SoftmaxConfig:
 
     def as_dict(self) -> dict:
         """All parameters; for modes other than ``lut`` the knobs, which they fix, are left out."""
-        return {key: value for key, value in asdict(self).items() if self.mode == "lut" or key not in KNOBS}
+        return implementation_last({key: value for key, value in asdict(self).items()
+                                    if self.mode == "lut" or key not in KNOBS})
 
 
 KNOBS = ("rom_depth", "rom_width", "accumulator_width", "reciprocal", "reciprocal_steps", "reciprocal_bits",

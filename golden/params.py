@@ -49,7 +49,8 @@ class Param:
     max_items : int
         Longest tuple of an ``ints``/``floats`` value.
     structural : bool
-        Changes the hardware's shape but no output value (lanes): the ``golden`` command omits it and uses ``low``.
+        Changes the hardware but no output value (lanes, target): the ``golden`` command omits it and uses ``low``
+        (an ``int``) or the default.
     group : str
         Title of the option group on the command line; empty for the unit's main group.
     """
@@ -140,3 +141,41 @@ def is_positive_float32(value: Any) -> bool:
     with np.errstate(over="ignore", under="ignore"):
         single = float(np.float32(number))
     return math.isfinite(single) and single != 0
+
+
+TARGETS = ("generic",)
+INTERFACES = ("stream", "axis")
+IMPLEMENTATION_GROUP = "implementation (changes the Verilog, never an output value)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Implementation:
+    """The fields every unit's configuration shares: how its hardware is built, not what it computes.
+
+    Parameters
+    ----------
+    target : str
+        FPGA family whose primitives and register placement the Verilog uses; ``generic`` is portable behavioural
+        Verilog.
+    interface : str
+        Port names and conventions of the emitted top: ``stream`` (Amaranth's ``i__valid``, ``clk``, ``rst``, ...)
+        or ``axis`` (AXI4-Stream: ``aclk``, ``aresetn``, ``s_axis_*``, ``m_axis_*``).
+    """
+
+    target: str = param("generic", kind="choice", choices=TARGETS, structural=True, group=IMPLEMENTATION_GROUP,
+                        help="FPGA family whose primitives the Verilog instantiates; generic: portable Verilog")
+    interface: str = param("stream", kind="choice", choices=INTERFACES, structural=True, group=IMPLEMENTATION_GROUP,
+                           help="ports: stream (i__valid, clk, rst, ...) or axis (AXI4-Stream: aclk, aresetn, "
+                                "s_axis_*, m_axis_*)")
+
+    def __post_init__(self):
+        check_params(self, IMPLEMENTATION_FIELDS)
+
+
+IMPLEMENTATION_FIELDS = ("target", "interface")
+
+
+def implementation_last(values: dict[str, Any]) -> dict[str, Any]:
+    """A configuration's parameters with the :class:`Implementation` fields moved after the unit's own."""
+    return ({name: value for name, value in values.items() if name not in IMPLEMENTATION_FIELDS}
+            | {name: values[name] for name in IMPLEMENTATION_FIELDS if name in values})

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from int8attn.golden.fixedpoint import rounding_divide_by_pot, srdhm, wrap32
-from int8attn.golden.params import ConfigError, check_params, param, params
+from int8attn.golden.params import ConfigError, Implementation, check_params, implementation_last, param, params
 
 MAX_CHANNELS = 4096
 MAX_LANES = 64
@@ -151,7 +151,7 @@ def activation_range(activation: str, output_bits: int, output_zero_point: int,
 
 
 @dataclass(frozen=True)
-class RequantConfig:
+class RequantConfig(Implementation):
     """Parameters of one requantizer unit.
 
     Parameters
@@ -184,6 +184,8 @@ class RequantConfig:
         Explicit output clamp (activation ``none`` only); ``None`` takes the output type's limit.
     convention : str
         ``tflite`` or ``tinymind``: how multipliers are formed from scales and the sign of ``shifts``.
+    target, interface : str
+        See :class:`~int8attn.golden.params.Implementation`.
     """
 
     channels: int = param(16, kind="int", low=1, high=MAX_CHANNELS, help="elements per row; element k is channel k")
@@ -217,6 +219,7 @@ class RequantConfig:
                             help="tflite or tinymind: multiplier formation and shift sign")
 
     def __post_init__(self):
+        super().__post_init__()
         for name in SEQUENCE_FIELDS:
             value = getattr(self, name)
             if isinstance(value, np.ndarray):
@@ -350,7 +353,8 @@ class RequantConfig:
 
     def as_dict(self) -> dict:
         """Every parameter, JSON-serialisable; ``RequantConfig(**config.as_dict())`` rebuilds the config."""
-        return {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self).items()}
+        return implementation_last({name: list(value) if isinstance(value, tuple) else value
+                                    for name, value in asdict(self).items()})
 
 
 class RequantModel:

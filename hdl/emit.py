@@ -14,6 +14,7 @@ from amaranth.back import verilog
 from amaranth.lib import stream, wiring
 
 from int8attn import __version__
+from int8attn.golden.params import ConfigError
 from int8attn.hdl.streams import LaneBeat
 from int8attn.units import Unit, unit_of
 
@@ -113,6 +114,8 @@ def sidecar(unit: Unit, config: Any, dut: wiring.Component) -> dict:
 def emit(config: Any, out_dir: Path) -> EmitResult:
     """Write ``<unit>.v``, ``<unit>.json`` and the unit's artefacts for ``config`` into ``out_dir``."""
     unit = unit_of(config)
+    if config.interface != "stream":
+        raise ConfigError(f"interface={config.interface!r} is not implemented yet; allowed: stream")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dut = unit.make_component(config)

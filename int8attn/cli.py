@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from int8attn import __version__
-from int8attn.golden.params import ConfigError, Param, params
+from int8attn.golden.params import TARGETS, ConfigError, Param, implementation_last, params
 from int8attn.golden.vectors import VECTORS_DIR, write_vectors
 from int8attn.units import UNITS, Unit
 from int8attn.usage import UsageError, output_folder
@@ -88,12 +88,12 @@ def _option_type(spec: Param) -> dict[str, Any]:
 
 def _add_unit_options(parser: argparse.ArgumentParser, unit: Unit, *, structural: bool = True) -> None:
     """One option per configuration field, with its range and help text; ``structural=False`` leaves out the fields
-    that change no output value (they take their smallest legal value)."""
+    that change no output value (an integer takes its smallest legal value, any other its default)."""
     defaults = {item.name: item.default for item in fields(unit.config_type)}
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for name, spec in params(unit.config_type).items():
+    for name, spec in implementation_last(params(unit.config_type)).items():
         if spec.structural and not structural:
-            parser.set_defaults(**{name: spec.low})
+            parser.set_defaults(**{name: spec.low if spec.kind == "int" else defaults[name]})
             continue
         title = spec.group or f"{unit.name} unit"
         group = groups.setdefault(title, parser.add_argument_group(title))
@@ -203,6 +203,8 @@ def _sim(unit: Unit, args: argparse.Namespace) -> int:
 
 
 def _synth(unit: Unit, args: argparse.Namespace) -> int:
+    if args.target is None:
+        args.target = args.family if args.family in TARGETS else "generic"
     config = _config(unit, args)
     if args.freq_mhz is not None and not 0 < args.freq_mhz < math.inf:
         raise UsageError(f"--freq-mhz {args.freq_mhz} is out of range; allowed: a finite number > 0")
@@ -303,6 +305,7 @@ def _add_sim(parser: argparse.ArgumentParser, unit: Unit) -> None:
 
 def _add_synth(parser: argparse.ArgumentParser, unit: Unit) -> None:
     _add_unit_options(parser, unit)
+    parser.set_defaults(target=None)
     parser.add_argument("--family", choices=("ice40", "ecp5", "xc7"), required=True,
                         help="ice40: iCE40UP5K in a serial harness; ecp5: ECP5-85 out of context; xc7: resources only")
     parser.add_argument("--seed", type=_integer("integers >= 0", low=0), default=1,
