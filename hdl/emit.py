@@ -1,11 +1,16 @@
-"""The Verilog emitter of every unit: ``<unit>.v``, its ``<unit>.json`` sidecar and the unit's artefacts.
+"""The Verilog emitter of every unit: ``<unit>.v``, its ``<unit>.json`` sidecar, ``<unit>.core`` and the unit's
+artefacts.
 
-The sidecar's ``ports`` and ``streams`` come from the component's metadata (``Component.metadata``) and its stream
-payload layouts; the unit adds a description of each port (``port_descriptions()``) and its own sections
-(``describe()``). The same configuration gives the same bytes, wherever and whenever it is emitted.
+The configuration's ``interface`` picks the top: ``stream`` is the unit's component itself (``clk``, ``rst`` and
+Amaranth's ``X__valid``/``X__ready``/``X__payload`` streams), ``axis`` wraps it in
+:class:`~int8attn.hdl.axis.AxisWrapper` (AXI4-Stream). The sidecar's ``ports`` and ``streams`` come from the top's
+metadata (``Component.metadata``) and its stream layouts; the unit adds a description of each port
+(``port_descriptions()``) and its own sections (``describe()``). ``<unit>.core`` is a FuseSoC CAPI2 core file of the
+emitted files. The same configuration gives the same bytes, wherever and whenever it is emitted.
 """
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,15 +19,18 @@ from amaranth.back import verilog
 from amaranth.lib import stream, wiring
 
 from int8attn import __version__
-from int8attn.golden.params import ConfigError
+from int8attn.hdl import axis
 from int8attn.hdl.streams import LaneBeat
 from int8attn.units import Unit, unit_of
+from int8attn.verif.runner import VERILATOR_WAIVERS
 
 CLOCK_PORTS = (
     {"name": "clk", "direction": "input", "width": 1, "description": "clock, rising edge"},
     {"name": "rst", "direction": "input", "width": 1, "description": "synchronous reset, active high"},
 )
+"""The ports Amaranth adds for the ``sync`` domain of a top that does not define it (the ``stream`` interface)."""
 DIRECTIONS = {"in": "input", "out": "output"}
+VLNV_PREFIX = "int8attn:units"
 
 
 @dataclass(frozen=True)
@@ -64,13 +72,41 @@ def _ports(members: dict, descriptions: dict[str, str]) -> list[dict]:
 
 
 def ports(dut: wiring.Component) -> list[dict]:
-    """Every port of the emitted module, in the Verilog's order: the clock and reset, then the component's members."""
+    """Every port of the emitted module: ``clk`` and ``rst`` unless the top defines its clock domain (AXI4-Stream),
+    then the component's members."""
     members = dut.metadata.as_json()["interface"]["members"]
-    return [*CLOCK_PORTS, *_ports(members, dut.port_descriptions())]
+    clock = () if isinstance(dut, axis.AxisWrapper) else CLOCK_PORTS
+    return [*clock, *_ports(members, dut.port_descriptions())]
+
+
+def clocking(dut: wiring.Component) -> dict[str, str]:
+    """The sidecar's ``clock`` and ``reset`` port names and ``reset_active`` (the level that resets), both
+    synchronous to the rising edge."""
+    if isinstance(dut, axis.AxisWrapper):
+        return {"clock": axis.CLOCK, "reset": axis.RESET, "reset_active": "low"}
+    return {"clock": CLOCK_PORTS[0]["name"], "reset": CLOCK_PORTS[1]["name"], "reset_active": "high"}
 
 
 def streams(dut: wiring.Component) -> dict[str, dict]:
-    """Each stream member: direction, lanes, lane width, the ``last`` bit and beats per frame."""
+    """Each stream, by the unit's stream name: direction, ``protocol`` and port ``prefix``, lanes, lane width, where
+    ``last`` is and beats per frame.
+
+    ``protocol`` ``stream``: ports ``<prefix>__valid``, ``__ready`` and ``__payload`` (the lanes, ``last`` at
+    ``last_bit``, ``width`` bits in all). ``axis``: ports ``<prefix>_tvalid``, ``_tready``, ``_tdata`` and
+    ``_tlast``; ``tdata`` is ``tdata_bits`` wide, lane ``k`` at ``[W·k+W−1 : W·k]`` with ``W = tdata_lane_bits``.
+    """
+    if isinstance(dut, axis.AxisWrapper):
+        return {name: {
+            "direction": spec.direction,
+            "protocol": "axis",
+            "prefix": spec.prefix,
+            "lanes": spec.lanes,
+            "lane_bits": spec.lane_bits,
+            "signed": True,
+            "tdata_lane_bits": spec.tdata_lane_bits,
+            "tdata_bits": spec.lanes * spec.tdata_lane_bits,
+            "beats_per_frame": dut.frame_beats[name],
+        } for name, spec in dut.axis_streams.items()}
     described = {}
     for name, member in dut.signature.members.items():
         if not member.is_signature or not isinstance(member.signature, stream.Signature):
@@ -80,6 +116,8 @@ def streams(dut: wiring.Component) -> dict[str, dict]:
             raise TypeError(f"stream {name} carries {layout!r}; the emitter describes LaneBeat payloads only")
         described[name] = {
             "direction": "input" if member.flow == wiring.In else "output",
+            "protocol": "stream",
+            "prefix": name,
             "lanes": layout.lanes,
             "lane_bits": layout.bits,
             "signed": True,
@@ -97,12 +135,13 @@ def sidecar(unit: Unit, config: Any, dut: wiring.Component) -> dict:
         "unit": unit.name,
         "top": unit.name,
         "parameters": config.as_dict(),
+        **clocking(dut),
         "ports": ports(dut),
         "streams": streams(dut),
         "latency_cycles": dut.latency,
         "latency_from": dut.latency_from,
         "elements_per_cycle": dut.elements_per_cycle,
-        "artefacts": sorted(dut.artefacts()),
+        "artefacts": sorted([*dut.artefacts(), core_name(unit)]),
     }
     extra = dut.describe()
     clashes = sorted(set(extra) & set(document))
@@ -111,20 +150,71 @@ def sidecar(unit: Unit, config: Any, dut: wiring.Component) -> dict:
     return document | extra
 
 
+def core_name(unit: Unit) -> str:
+    """File name of the FuseSoC core file of ``unit``."""
+    return f"{unit.name}.core"
+
+
+def vlnv(unit: Unit) -> str:
+    """The FuseSoC name of ``unit``'s core: ``int8attn:units:<unit>:<version>``, the package version with every
+    character that a VLNV version may not hold (or that FuseSoC would read as a revision, ``-``) turned into ``.``."""
+    version = re.sub(r"[^A-Za-z0-9_.]", ".", __version__)
+    return f"{VLNV_PREFIX}:{unit.name}:{version if version[:1].isdigit() else '0.' + version}"
+
+
+def fusesoc_core(unit: Unit, config: Any, verilog_file: str, data_files: list[str]) -> str:
+    """The CAPI2 core file of an emission: fileset ``rtl`` (the Verilog), fileset ``data`` (the sidecar and the
+    artefacts, file type ``user``), target ``default`` (both, top ``unit.name``) and target ``lint`` (Edalize's
+    ``lint`` flow on Verilator, with the runner's waivers)."""
+    comments = "".join(f"# {line.removeprefix('// ')}\n" for line in header(unit, config).splitlines())
+    listed = "".join(f"      - {name}\n" for name in sorted(data_files))
+    waivers = ", ".join(json.dumps(waiver) for waiver in VERILATOR_WAIVERS)
+    description = json.dumps(f"{unit.summary}; {config.interface} interface")
+    return (f"CAPI=2:\n{comments}\n"
+            f"name: {vlnv(unit)}\n"
+            f"description: {description}\n\n"
+            "filesets:\n"
+            "  rtl:\n"
+            f"    files:\n      - {verilog_file}\n"
+            "    file_type: verilogSource\n"
+            "  data:\n"
+            f"    files:\n{listed}"
+            "    file_type: user\n\n"
+            "targets:\n"
+            "  default:\n"
+            "    filesets: [rtl, data]\n"
+            f"    toplevel: {unit.name}\n"
+            "  lint:\n"
+            "    description: \"Verilator lint of the emitted Verilog\"\n"
+            "    flow: lint\n"
+            "    flow_options:\n"
+            "      tool: verilator\n"
+            f"      verilator_options: [{waivers}]\n"
+            "    filesets: [rtl]\n"
+            f"    toplevel: {unit.name}\n")
+
+
+def top(config: Any) -> wiring.Component:
+    """The emitted top of ``config``: the unit's component, in an :class:`~int8attn.hdl.axis.AxisWrapper` for
+    ``interface=axis``."""
+    core = unit_of(config).make_component(config)
+    return axis.AxisWrapper(core) if config.interface == "axis" else core
+
+
 def emit(config: Any, out_dir: Path) -> EmitResult:
-    """Write ``<unit>.v``, ``<unit>.json`` and the unit's artefacts for ``config`` into ``out_dir``."""
+    """Write ``<unit>.v``, ``<unit>.json``, ``<unit>.core`` and the unit's artefacts for ``config`` into ``out_dir``."""
     unit = unit_of(config)
-    if config.interface != "stream":
-        raise ConfigError(f"interface={config.interface!r} is not implemented yet; allowed: stream")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dut = unit.make_component(config)
+    dut = top(config)
     document = sidecar(unit, config, dut)
     text = header(unit, config) + verilog.convert(dut, name=unit.name, emit_src=False)
     result = EmitResult(verilog=out_dir / f"{unit.name}.v", sidecar=out_dir / f"{unit.name}.json",
                         artefacts=tuple(out_dir / name for name in document["artefacts"]))
+    artefacts = dut.artefacts()
+    artefacts[core_name(unit)] = fusesoc_core(unit, config, result.verilog.name, [result.sidecar.name, *artefacts])
     result.verilog.write_text(text)
     result.sidecar.write_text(json.dumps(document, indent=2) + "\n")
-    for name, content in dut.artefacts().items():
+    for name, content in artefacts.items():
         (out_dir / name).write_text(content)
     return result

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ DEFAULT_SEED = 1
 DEFAULT_FREQ_MHZ = {"ice40": 50.0, "ecp5": 200.0}
 HARNESS_TOP = "harness"
 HARNESS_CORE = "core."
+AXIS_WRAPPER = "axis_wrapper"
 CLOCK = "clk"
 CAPACITY_ERRORS = ("no BELs remaining", "Unable to place", "Design uses more than")
 PARTS = {"ice40": "iCE40UP5K", "ecp5": "ECP5-85"}
@@ -154,13 +155,13 @@ def submodule_names(component: Any) -> frozenset[str]:
     return frozenset(name for _, name, _ in Fragment.get(component, None).subfragments if name)
 
 
-def stage_of(name: str, submodules: frozenset[str], top: str, scope: str = "") -> str:
+def stage_of(name: str, submodules: frozenset[str], top: str, scope: str = "", outside: str = HARNESS_TOP) -> str:
     """The design stage a cell or net name of the flattened netlist belongs to.
 
     Yosys flattens the hierarchy into names ``<instance>.<rest>``. The first component, without the ``$<n>`` Amaranth
     appends to an instance name that clashes with a signal's, is the stage when it is one of ``submodules``; any
-    other name is the top's own logic, named ``top``. With ``scope`` (the iCE40 harness: ``"core."``) the names
-    outside it are the harness's, named :data:`HARNESS_TOP`.
+    other name is the top's own logic, named ``top``. With ``scope`` (``"core."`` inside the iCE40 harness or the
+    AXI4-Stream wrapper) the names outside it belong to the wrapper, named ``outside``.
 
     Parameters
     ----------
@@ -172,27 +173,29 @@ def stage_of(name: str, submodules: frozenset[str], top: str, scope: str = "") -
         The stage name of the top's own logic (the unit's name).
     scope : str
         Prefix of the core's names inside a wrapper; empty when the core is the top.
+    outside : str
+        The stage name of the wrapper's own logic (:data:`HARNESS_TOP`, or :data:`AXIS_WRAPPER`).
     """
     name = name.removeprefix("\\")
     if not name.startswith(scope):
-        return HARNESS_TOP
+        return outside
     first = re.sub(r"\$\d+$", "", name.removeprefix(scope).split(".", 1)[0])
     return first if first in submodules else top
 
 
-def _clock(figures: dict) -> str | None:
-    """nextpnr's name of the ``clk`` port's clock: ``clk``, or ``clk$…`` behind an iCE40 input pad."""
-    return next((name for name in figures.get("fmax", {}) if name == CLOCK or name.startswith(f"{CLOCK}$")), None)
+def _clock(figures: dict, port: str) -> str | None:
+    """nextpnr's name of clock port ``port``'s clock: ``port``, or ``port$…`` behind an iCE40 input pad."""
+    return next((name for name in figures.get("fmax", {}) if name == port or name.startswith(f"{port}$")), None)
 
 
-def critical_path(figures: dict, stage: Callable[[str], str]) -> dict | None:
+def critical_path(figures: dict, stage: Callable[[str], str], port: str = CLOCK) -> dict | None:
     """The worst ``clk`` to ``clk`` path of a nextpnr ``--report``, ``None`` when there is none.
 
     Each step's delay is charged to the stage (``stage(cell)``) of the cell it leaves, a route to its driver; the
     path's ``stage`` is the one charged most (the first in path order on a tie), ``stages`` lists every stage's
     share in path order. ``logic_ns`` is everything but routing (clock-to-out, cell delays, setup).
     """
-    clock = _clock(figures)
+    clock = _clock(figures, port)
     edge = f"posedge {clock}"
     path = next((entry["path"] for entry in figures.get("critical_paths", ())
                  if clock is not None and entry["from"] == entry["to"] == edge), None)
@@ -232,7 +235,7 @@ def _synthesize(verilog_path: Path, top: str, family: str, work: Path) -> tuple[
 
 
 def _place_and_route(family: str, netlist: Path, work: Path, seed: int, freq_mhz: float,
-                     stage: Callable[[str], str]) -> dict:
+                     stage: Callable[[str], str], port: str) -> dict:
     report = work / f"nextpnr_{family}.json"
     if family == "ecp5":
         constraint = _local_copy(constraint_file("ecp5.lpf"), work)
@@ -252,13 +255,13 @@ def _place_and_route(family: str, netlist: Path, work: Path, seed: int, freq_mhz
         raise DoesNotFit(f"{family}: nextpnr cannot place the design on the {PARTS[family]}: {_last_error(log)}; "
                          f"allowed: {SMALLER}; log: {log}") from None
     figures = json.loads(report.read_text())
-    clock = _clock(figures)
+    clock = _clock(figures, port)
     return {
         "fits": True,
         "fmax_mhz": None if clock is None else round(figures["fmax"][clock]["achieved"], 2),
         "target_mhz": freq_mhz,
         "seed": seed,
-        "critical_path": critical_path(figures, stage),
+        "critical_path": critical_path(figures, stage, port),
         "utilization": {cell: use for cell, use in figures.get("utilization", {}).items() if use["used"]},
     }
 
@@ -306,10 +309,11 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
     if family == "ice40":
         header = rtl.verilog.read_text().split("/*", 1)[0]
         core_verilog = work / "harness.v"
-        harness = SerialHarness(unit.make_component(config))
+        harness = SerialHarness(unit.make_component(replace(config, interface="stream")))
         _write_harness(harness, core_verilog, header)
         stat, netlist = _synthesize(core_verilog, HARNESS_TOP, family, work)
-        report["method"] = "core inside the registered serial harness (hdl/harness.py) on iCE40UP5K-SG48"
+        report["method"] = ("core inside the registered serial harness (hdl/harness.py) on iCE40UP5K-SG48; the "
+                            "harness drives the stream top (an axis top adds only wiring)")
         harness_dir = work / "harness_only"
         harness_dir.mkdir(exist_ok=True)
         _write_harness(SerialHarness(Loopback(harness.in_width, harness.out_width)), harness_dir / "harness.v", header)
@@ -327,9 +331,12 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
         report["fmax_mhz"] = None
         report["critical_path"] = None
     else:
-        stage = partial(stage_of, submodules=submodule_names(unit.make_component(config)), top=unit.name,
-                        scope=HARNESS_CORE if family == "ice40" else "")
-        report.update(_place_and_route(family, netlist, work, seed, freq_mhz, stage))
+        wrapped = family == "ice40" or config.interface == "axis"
+        stage = partial(stage_of, submodules=submodule_names(unit.make_component(replace(config, interface="stream"))),
+                        top=unit.name, scope=HARNESS_CORE if wrapped else "",
+                        outside=HARNESS_TOP if family == "ice40" else AXIS_WRAPPER)
+        port = CLOCK if family == "ice40" else sidecar["clock"]
+        report.update(_place_and_route(family, netlist, work, seed, freq_mhz, stage, port))
     fmax = report["fmax_mhz"]
     report["latency_ns"] = None if fmax is None else round(report["latency_cycles"] * 1000 / fmax, 1)
     report["elements_per_s"] = None if fmax is None else round(fmax * 1e6 * report["elements_per_cycle"])

@@ -92,10 +92,11 @@ class Unit:
     @property
     def folder_pattern(self) -> str:
         """The default output folder's name, with the parameters it depends on in braces."""
-        return f"{self.name}_{self.frame}{{{self.frame}}}_p{{lanes}}"
+        return f"{self.name}_{self.frame}{{{self.frame}}}_p{{lanes}}[_{{interface}}]"
 
     def folder_name(self, config: Any) -> str:
-        return f"{self.name}_{self.frame}{self.frame_elements(config)}_p{config.lanes}"
+        suffix = "" if config.interface == "stream" else f"_{config.interface}"
+        return f"{self.name}_{self.frame}{self.frame_elements(config)}_p{config.lanes}{suffix}"
 
     @property
     def accuracy_module(self) -> Any:

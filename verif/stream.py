@@ -1,9 +1,12 @@
 """Valid/ready stream components for cocotb: bus, source, sink, protocol monitor and scoreboard.
 
-A stream member ``X`` of a unit has the Verilog ports ``X__valid``, ``X__ready`` and ``X__payload``; its payload
-holds ``lanes`` elements of ``lane_bits`` (lane ``k`` at bits ``[b·k+b−1 : b·k]``) and ``last`` at the bit above.
-:class:`StreamBus` finds the ports of one member, :class:`PayloadLayout` packs its beats and :class:`StreamSpec` is
-one entry of a sidecar's ``streams``.
+A stream of a unit follows one of two protocols (:func:`port_names`). ``stream``: stream member ``X`` has the Verilog
+ports ``X__valid``, ``X__ready`` and ``X__payload``; its payload holds ``lanes`` elements of ``lane_bits`` (lane ``k``
+at bits ``[b·k+b−1 : b·k]``) and ``last`` at the bit above. ``axis`` (AXI4-Stream): the ports ``P_tvalid``,
+``P_tready``, ``P_tdata`` and ``P_tlast`` of a prefix ``P``, each lane sign-extended to whole bytes in ``tdata``. A beat
+is one word either way: the payload, or ``tdata`` with ``tlast`` at the bit above. :class:`StreamBus` finds the ports of
+one stream and reads and drives that word, :class:`PayloadLayout` packs it and :class:`StreamSpec` is one entry of a
+sidecar's ``streams``. The reset's port and active level come with it as a :class:`Reset`.
 
 A :class:`StreamSource` sends frames (or single beats, for framing tests) and a :class:`StreamSink` receives frames.
 Their stalls come from any iterator of bools, one per cycle, ``True`` meaning pause: :func:`random_pauses`,
@@ -30,6 +33,7 @@ from cocotb.handle import HierarchyObject, LogicArrayObject, LogicObject
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
 ROW_TEXT_ELEMENTS = 64
+PROTOCOLS = ("stream", "axis")
 
 Frames = np.ndarray | Mapping[str, np.ndarray]
 """Frames of a unit: an array (``rows × elements``, or one frame) for one stream, or a mapping by stream name."""
@@ -55,7 +59,8 @@ def bursts(active: int, paused: int, *, offset: int = 0) -> Iterator[bool]:
 
 @dataclass(frozen=True)
 class PayloadLayout:
-    """Packing of one beat: lane ``k`` is bits ``[b·k+b−1 : b·k]`` (``b = lane_bits``), ``last`` the bit above.
+    """Packing of one beat: lane ``k`` is bits ``[s·k+s−1 : s·k]`` (``s`` = :attr:`lane_stride`), ``last`` the bit
+    above.
 
     Parameters
     ----------
@@ -65,15 +70,33 @@ class PayloadLayout:
         Bits of each element.
     signed : bool
         Whether the elements are two's complement.
+    stride : int, optional
+        Bits each lane occupies, ≥ ``lane_bits`` (``lane_bits`` when omitted); an element is sign- (or zero-)
+        extended to it, as AXI4-Stream's byte-aligned ``tdata`` lanes are.
     """
 
     lanes: int
     lane_bits: int = 8
     signed: bool = True
+    stride: int | None = None
+
+    def __post_init__(self):
+        if self.stride is not None and self.stride < self.lane_bits:
+            raise ValueError(f"a lane of {self.lane_bits} bits does not fit in a stride of {self.stride}")
 
     @classmethod
     def from_stream(cls, entry: Mapping[str, Any]) -> "PayloadLayout":
-        """The layout of a sidecar ``streams`` entry, checked against its ``last_bit`` and ``width``."""
+        """The layout of a sidecar ``streams`` entry, checked against its ``last_bit`` and ``width`` (protocol
+        ``stream``, the default) or its ``tdata_bits`` (protocol ``axis``)."""
+        protocol = entry.get("protocol", "stream")
+        if protocol == "axis":
+            layout = cls(entry["lanes"], entry["lane_bits"], entry["signed"], entry["tdata_lane_bits"])
+            if entry["tdata_bits"] != layout.last_bit:
+                raise ValueError(f"stream entry {dict(entry)}: {layout.lanes} lanes of {layout.lane_stride} bits need "
+                                 f"tdata_bits={layout.last_bit}")
+            return layout
+        if protocol != "stream":
+            raise ValueError(f"stream entry {dict(entry)}: protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
         layout = cls(entry["lanes"], entry["lane_bits"], entry["signed"])
         if entry["last_bit"] != layout.last_bit or entry["width"] != layout.width:
             raise ValueError(f"stream entry {dict(entry)}: {layout.lanes} lanes of {layout.lane_bits} bits need "
@@ -81,8 +104,12 @@ class PayloadLayout:
         return layout
 
     @property
+    def lane_stride(self) -> int:
+        return self.lane_bits if self.stride is None else self.stride
+
+    @property
     def last_bit(self) -> int:
-        return self.lane_bits * self.lanes
+        return self.lane_stride * self.lanes
 
     @property
     def width(self) -> int:
@@ -118,19 +145,22 @@ class PayloadLayout:
         if values.shape != (self.lanes,):
             raise ValueError(f"a beat holds {self.lanes} values, got shape {values.shape}")
         self.fit(values)
-        mask = (1 << self.lane_bits) - 1
+        stride = self.lane_stride
+        mask = (1 << stride) - 1
         word = int(last) << self.last_bit
         for lane, value in enumerate(values.tolist()):
-            word |= (value & mask) << (self.lane_bits * lane)
+            word |= (value & mask) << (stride * lane)
         return word
 
     def unpack(self, payload: int) -> tuple[np.ndarray, bool]:
-        """``(values, last)`` of a payload word; bits above ``last`` must be zero."""
+        """``(values, last)`` of a payload word; bits above ``last`` must be zero. A lane reads as its whole stride, so
+        one not properly extended comes out out of range."""
         if payload >> self.width:
             raise ValueError(f"payload 0x{payload:x} has bits set above bit {self.last_bit}")
-        mask = (1 << self.lane_bits) - 1
-        sign = 1 << (self.lane_bits - 1) if self.signed else 0
-        fields = [(payload >> (self.lane_bits * lane)) & mask for lane in range(self.lanes)]
+        stride = self.lane_stride
+        mask = (1 << stride) - 1
+        sign = 1 << (stride - 1) if self.signed else 0
+        fields = [(payload >> (stride * lane)) & mask for lane in range(self.lanes)]
         values = np.array([field - (field & sign) * 2 for field in fields], dtype=np.int64)
         return values, bool(payload >> self.last_bit)
 
@@ -144,31 +174,68 @@ class PayloadLayout:
                 for beat in range(count)]
 
 
+def port_names(prefix: str, protocol: str = "stream") -> dict[str, str]:
+    """Role → Verilog port of the stream ``prefix``: ``valid``, ``ready`` and ``payload`` (lanes and ``last``) for
+    protocol ``stream``; ``valid``, ``ready``, ``data`` (the lanes) and ``last`` for ``axis``."""
+    if protocol == "stream":
+        return {"valid": f"{prefix}__valid", "ready": f"{prefix}__ready", "payload": f"{prefix}__payload"}
+    if protocol == "axis":
+        return {"valid": f"{prefix}_tvalid", "ready": f"{prefix}_tready", "data": f"{prefix}_tdata",
+                "last": f"{prefix}_tlast"}
+    raise ValueError(f"protocol {protocol!r} is unknown; allowed: {', '.join(PROTOCOLS)}")
+
+
 @dataclass(frozen=True)
 class StreamSpec:
-    """One stream member of a unit, as its sidecar describes it.
+    """One stream of a unit, as its sidecar describes it.
 
     Members
     -------
     name : str
-        Port prefix (``i``, ``o``, ``q``, ...).
+        The unit's name of the stream (``i``, ``o``, ``q``, ...).
     direction : str
         ``"input"`` or ``"output"``, seen from the unit.
     layout : PayloadLayout
         Packing of a beat.
     beats_per_frame : int
         Beats of one frame.
+    protocol : str
+        ``"stream"`` or ``"axis"`` (:func:`port_names`).
+    prefix : str or None
+        Prefix of its ports; ``name`` when ``None``.
     """
 
     name: str
     direction: str
     layout: PayloadLayout
     beats_per_frame: int
+    protocol: str = "stream"
+    prefix: str | None = None
 
     @property
     def elements(self) -> int:
         """Elements of one frame."""
         return self.layout.lanes * self.beats_per_frame
+
+    @property
+    def port_prefix(self) -> str:
+        return self.name if self.prefix is None else self.prefix
+
+    @property
+    def ports(self) -> dict[str, str]:
+        """Role → Verilog port (:func:`port_names`)."""
+        return port_names(self.port_prefix, self.protocol)
+
+    def widths(self) -> dict[str, int]:
+        """Verilog port → width, for every port of the stream."""
+        ports = self.ports
+        if self.protocol == "axis":
+            return {ports["valid"]: 1, ports["ready"]: 1, ports["data"]: self.layout.last_bit, ports["last"]: 1}
+        return {ports["valid"]: 1, ports["ready"]: 1, ports["payload"]: self.layout.width}
+
+    def bus(self, dut: HierarchyObject) -> "StreamBus":
+        """The stream's ports on ``dut``."""
+        return StreamBus(dut, self.port_prefix, self.protocol)
 
 
 def streams_of(sidecar: Mapping[str, Any]) -> dict[str, StreamSpec]:
@@ -178,33 +245,93 @@ def streams_of(sidecar: Mapping[str, Any]) -> dict[str, StreamSpec]:
     for name, entry in sidecar["streams"].items():
         if entry["direction"] not in ("input", "output"):
             raise ValueError(f"stream {name}: direction {entry['direction']!r} is not input or output")
-        layout = PayloadLayout.from_stream(entry)
-        port = f"{name}__payload"
-        if widths.get(port) != layout.width:
-            raise ValueError(f"port {port} is {widths.get(port)} bits wide; stream {name} needs {layout.width}")
-        streams[name] = StreamSpec(name, entry["direction"], layout, entry["beats_per_frame"])
+        spec = StreamSpec(name, entry["direction"], PayloadLayout.from_stream(entry), entry["beats_per_frame"],
+                          entry.get("protocol", "stream"), entry.get("prefix"))
+        for port, width in spec.widths().items():
+            if widths.get(port) != width:
+                raise ValueError(f"port {port} is {widths.get(port)} bits wide; stream {name} needs {width}")
+        streams[name] = spec
     return streams
 
 
 class StreamBus:
-    """The ``valid``, ``ready`` and ``payload`` handles of stream member ``prefix`` of ``dut``.
+    """The ports of stream ``prefix`` of ``dut`` (:func:`port_names` of ``protocol``) and its beat word: the payload
+    (``stream``), or ``tdata`` with ``tlast`` at the bit above (``axis``).
 
     Members
     -------
-    prefix : str
+    prefix, protocol : str
     valid, ready : LogicObject
-    payload : LogicArrayObject
+    data : LogicArrayObject
+        The payload (``stream``) or ``tdata`` (``axis``).
+    last : LogicObject or None
+        ``tlast`` (``axis``); ``None`` when ``last`` is in the payload.
     """
 
-    def __init__(self, dut: HierarchyObject, prefix: str):
+    def __init__(self, dut: HierarchyObject, prefix: str, protocol: str = "stream"):
         self.prefix = prefix
+        self.protocol = protocol
+        names = port_names(prefix, protocol)
         try:
-            self.valid: LogicObject = getattr(dut, f"{prefix}__valid")
-            self.ready: LogicObject = getattr(dut, f"{prefix}__ready")
-            self.payload: LogicArrayObject = getattr(dut, f"{prefix}__payload")
+            self.valid: LogicObject = getattr(dut, names["valid"])
+            self.ready: LogicObject = getattr(dut, names["ready"])
+            self.data: LogicArrayObject = getattr(dut, names["data" if protocol == "axis" else "payload"])
+            self.last: LogicObject | None = getattr(dut, names["last"]) if "last" in names else None
         except AttributeError as error:
-            raise ValueError(f"{dut._name} has no stream {prefix!r} ({prefix}__valid, {prefix}__ready, "
-                             f"{prefix}__payload): {error}") from None
+            raise ValueError(f"{dut._name} has no {protocol} stream {prefix!r} ({', '.join(names.values())}): "
+                             f"{error}") from None
+
+    @property
+    def width(self) -> int:
+        """Bits of the beat word."""
+        return len(self.data) + (self.last is not None)
+
+    def drive(self, word: int) -> None:
+        """Put the beat word on the ports."""
+        if self.last is None:
+            self.data.value = word
+        else:
+            self.data.value = word & ((1 << len(self.data)) - 1)
+            self.last.value = word >> len(self.data)
+
+    def sample(self) -> int | None:
+        """The beat word on the ports, ``None`` when a bit is not 0 or 1."""
+        data = _unsigned(self.data)
+        if self.last is None or data is None:
+            return data
+        last = _unsigned(self.last)
+        return None if last is None else last << len(self.data) | data
+
+    def text(self) -> str:
+        """The beat's ports as the simulator shows them, for messages."""
+        return str(self.data.value) if self.last is None else f"last={self.last.value} data={self.data.value}"
+
+
+class Reset:
+    """A synchronous reset input and the level that asserts it.
+
+    Parameters
+    ----------
+    signal : LogicObject
+        The reset port.
+    active : str
+        ``"high"`` or ``"low"``: the level that resets.
+    """
+
+    def __init__(self, signal: LogicObject, active: str = "high"):
+        if active not in ("high", "low"):
+            raise ValueError(f"reset active level {active!r}; allowed: high, low")
+        self.signal = signal
+        self._level = active == "high"
+
+    def drive(self, asserted: bool) -> None:
+        """Assert or release the reset."""
+        self.signal.value = int(asserted == self._level)
+
+    def asserted(self) -> bool | None:
+        """Whether the reset is asserted; ``None`` while it is X or Z."""
+        level = _high(self.signal)
+        return None if level is None else level == self._level
 
 
 @dataclass(frozen=True)
@@ -254,8 +381,8 @@ def _unsigned(signal: LogicArrayObject) -> int | None:
 
 
 def _check_width(bus: StreamBus, layout: PayloadLayout) -> None:
-    if len(bus.payload) != layout.width:
-        raise ValueError(f"{bus.prefix}__payload is {len(bus.payload)} bits, the layout needs {layout.width}")
+    if bus.width != layout.width:
+        raise ValueError(f"the beats of stream {bus.prefix} are {bus.width} bits, the layout needs {layout.width}")
 
 
 class StreamSource:
@@ -269,8 +396,10 @@ class StreamSource:
     ----------
     bus : StreamBus
         The stream.
-    clk, rst : handles
-        The clock and the synchronous active-high reset; no beat counts as accepted while ``rst`` is high.
+    clk : handle
+        The clock.
+    rst : Reset
+        The synchronous reset; no beat counts as accepted while it is asserted.
     layout : PayloadLayout
         Packing of a beat.
     pause : iterable of bool, optional
@@ -279,7 +408,7 @@ class StreamSource:
         Source of the filler payloads.
     """
 
-    def __init__(self, bus: StreamBus, clk: LogicObject, rst: LogicObject, layout: PayloadLayout, *,
+    def __init__(self, bus: StreamBus, clk: LogicObject, rst: Reset, layout: PayloadLayout, *,
                  pause: Iterable[bool] | None = None, rng: random.Random | None = None):
         _check_width(bus, layout)
         self.bus = bus
@@ -339,12 +468,12 @@ class StreamSource:
             if not self._presenting and self._queue and not pause:
                 self._presenting = True
             if self._presenting:
-                self.bus.payload.value = self._queue[0]
+                self.bus.drive(self._queue[0])
             else:
-                self.bus.payload.value = self._rng.getrandbits(self.layout.width)
+                self.bus.drive(self._rng.getrandbits(self.layout.width))
             self.bus.valid.value = int(self._presenting)
             await settle
-            accepted = bool(_high(self.bus.ready)) and _high(self._rst) is False
+            accepted = bool(_high(self.bus.ready)) and self._rst.asserted() is False
 
 
 class StreamSink:
@@ -356,15 +485,17 @@ class StreamSink:
     ----------
     bus : StreamBus
         The stream.
-    clk, rst : handles
-        The clock and the synchronous active-high reset; beats are not collected while ``rst`` is high.
+    clk : handle
+        The clock.
+    rst : Reset
+        The synchronous reset; beats are not collected while it is asserted.
     layout : PayloadLayout
         Packing of a beat.
     pause : iterable of bool, optional
         One value per cycle, ``True`` to hold ``ready`` low (:func:`no_pauses` when omitted or exhausted).
     """
 
-    def __init__(self, bus: StreamBus, clk: LogicObject, rst: LogicObject, layout: PayloadLayout, *,
+    def __init__(self, bus: StreamBus, clk: LogicObject, rst: Reset, layout: PayloadLayout, *,
                  pause: Iterable[bool] | None = None):
         _check_width(bus, layout)
         self.bus = bus
@@ -410,8 +541,8 @@ class StreamSink:
             ready = not next(self._pause, False)
             self.bus.ready.value = int(ready)
             await settle
-            if ready and _high(self._rst) is False and _high(self.bus.valid):
-                payload = _unsigned(self.bus.payload)
+            if ready and self._rst.asserted() is False and _high(self.bus.valid):
+                payload = self.bus.sample()
                 if payload is not None:
                     values, last = self.layout.unpack(payload)
                     self._partial.append(values)
@@ -427,7 +558,7 @@ class StreamMonitor:
 
     Once ``valid`` is high it must stay high, with the payload unchanged, until ``ready`` accepts the beat;
     ``valid`` must never be X or Z, nor the payload while ``valid`` is high. Each violation is appended to
-    :attr:`errors`. Cycles with ``rst`` high are not checked and end any pending beat.
+    :attr:`errors`. Cycles with the reset asserted are not checked and end any pending beat.
 
     Parameters
     ----------
@@ -435,8 +566,10 @@ class StreamMonitor:
         Name used in error messages.
     bus : StreamBus
         The stream.
-    clk, rst : handles
-        The clock and the synchronous reset.
+    clk : handle
+        The clock.
+    rst : Reset
+        The synchronous reset.
     cycles : CycleCounter
         Cycle numbering shared with the rest of the testbench.
 
@@ -448,7 +581,7 @@ class StreamMonitor:
         Every contract violation.
     """
 
-    def __init__(self, name: str, bus: StreamBus, clk: LogicObject, rst: LogicObject, cycles: CycleCounter):
+    def __init__(self, name: str, bus: StreamBus, clk: LogicObject, rst: Reset, cycles: CycleCounter):
         self.name = name
         self.bus = bus
         self._clk = clk
@@ -474,7 +607,7 @@ class StreamMonitor:
         while True:
             await settle
             cycle = self._cycles.value + 1
-            if _high(self._rst) is not False:
+            if self._rst.asserted() is not False:
                 pending = None
                 await edge
                 continue
@@ -487,9 +620,9 @@ class StreamMonitor:
                 continue
             payload: int | None = None
             if valid:
-                payload = _unsigned(bus.payload)
+                payload = bus.sample()
                 if payload is None:
-                    self._error(cycle, f"payload {bus.payload.value} has X/Z bits while valid is high")
+                    self._error(cycle, f"payload {bus.text()} has X/Z bits while valid is high")
             if pending is not None:
                 if not valid:
                     self._error(cycle, f"valid dropped before the beat 0x{pending:x} was accepted")
@@ -515,8 +648,10 @@ class StickyMonitor:
     ----------
     name : str
         Name used in error messages.
-    signal, clk, rst : handles
-        The flag, the clock and the synchronous reset.
+    signal, clk : handles
+        The flag and the clock.
+    rst : Reset
+        The synchronous reset.
     cycles : CycleCounter
         Cycle numbering shared with the rest of the testbench.
 
@@ -528,7 +663,7 @@ class StickyMonitor:
         X/Z values and drops without reset.
     """
 
-    def __init__(self, name: str, signal: LogicObject, clk: LogicObject, rst: LogicObject, cycles: CycleCounter):
+    def __init__(self, name: str, signal: LogicObject, clk: LogicObject, rst: Reset, cycles: CycleCounter):
         self.name = name
         self._signal = signal
         self._clk = clk
@@ -542,7 +677,7 @@ class StickyMonitor:
         edge, settle = RisingEdge(self._clk), ReadOnly()
         while True:
             await settle
-            if self._rst.value != 1:
+            if self._rst.asserted() is not True:
                 level = self._signal.value
                 cycle = self._cycles.value
                 if not level.is_resolvable:

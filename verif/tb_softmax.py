@@ -70,7 +70,7 @@ async def framing(dut: HierarchyObject) -> None:
         await ReadOnly()
         if dut.error.value != 0:
             tb.errors.append(f"{case}: error output is {dut.error.value} right after reset")
-        await RisingEdge(dut.clk)
+        await RisingEdge(tb.clk)
         tb.send(row(), f"{case}: row before")
         await tb.drain(stall)
         if error.since is not None:

@@ -1,7 +1,8 @@
 """The generic cocotb testbench of a unit with valid/ready streams, built from its emitted sidecar.
 
 :class:`StreamTB` reads the sidecar named by ``INT8ATTN_SIDECAR`` (see :class:`~int8attn.verif.runner.TBSettings`),
-starts the clock, and puts a :class:`~int8attn.verif.stream.StreamSource` on every input stream, a
+starts the clock on the port it names (``clk`` or AXI4-Stream's ``aclk``), drives its reset (``rst`` active high, or
+``aresetn`` active low), and puts a :class:`~int8attn.verif.stream.StreamSource` on every input stream, a
 :class:`~int8attn.verif.stream.StreamSink` on every output stream, a protocol monitor on each and a
 :class:`~int8attn.verif.stream.Scoreboard` fed by the unit's golden model (from the unit registry). A 1-bit ``error``
 output, when the unit has one, is watched as a sticky flag. Each test writes one report into ``INT8ATTN_RESULT``.
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.handle import HierarchyObject
+from cocotb.handle import HierarchyObject, LogicObject
 from cocotb.triggers import RisingEdge
 
 from int8attn.units import unit_named
@@ -26,9 +27,9 @@ from int8attn.verif.runner import TBSettings
 from int8attn.verif.stream import (
     CycleCounter,
     Frames,
+    Reset,
     Scoreboard,
     StickyMonitor,
-    StreamBus,
     StreamMonitor,
     StreamSink,
     StreamSource,
@@ -44,6 +45,8 @@ DRAIN_SLACK = 100
 MAX_REPORTED = 20
 MAX_STALL = 0.95
 STICKY_FLAG = "error"
+CLOCKING = {"clock": "clk", "reset": "rst", "reset_active": "high"}
+"""The sidecar's clock and reset keys, with the values of a sidecar that has none (the ``stream`` interface)."""
 LATENCY_REFERENCES = ("last", "first")
 
 Stimuli = Callable[["StreamTB", int], Iterable[tuple[str, Frames]]]
@@ -58,7 +61,8 @@ class StreamTB:
     Parameters
     ----------
     dut : HierarchyObject
-        The toplevel, with ``clk``, ``rst`` (synchronous, active high) and the ports of the sidecar's streams.
+        The toplevel, with the sidecar's ``clock`` and synchronous ``reset`` (active at ``reset_active``; see
+        :data:`CLOCKING`) and the ports of its streams.
     settings : TBSettings
         Sidecar, seed and report file.
     name : str
@@ -74,6 +78,10 @@ class StreamTB:
     streams, inputs, outputs : dict of str to StreamSpec
         All streams, the unit's input streams and its output streams, by name.
     model : callable
+    clk : LogicObject
+        The clock port.
+    rst : Reset
+        The reset port and its active level.
     latency : int
         The sidecar's ``latency_cycles``.
     rng : numpy.random.Generator
@@ -104,26 +112,29 @@ class StreamTB:
         self.latency: int = self.sidecar["latency_cycles"]
         seed = settings.seed
         self.rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        dut.rst.value = 1
-        Clock(dut.clk, CLOCK_NS, unit="ns").start()
-        self.cycles = CycleCounter(dut.clk)
-        buses = {key: StreamBus(dut, key) for key in self.streams}
+        clocking = CLOCKING | {key: self.sidecar[key] for key in CLOCKING if key in self.sidecar}
+        self.clk: LogicObject = getattr(dut, clocking["clock"])
+        self.rst = Reset(getattr(dut, clocking["reset"]), clocking["reset_active"])
+        self.rst.drive(True)
+        Clock(self.clk, CLOCK_NS, unit="ns").start()
+        self.cycles = CycleCounter(self.clk)
+        buses = {key: spec.bus(dut) for key, spec in self.streams.items()}
         self.sources = {
-            key: StreamSource(buses[key], dut.clk, dut.rst, spec.layout,
+            key: StreamSource(buses[key], self.clk, self.rst, spec.layout,
                               pause=random_pauses(idle, random.Random(f"{seed}-{name}-{key}-idle")),
                               rng=random.Random(f"{seed}-{name}-{key}-filler"))
             for key, spec in self.inputs.items()}
         self.sinks = {
-            key: StreamSink(buses[key], dut.clk, dut.rst, spec.layout,
+            key: StreamSink(buses[key], self.clk, self.rst, spec.layout,
                             pause=random_pauses(backpressure, random.Random(f"{seed}-{name}-{key}-backpressure")))
             for key, spec in self.outputs.items()}
-        self.monitors = {key: StreamMonitor(key, bus, dut.clk, dut.rst, self.cycles) for key, bus in buses.items()}
+        self.monitors = {key: StreamMonitor(key, bus, self.clk, self.rst, self.cycles) for key, bus in buses.items()}
         self.scoreboard = Scoreboard(model, self.inputs, self.outputs)
         for key in self.outputs:
             self.monitors[key].add_callback(self.scoreboard.receiver(key))
         sticky = any(port["name"] == STICKY_FLAG and port["direction"] == "output" and port["width"] == 1
                      for port in self.sidecar["ports"])
-        self.error = (StickyMonitor(STICKY_FLAG, getattr(dut, STICKY_FLAG), dut.clk, dut.rst, self.cycles) if sticky
+        self.error = (StickyMonitor(STICKY_FLAG, getattr(dut, STICKY_FLAG), self.clk, self.rst, self.cycles) if sticky
                       else None)
         self.errors: list[str] = []
 
@@ -147,15 +158,15 @@ class StreamTB:
         return max(spec.beats_per_frame for spec in self.streams.values())
 
     async def reset(self) -> None:
-        """Hold ``rst`` high for 5 cycles, dropping whatever the sources still had queued and the sinks held."""
+        """Assert the reset for 5 cycles, dropping whatever the sources still had queued and the sinks held."""
         for source in self.sources.values():
             source.clear()
         for sink in self.sinks.values():
             sink.clear()
-        self.dut.rst.value = 1
+        self.rst.drive(True)
         for _ in range(RESET_CYCLES):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
+            await RisingEdge(self.clk)
+        self.rst.drive(False)
 
     def send(self, frames: Frames, label: str, *, expect: bool = True) -> None:
         """Queue ``frames`` (one or ``rows × elements``; a mapping by stream name when there are several inputs).
@@ -183,7 +194,7 @@ class StreamTB:
         Stops early at the first failure. The deadline allows the nominal rate slowed down by ``stall`` (the
         larger stall probability) with a margin.
         """
-        edge = RisingEdge(self.dut.clk)
+        edge = RisingEdge(self.clk)
         stall = min(stall, MAX_STALL)
         pending = max(source.pending for source in self.sources.values())
         budget = (pending + self.frame_beats * self.scoreboard.outstanding) / (1 - stall) ** 2

@@ -34,7 +34,7 @@ def emit_in(folder, config: SoftmaxConfig, *, process: bool = False) -> dict[str
 def test_same_bytes_from_different_folders(name: str, tmp_path):
     first = emit_in(tmp_path / "a", CONFIGS[name], process=name == SEPARATE_PROCESSES)
     second = emit_in(tmp_path / "elsewhere", CONFIGS[name], process=name == SEPARATE_PROCESSES)
-    assert set(first) == {"softmax.v", "softmax.json", "exp_rom.hex"}
+    assert set(first) == {"softmax.v", "softmax.json", "exp_rom.hex", "softmax.core"}
     assert first == second
     header = first["softmax.v"].decode().splitlines()[0]
     assert f"int8attn {__version__}" in header
