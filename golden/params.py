@@ -143,7 +143,7 @@ def is_positive_float32(value: Any) -> bool:
     return math.isfinite(single) and single != 0
 
 
-TARGETS = ("generic",)
+TARGETS = ("generic", "ice40", "ecp5", "xc7")
 INTERFACES = ("stream", "axis")
 IMPLEMENTATION_GROUP = "implementation (changes the Verilog, never an output value)"
 

@@ -5,23 +5,17 @@ every register advances only while ``en`` is high, so a block stalls with the pi
 function: it has no state and no latency of its own.
 """
 
-from amaranth import Const, Module, Mux, Shape, Signal, Value, signed
+from amaranth import Const, Module, Mux, Shape, Value, signed
 from amaranth.hdl import ShapeLike, ValueLike
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from int8attn.hdl.multiplier import Multiplier, shape_bounds
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 MAX_EXPONENT = 31
 INT32 = signed(32)
-
-
-def shape_bounds(shape: ShapeLike) -> tuple[int, int]:
-    """The smallest and largest value of ``shape``."""
-    shape = Shape.cast(shape)
-    if shape.signed:
-        return -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
-    return 0, (1 << shape.width) - 1
 
 
 def _check_int32(name: str, shape: ShapeLike) -> Shape:
@@ -77,13 +71,15 @@ class SaturatingRoundingDoublingHighMul(wiring.Component):
     one adder and a bit selection. The only product whose result leaves int32 is ``INT32_MIN·INT32_MIN = 2^62``,
     which saturates to ``INT32_MAX``; when an operand shape cannot hold ``INT32_MIN`` the comparison is left out.
 
-    Stage 1 registers the plain product ``a·b``, the multiplier alone, so a vendor DSP block can replace it; stage 2
-    registers the nudged, shifted and saturated result.
+    The product comes from a :class:`~int8attn.hdl.multiplier.Multiplier` of ``target`` (vendor DSP blocks with
+    their registers, or a registered ``*``); one more stage registers the nudged, shifted and saturated result.
 
     Parameters
     ----------
     a_shape, b_shape : ShapeLike
         Operand shapes, each within int32 (signed ≤ 32 bits or unsigned ≤ 31 bits).
+    target : str
+        FPGA family of the multiplier (:data:`~int8attn.hdl.multiplier.TARGETS`).
 
     Members
     -------
@@ -97,9 +93,10 @@ class SaturatingRoundingDoublingHighMul(wiring.Component):
         ``SRDHM(a, b)``, :attr:`latency` enabled cycles after ``a`` and ``b``.
     """
 
-    def __init__(self, a_shape: ShapeLike = INT32, b_shape: ShapeLike = INT32):
+    def __init__(self, a_shape: ShapeLike = INT32, b_shape: ShapeLike = INT32, target: str = "generic"):
         self.a_shape = _check_int32("a_shape", a_shape)
         self.b_shape = _check_int32("b_shape", b_shape)
+        self.multiplier = Multiplier(self.a_shape, self.b_shape, target)
         super().__init__({
             "en": In(1, init=1),
             "a": In(self.a_shape),
@@ -109,8 +106,8 @@ class SaturatingRoundingDoublingHighMul(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Registers from the operands to ``o``: the product, then the result."""
-        return 2
+        """Registers from the operands to ``o``: the multiplier's, then the result."""
+        return self.multiplier.latency + 1
 
     @property
     def saturates(self) -> bool:
@@ -119,14 +116,11 @@ class SaturatingRoundingDoublingHighMul(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        full_product = self.a * self.b
-        product = Signal(full_product.shape(), name="product")
-        rounded = (product + (1 << 30)) >> 31
+        m.submodules.multiplier = multiplier = self.multiplier
+        m.d.comb += [multiplier.en.eq(self.en), multiplier.a.eq(self.a), multiplier.b.eq(self.b)]
+        rounded = (multiplier.o + (1 << 30)) >> 31
         with m.If(self.en):
-            m.d.sync += [
-                product.eq(full_product),
-                self.o.eq(Mux(rounded > INT32_MAX, INT32_MAX, rounded) if self.saturates else rounded),
-            ]
+            m.d.sync += self.o.eq(Mux(rounded > INT32_MAX, INT32_MAX, rounded) if self.saturates else rounded)
         return m
 
 

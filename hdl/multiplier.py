@@ -17,14 +17,22 @@ from amaranth.hdl import Instance, ShapeLike
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from int8attn.hdl.fixedpoint import shape_bounds
+from int8attn.golden.params import TARGETS
 
-TARGETS = ("generic", "ice40", "ecp5", "xc7")
+
+def shape_bounds(shape: ShapeLike) -> tuple[int, int]:
+    """The smallest and largest value of ``shape``."""
+    shape = Shape.cast(shape)
+    if shape.signed:
+        return -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
+    return 0, (1 << shape.width) - 1
+
+
 MAX_WIDTH = 36
 DSP_LATENCY = 3
 """Registers inside a DSP block on every vendor target: inputs, pipeline (partial products), output."""
-GENERIC_LATENCY = 2
-"""Registers of the ``generic`` target: the operands and the product."""
+GENERIC_LATENCY = 1
+"""Registers of the ``generic`` target: the product."""
 
 
 @dataclass(frozen=True)
@@ -133,8 +141,9 @@ class Multiplier(wiring.Component):
 
     Targets:
 
-    * ``generic``: behavioural Verilog for any tool: the operands are registered, then their product, so a tool
-      that retimes may move the second register into the multiplier.
+    * ``generic``: behavioural Verilog for any tool: ``a·b`` and one register, which vendor tools absorb into the
+      DSP's output register. The operands are not registered: a constant operand then stays a constant that
+      synthesis folds (an operand register would hold it, and a constant multiplier would become a general one).
     * ``ecp5``: ``MULT18X18D`` blocks with their input, pipeline and output registers (``CLK0``, clock enable
       ``CE0 = en``, synchronous ``RST0`` from the domain's reset); 18-bit parts of selectable signedness.
     * ``ice40``: ``SB_MAC16`` blocks in 16×16 mode with input, 8×8 and 16×16 pipeline registers (``CE = en``,
@@ -212,7 +221,7 @@ class Multiplier(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Registers from the operands to ``o``: 2 for ``generic``; 3 in the DSP blocks plus the adder levels."""
+        """Registers from the operands to ``o``: 1 for ``generic``; 3 in the DSP blocks plus the adder levels."""
         if self.target == "generic":
             return GENERIC_LATENCY
         return DSP_LATENCY + self.adder_levels
@@ -220,10 +229,8 @@ class Multiplier(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self.target == "generic":
-            a = Signal(self.a_shape, name="a_reg")
-            b = Signal(self.b_shape, name="b_reg")
             with m.If(self.en):
-                m.d.sync += [a.eq(self.a), b.eq(self.b), self.o.eq(a * b)]
+                m.d.sync += self.o.eq(self.a * self.b)
             return m
         product = {"ecp5": self._mult18x18d, "ice40": self._sb_mac16, "xc7": self._dsp48e1}[self.target]
         terms = []

@@ -78,7 +78,8 @@ class Requantizer(FrameStreams, wiring.Component):
         multiplier_shape = self.entry_layout["multiplier"].shape
         self.left_shift_blocks = ([ShiftLeft(max_exponent=max_left) for _ in range(lanes)]
                                   if self.table == "rom" and max_left else [])
-        self.srdhm_blocks = [SaturatingRoundingDoublingHighMul(INT32, multiplier_shape) for _ in range(lanes)]
+        self.srdhm_blocks = [SaturatingRoundingDoublingHighMul(INT32, multiplier_shape, config.target)
+                             for _ in range(lanes)]
         self.divide_blocks = [RoundingDivideByPot(max_exponent=max_right) for _ in range(lanes)] if max_right else []
         super().__init__({
             "i": In(stream.Signature(LaneBeat(lanes, ACCUMULATOR_BITS))),
@@ -208,6 +209,7 @@ class Requantizer(FrameStreams, wiring.Component):
                 "table_depth": self.config.beats if rom else 0,
                 "table_width": data.ArrayLayout(self.entry_layout, self.config.lanes).size if rom else 0,
                 "pipeline_stages": self.stages,
+                "dsp_blocks": sum(block.multiplier.dsp_blocks for block in self.srdhm_blocks),
             },
         }
 

@@ -28,6 +28,7 @@ REQUANT_MATRIX = (
     RequantConfig(channels=16, lanes=4),
     RequantConfig(channels=64, lanes=16),
     RequantConfig(channels=64, lanes=16, weight_scales=tuple(float(s) for s in np.geomspace(1e-4, 2.0, 64))),
+    *(RequantConfig(channels=16, lanes=4, target=target) for target in ("ecp5", "ice40", "xc7")),
 )
 LATENCY_SLACK = 24
 REPORTS = Path("build/reports")
@@ -141,8 +142,10 @@ def _label(record: dict) -> str:
     """What distinguishes the configuration beyond its unit, frame and lanes."""
     parameters = record["parameters"]
     if record["unit"] == "requant":
-        return "per-channel" if len(parameters["weight_scales"] or parameters["multipliers"]) > 1 else "per-tensor"
-    return parameters["mode"]
+        kind = "per-channel" if len(parameters["weight_scales"] or parameters["multipliers"]) > 1 else "per-tensor"
+    else:
+        kind = parameters["mode"]
+    return kind if parameters["target"] == "generic" else f"{kind}, target {parameters['target']}"
 
 
 def with_table(readme: Path, table: str, block: str = "bench") -> str:

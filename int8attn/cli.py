@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from int8attn import __version__
-from int8attn.golden.params import TARGETS, ConfigError, Param, implementation_last, params
+from int8attn.golden.params import ConfigError, Param, implementation_last, params
 from int8attn.golden.vectors import VECTORS_DIR, write_vectors
 from int8attn.units import UNITS, Unit
 from int8attn.usage import UsageError, output_folder
@@ -204,7 +204,7 @@ def _sim(unit: Unit, args: argparse.Namespace) -> int:
 
 def _synth(unit: Unit, args: argparse.Namespace) -> int:
     if args.target is None:
-        args.target = args.family if args.family in TARGETS else "generic"
+        args.target = args.family if args.family in unit.targets else "generic"
     config = _config(unit, args)
     if args.freq_mhz is not None and not 0 < args.freq_mhz < math.inf:
         raise UsageError(f"--freq-mhz {args.freq_mhz} is out of range; allowed: a finite number > 0")

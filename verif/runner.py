@@ -31,6 +31,7 @@ from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
 from int8attn.units import unit_of
+from int8attn.verif.vendor import simulation_defines, simulation_models
 
 SIMULATORS = ("verilator", "icarus")
 TIMESCALE = ("1ns", "1ps")
@@ -40,6 +41,7 @@ VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-WIDTH")
 # The PyPI wheel's verilated.mk lacks the precompiled-header flag, so split (parallel) C++ builds fail: keep one file.
 VERILATOR_ONE_FILE = ("--output-split", "0")
 LOG_TAIL_LINES = 40
+VENDOR_WAIVERS = ("-Wno-fatal",)
 LOCK_FILE = ".lock"
 OBJCACHE = "ccache"
 
@@ -275,10 +277,13 @@ def _verilator_trace_format() -> list[str]:
     return ["--trace-fst"] if probe.returncode == 0 else []
 
 
-def _build_args(simulator: str, waves: bool) -> list[str]:
+def _build_args(simulator: str, waves: bool, vendor_models: bool) -> list[str]:
+    """Verilator's options: our waivers, one output file, tracing; vendor simulation libraries are not lint-clean
+    (unconnected cell pins, specify blocks), so with them warnings do not stop the build."""
     if simulator != "verilator":
         return []
-    return [*VERILATOR_WAIVERS, *VERILATOR_ONE_FILE, *(_verilator_trace_format() if waves else [])]
+    return [*VERILATOR_WAIVERS, *VERILATOR_ONE_FILE, *(_verilator_trace_format() if waves else []),
+            *(VENDOR_WAIVERS if vendor_models else ())]
 
 
 def _build_env(simulator: str) -> dict[str, str]:
@@ -288,7 +293,7 @@ def _build_env(simulator: str) -> dict[str, str]:
 
 
 def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path, stamp: str, build_args: list[str],
-           waves: bool, log: Path) -> str | None:
+           defines: dict[str, str], waves: bool, log: Path) -> str | None:
     """Build unless ``sim_dir`` holds a build of the same sources; returns an error message or None."""
     stamp_file = sim_dir / "sources.sha256"
     if stamp_file.is_file() and stamp_file.read_text() == stamp:
@@ -298,7 +303,7 @@ def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path
     try:
         with _environment(_build_env(simulator)):
             runner.build(sources=list(sources), hdl_toplevel=toplevel, build_dir=sim_dir, build_args=build_args,
-                         always=True, timescale=TIMESCALE, waves=waves, log_file=log)
+                         defines=defines, always=True, timescale=TIMESCALE, waves=waves, log_file=log)
     except (RuntimeError, SystemExit) as error:
         return f"{simulator} build of {', '.join(map(str, sources))} failed ({error}); log {log}:\n{_log_tail(log)}"
     stamp_file.write_text(stamp)
@@ -315,10 +320,13 @@ def _selected(test: str, allowed: Sequence[str]) -> tuple[str, ...]:
 
 def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_module: str, tests: Sequence[str],
              simulator: str, build_dir: Path, rows: int = 64, seed: int = 1, idle: float = 0.2,
-             backpressure: float = 0.2, directed: bool = True, waves: bool = False) -> SimResult:
+             backpressure: float = 0.2, directed: bool = True, waves: bool = False,
+             models: Sequence[Path] = (), defines: Mapping[str, str] | None = None) -> SimResult:
     """Build ``sources`` (unless ``build_dir`` holds that build) and run cocotb ``tests`` of ``test_module``.
 
-    ``sidecar`` is what the testbench reads (:class:`TBSettings`); the other parameters are those of :func:`run`.
+    ``sidecar`` is what the testbench reads (:class:`TBSettings`); ``models`` are the vendor primitives' simulation
+    models the sources instantiate and ``defines`` the preprocessor macros they need; the other parameters are those
+    of :func:`run`.
     ``build_dir`` is not locked here: :func:`run` holds its lock around the emission and this call.
     """
     find_simulator(simulator)
@@ -333,9 +341,12 @@ def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_modu
     def failed(message: str) -> SimResult:
         return SimResult(simulator, tests, 0, 0, [message], 0, None, [], False, {}, build_dir, log)
 
-    build_args = _build_args(simulator, waves)
-    stamp = _digest(sources, f"{simulator} {toplevel} waves={waves} {build_args}")
-    build_error = _build(simulator, sources, toplevel, sim_dir, stamp, build_args, waves, build_dir / "build.log")
+    sources = [*sources, *models]
+    build_args = _build_args(simulator, waves, vendor_models=bool(models))
+    defines = dict(defines or {})
+    stamp = _digest(sources, f"{simulator} {toplevel} waves={waves} {build_args} {sorted(defines.items())}")
+    build_error = _build(simulator, sources, toplevel, sim_dir, stamp, build_args, defines, waves,
+                         build_dir / "build.log")
     if build_error is not None:
         return failed(build_error)
 
@@ -383,6 +394,9 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
         build_dir: Path | None = None) -> SimResult:
     """Emit, build and simulate the registered unit of ``config``; return what its testbench checked.
 
+    A vendor ``target``'s Verilog is simulated with the simulation models of the primitives it instantiates
+    (:func:`int8attn.verif.vendor.simulation_models`), so the DSP netlist itself is checked on every beat.
+
     Parameters
     ----------
     config
@@ -421,4 +435,5 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
         emitted = emit.emit(config, build_dir / "rtl")
         return simulate([emitted.verilog], emitted.sidecar, toplevel=unit.name, test_module=unit.testbench,
                         tests=tests, simulator=simulator, build_dir=build_dir, rows=rows, seed=seed, idle=idle,
-                        backpressure=backpressure, directed=directed, waves=waves)
+                        backpressure=backpressure, directed=directed, waves=waves,
+                        models=simulation_models(config.target), defines=simulation_defines(config.target))

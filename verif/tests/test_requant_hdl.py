@@ -12,6 +12,7 @@ from amaranth.back import verilog
 from int8attn.golden.requant import RequantConfig, RequantModel
 from int8attn.golden.stimuli import INT32_MAX, INT32_MIN, directed_int32_rows, int32_rows
 from int8attn.hdl.emit import ports
+from int8attn.hdl.fixedpoint import SaturatingRoundingDoublingHighMul
 from int8attn.hdl.requant import TABLE_FILE, Requantizer
 from int8attn.verif.sim import simulate, stream_get, stream_monitor, stream_put
 
@@ -38,14 +39,15 @@ CONFIGS = {
                                              shifts=(-1, 2, -20, 0)),
 }
 
+SRDHM_LATENCY = SaturatingRoundingDoublingHighMul().latency
 LATENCIES = {  # table + left_shift + srdhm + rounding_divide + output
-    "per_tensor_tflite_p1": 0 + 0 + 2 + 1 + 1,
-    "per_tensor_tflite_p4_relu_int16": 0 + 0 + 2 + 0 + 1,
-    "per_tensor_tinymind_p16": 0 + 0 + 2 + 1 + 1,
-    "per_channel_tflite_p4": 1 + 1 + 2 + 1 + 1,
-    "per_channel_tflite_p1": 1 + 1 + 2 + 1 + 1,
-    "per_channel_tinymind_p16_relu6_int16": 1 + 1 + 2 + 1 + 1,
-    "per_channel_single_beat": 0 + 0 + 2 + 1 + 1,
+    "per_tensor_tflite_p1": 0 + 0 + SRDHM_LATENCY + 1 + 1,
+    "per_tensor_tflite_p4_relu_int16": 0 + 0 + SRDHM_LATENCY + 0 + 1,
+    "per_tensor_tinymind_p16": 0 + 0 + SRDHM_LATENCY + 1 + 1,
+    "per_channel_tflite_p4": 1 + 1 + SRDHM_LATENCY + 1 + 1,
+    "per_channel_tflite_p1": 1 + 1 + SRDHM_LATENCY + 1 + 1,
+    "per_channel_tinymind_p16_relu6_int16": 1 + 1 + SRDHM_LATENCY + 1 + 1,
+    "per_channel_single_beat": 0 + 0 + SRDHM_LATENCY + 1 + 1,
 }
 
 
@@ -175,7 +177,8 @@ def test_contract_metadata():
     assert per_channel.frame_beats == {"i": 8, "o": 8}
     assert per_channel.describe()["structure"] == {
         "table": "rom", "table_depth": 8, "table_width": 4 * (31 + 5 + 5),
-        "pipeline_stages": {"table": 1, "left_shift": 1, "srdhm": 2, "rounding_divide": 1, "output": 1}}
+        "pipeline_stages": {"table": 1, "left_shift": 1, "srdhm": SRDHM_LATENCY, "rounding_divide": 1, "output": 1},
+        "dsp_blocks": 0}
     quantisation = per_tensor.describe()["quantisation"]
     assert (quantisation["channel_multipliers"], quantisation["channel_shifts"]) == ([1 << 30], [-5])
     assert per_tensor.describe()["structure"]["table"] == "constant"

@@ -9,12 +9,14 @@ tests with the install command.
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_runner import run, verilator_lint
 
+from int8attn.golden.params import TARGETS
 from int8attn.golden.requant import ACTIVATIONS, CONVENTIONS, OUTPUT_BITS, RequantConfig
 from int8attn.golden.stimuli import directed_int32_rows
 from int8attn.verif.runner import SIMULATORS, SimResult
@@ -58,7 +60,21 @@ def test_configs_cover_every_value() -> None:
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("name", CONFIGS)
 def test_rtl_matches_model(name: str, simulator: str, rows: int, simulate: Simulate) -> None:
-    config = CONFIGS[name]
+    check_rtl(CONFIGS[name], simulator, rows, simulate)
+
+
+VENDOR_TARGETS = tuple(target for target in TARGETS if target != "generic")
+VENDOR_CASES = [(name, target, "icarus") for name in CONFIGS for target in VENDOR_TARGETS] + [
+    ("p4-channel-tinymind-int16", target, "verilator") for target in VENDOR_TARGETS]
+
+
+@pytest.mark.parametrize(("name", "target", "simulator"), VENDOR_CASES)
+def test_vendor_target_matches_model(name: str, target: str, simulator: str, rows: int, simulate: Simulate) -> None:
+    """The netlist with the target's DSP primitives, simulated with their vendor models, on every beat."""
+    check_rtl(replace(CONFIGS[name], target=target), simulator, rows, simulate)
+
+
+def check_rtl(config: RequantConfig, simulator: str, rows: int, simulate: Simulate) -> None:
     result = simulate(config, simulator, rows=rows, test="check,cycle")
     assert result.passed, "\n".join(result.errors)
     directed = sum(1 for _ in directed_int32_rows(config.channels, np.random.default_rng(0)))

@@ -9,7 +9,7 @@ import pytest
 from amaranth.hdl import Fragment
 from cli_runner import run, verilator_lint
 
-from int8attn.golden.params import ConfigError, params
+from int8attn.golden.params import TARGETS, ConfigError, params
 from int8attn.units import UNITS, unit_named, unit_of
 
 VERILOG_PORT = re.compile(r"^\s*(input|output)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?(\w+);", re.MULTILINE)
@@ -154,3 +154,24 @@ def test_verilator_lint_is_clean_on_defaults(emitted: tuple[str, Path, str]) -> 
     name, folder, _ = emitted
     result = verilator_lint(folder / f"{name}.v")
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+@pytest.mark.parametrize("name", list(UNITS))
+def test_targets_a_unit_lacks_are_refused_in_one_line(name: str, tmp_path: Path) -> None:
+    for target in sorted(set(TARGETS) - set(unit_named(name).targets)):
+        result = run("verilog", name, "--target", target, "-o", tmp_path / target)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "target" in result.stderr and "allowed: generic" in result.stderr
+        assert not (tmp_path / target).exists()
+
+
+@pytest.mark.parametrize("name", [name for name, unit in UNITS.items() if len(unit.targets) > 1])
+def test_every_target_emits_and_records_itself(name: str, tmp_path: Path) -> None:
+    latencies = {}
+    for target in unit_named(name).targets:
+        result = run("verilog", name, "--target", target, "-o", tmp_path / target)
+        assert result.returncode == 0, result.stderr
+        sidecar = json.loads((tmp_path / target / f"{name}.json").read_text())
+        assert sidecar["parameters"]["target"] == target
+        latencies[target] = sidecar["latency_cycles"]
+    assert latencies["generic"] < max(latencies.values()), "vendor DSP registers add latency the sidecar must show"
