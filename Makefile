@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(INT8ATTN) verilog softmax --n 64 --lanes 4 -o $(DEMO_DIR)
 	$(INT8ATTN) sim softmax --n 64 --lanes 4 --simulator verilator
 	@echo
-	@echo "demo: $(DEMO_DIR)/softmax.v (+ softmax.json, exp_rom.hex) emitted and checked against the golden model on Verilator"
+	@echo "demo: $(DEMO_DIR)/softmax.v (+ softmax.json, exp_rom.hex, softmax.core) emitted and checked against the golden model on Verilator"
 
 # Two pytest workers (pytest-xdist): the CI machine has two cores.
 test: $(STAMP)
