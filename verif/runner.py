@@ -293,7 +293,7 @@ def _build_env(simulator: str) -> dict[str, str]:
 
 
 def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path, stamp: str, build_args: list[str],
-           defines: dict[str, str], waves: bool, log: Path) -> str | None:
+           defines: dict[str, str], waves: bool, log: Path, includes: Sequence[Path] = ()) -> str | None:
     """Build unless ``sim_dir`` holds a build of the same sources; returns an error message or None."""
     stamp_file = sim_dir / "sources.sha256"
     if stamp_file.is_file() and stamp_file.read_text() == stamp:
@@ -303,7 +303,8 @@ def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path
     try:
         with _environment(_build_env(simulator)):
             runner.build(sources=list(sources), hdl_toplevel=toplevel, build_dir=sim_dir, build_args=build_args,
-                         defines=defines, always=True, timescale=TIMESCALE, waves=waves, log_file=log)
+                         defines=defines, includes=list(includes), always=True, timescale=TIMESCALE, waves=waves,
+                         log_file=log)
     except (RuntimeError, SystemExit) as error:
         return f"{simulator} build of {', '.join(map(str, sources))} failed ({error}); log {log}:\n{_log_tail(log)}"
     stamp_file.write_text(stamp)
@@ -321,12 +322,13 @@ def _selected(test: str, allowed: Sequence[str]) -> tuple[str, ...]:
 def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_module: str, tests: Sequence[str],
              simulator: str, build_dir: Path, rows: int = 64, seed: int = 1, idle: float = 0.2,
              backpressure: float = 0.2, directed: bool = True, waves: bool = False,
-             models: Sequence[Path] = (), defines: Mapping[str, str] | None = None) -> SimResult:
+             models: Sequence[Path] = (), defines: Mapping[str, str] | None = None,
+             includes: Sequence[Path] = ()) -> SimResult:
     """Build ``sources`` (unless ``build_dir`` holds that build) and run cocotb ``tests`` of ``test_module``.
 
     ``sidecar`` is what the testbench reads (:class:`TBSettings`); ``models`` are the vendor primitives' simulation
-    models the sources instantiate and ``defines`` the preprocessor macros they need; the other parameters are those
-    of :func:`run`.
+    models the sources instantiate, ``defines`` the preprocessor macros and ``includes`` the folders of the
+    `` `include`` files they need; the other parameters are those of :func:`run`.
     ``build_dir`` is not locked here: :func:`run` holds its lock around the emission and this call.
     """
     find_simulator(simulator)
@@ -344,9 +346,10 @@ def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_modu
     sources = [*sources, *models]
     build_args = _build_args(simulator, waves, vendor_models=bool(models))
     defines = dict(defines or {})
-    stamp = _digest(sources, f"{simulator} {toplevel} waves={waves} {build_args} {sorted(defines.items())}")
+    includes = list(includes)
+    stamp = _digest(sources, f"{simulator} {toplevel} waves={waves} {build_args} {sorted(defines.items())} {includes}")
     build_error = _build(simulator, sources, toplevel, sim_dir, stamp, build_args, defines, waves,
-                         build_dir / "build.log")
+                         build_dir / "build.log", includes)
     if build_error is not None:
         return failed(build_error)
 
