@@ -98,9 +98,6 @@ class SoftmaxConfig(Implementation):
         if product <= MIN_BETA_SCALE:
             raise ConfigError(f"beta·input_scale={product:g} is too small; it must exceed 2^-26 ≈ {MIN_BETA_SCALE:.3g}")
         check_params(self, ("mode",))
-        if self.target != "generic":
-            raise ConfigError(f"target={self.target!r} is not implemented for the softmax yet (its multipliers and "
-                              "ROMs are still behavioural); allowed: generic")
         if self.mode == "tinymind" and float(np.float32(self.beta)) != 1.0:
             raise ConfigError(f"beta={self.beta!r} is not supported by mode tinymind (TinyMind's softmax has no β); "
                               "allowed: 1.0")

@@ -19,7 +19,7 @@ Kinds of value
 import math
 from collections.abc import Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -160,7 +160,14 @@ class Implementation:
     interface : str
         Port names and conventions of the emitted top: ``stream`` (Amaranth's ``i__valid``, ``clk``, ``rst``, ...)
         or ``axis`` (AXI4-Stream: ``aclk``, ``aresetn``, ``s_axis_*``, ``m_axis_*``).
+
+    Members
+    -------
+    IMPLEMENTED_TARGETS : tuple of str
+        Class attribute: the targets the unit's generator implements so far; any other is refused.
     """
+
+    IMPLEMENTED_TARGETS: ClassVar[tuple[str, ...]] = ("generic",)
 
     target: str = param("generic", kind="choice", choices=TARGETS, structural=True, group=IMPLEMENTATION_GROUP,
                         help="FPGA family whose primitives the Verilog instantiates; generic: portable Verilog")
@@ -170,6 +177,9 @@ class Implementation:
 
     def __post_init__(self):
         check_params(self, IMPLEMENTATION_FIELDS)
+        if self.target not in self.IMPLEMENTED_TARGETS:
+            raise ConfigError(f"target={self.target!r} is not implemented for {type(self).__name__} yet; allowed: "
+                              f"{', '.join(self.IMPLEMENTED_TARGETS)}")
 
 
 IMPLEMENTATION_FIELDS = ("target", "interface")

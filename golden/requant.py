@@ -42,11 +42,21 @@ takes ``qmin``/``qmax`` from its caller); ``act_min``/``act_max`` may also be gi
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from int8attn.golden.fixedpoint import rounding_divide_by_pot, srdhm, wrap32
-from int8attn.golden.params import ConfigError, Implementation, check_params, implementation_last, param, params
+from int8attn.golden.params import (
+    TARGETS,
+    ConfigError,
+    Implementation,
+    check_params,
+    implementation_last,
+    param,
+    params,
+)
+from int8attn.golden.stimuli import check_rows
 
 MAX_CHANNELS = 4096
 MAX_LANES = 64
@@ -187,6 +197,8 @@ class RequantConfig(Implementation):
     target, interface : str
         See :class:`~int8attn.golden.params.Implementation`.
     """
+
+    IMPLEMENTED_TARGETS: ClassVar[tuple[str, ...]] = TARGETS
 
     channels: int = param(16, kind="int", low=1, high=MAX_CHANNELS, help="elements per row; element k is channel k")
     lanes: int = param(4, kind="int", low=1, high=MAX_LANES, structural=True,
@@ -399,12 +411,7 @@ class RequantModel:
 
     def check_rows(self, acc: np.ndarray) -> np.ndarray:
         """``acc`` as an int32 array of shape ``(rows, channels)``; ``ValueError`` otherwise."""
-        acc = np.asarray(acc)
-        if acc.dtype != self.input_dtype:
-            raise ValueError(f"rows must be int32, got {acc.dtype}")
-        if acc.ndim != 2 or acc.shape[1] != self.config.channels:
-            raise ValueError(f"rows must have shape (rows, {self.config.channels}), got {acc.shape}")
-        return acc
+        return check_rows(acc, self.input_dtype, self.config.channels)
 
     def __call__(self, acc: np.ndarray) -> np.ndarray:
         """Requantize rows of int32 accumulators to ``output_dtype``."""

@@ -39,6 +39,7 @@ from int8attn.golden.fixedpoint import (
     rounding_divide_by_pot,
     srdhm,
 )
+from int8attn.golden.stimuli import check_rows
 
 SCALED_DIFF_INTEGER_BITS = 5
 ACCUMULATION_INTEGER_BITS = 12
@@ -115,12 +116,7 @@ class SoftmaxModel:
         return self.sum_bits
 
     def check_rows(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        if x.dtype != np.int8:
-            raise ValueError(f"rows must be int8, got {x.dtype}")
-        if x.ndim != 2 or x.shape[1] != self.config.n:
-            raise ValueError(f"rows must have shape (rows, {self.config.n}), got {x.shape}")
-        return x
+        return check_rows(x, self.input_dtype, self.config.n)
 
     def diffs(self, x: np.ndarray) -> np.ndarray:
         """``max(row) − x``: the ROM index of each element, 0..255."""

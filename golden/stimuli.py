@@ -13,7 +13,7 @@ int8 rows (softmax inputs) come in named kinds:
 
 int32 rows (accumulators, the requantizer's input) come in kinds ``uniform`` (every int32), ``dense`` (sums of int8
 products: normal with a standard deviation of 2^15) and ``small`` (−2^10..2^10, where rounding ties are common).
-Directed rows hold the extremes of each type.
+Directed rows hold the extremes of each type. :func:`check_rows` is the models' check of the rows they are given.
 """
 
 from collections.abc import Iterator
@@ -27,6 +27,16 @@ NARROW_SPAN = 4
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 DENSE_SIGMA = 1 << 15
 SMALL_RANGE = 1 << 10
+
+
+def check_rows(x: np.ndarray, dtype: type, width: int) -> np.ndarray:
+    """``x`` as an array of ``dtype`` rows of ``width`` elements, shape ``(rows, width)``; ``ValueError`` otherwise."""
+    x = np.asarray(x)
+    if x.dtype != dtype:
+        raise ValueError(f"rows must be {np.dtype(dtype).name}, got {x.dtype}")
+    if x.ndim != 2 or x.shape[1] != width:
+        raise ValueError(f"rows must have shape (rows, {width}), got {x.shape}")
+    return x
 
 
 def _generator(rng: np.random.Generator | int) -> np.random.Generator:
