@@ -86,24 +86,30 @@ def _option_type(spec: Param) -> dict[str, Any]:
     return {"type": single}
 
 
-def _add_unit_options(parser: argparse.ArgumentParser, unit: Unit, *, structural: bool = True) -> None:
+def _add_unit_options(parser: argparse.ArgumentParser, unit: Unit, *, structural: bool = True,
+                      defaults: dict[str, tuple[Any, str]] | None = None) -> None:
     """One option per configuration field, with its range and help text; ``structural=False`` leaves out the fields
-    that change no output value (an integer takes its smallest legal value, any other its default)."""
-    defaults = {item.name: item.default for item in fields(unit.config_type)}
+    that change no output value (an integer takes its smallest legal value, any other its default). ``defaults``
+    replaces a field's default by a value and the text that explains it."""
+    generated = {item.name: (item.default, _compact(item.default)) for item in fields(unit.config_type)}
+    defaults = generated | (defaults or {})
     groups: dict[str, argparse._ArgumentGroup] = {}
     for name, spec in implementation_last(params(unit.config_type)).items():
+        default, explained = defaults[name]
         if spec.structural and not structural:
-            parser.set_defaults(**{name: spec.low if spec.kind == "int" else defaults[name]})
+            parser.set_defaults(**{name: spec.low if spec.kind == "int" else default})
             continue
         title = spec.group or f"{unit.name} unit"
         group = groups.setdefault(title, parser.add_argument_group(title))
-        default = defaults[name]
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         text = spec.help if spec.kind == "choice" else f"{spec.help}; {spec.allowed}"
         if "(default:" not in text:
-            text += f" (default: {shown})"
+            text += f" (default: {explained})"
         group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, **_option_type(spec),
                            help=text.replace("%", "%%"))
+
+
+def _compact(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _config(unit: Unit, args: argparse.Namespace) -> Any:
@@ -307,8 +313,8 @@ def _add_sim(parser: argparse.ArgumentParser, unit: Unit) -> None:
 
 
 def _add_synth(parser: argparse.ArgumentParser, unit: Unit) -> None:
-    _add_unit_options(parser, unit)
-    parser.set_defaults(target=None)
+    _add_unit_options(parser, unit, defaults={"target": (None, "the --family when the unit implements it, else "
+                                                          "generic")})
     parser.add_argument("--family", choices=("ice40", "ecp5", "xc7"), required=True,
                         help="ice40: iCE40UP5K in a serial harness; ecp5: ECP5-85 out of context; xc7: resources only")
     parser.add_argument("--seed", type=_integer("integers >= 0", low=0), default=1,
