@@ -111,6 +111,11 @@ def param(default: Any = MISSING, /, *, kind: str, help: str, **options: Any) ->
     return field(default=default, metadata=metadata)
 
 
+def value_text(value: Any) -> str:
+    """A parameter value as the command line takes it: a tuple or list comma-separated, anything else as ``str``."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def param_of(item: Field) -> Param:
     """The :class:`Param` of a configuration field."""
     return item.metadata["param"]

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from int8attn import __version__
-from int8attn.golden.params import ConfigError, Param, implementation_last, params
+from int8attn.golden.params import ConfigError, Param, implementation_last, params, value_text
 from int8attn.golden.vectors import VECTORS_DIR, write_vectors
 from int8attn.units import UNITS, Unit
 from int8attn.usage import UsageError, output_folder
@@ -91,7 +91,7 @@ def _add_unit_options(parser: argparse.ArgumentParser, unit: Unit, *, structural
     """One option per configuration field, with its range and help text; ``structural=False`` leaves out the fields
     that change no output value (an integer takes its smallest legal value, any other its default). ``defaults``
     replaces a field's default by a value and the text that explains it."""
-    generated = {item.name: (item.default, _compact(item.default)) for item in fields(unit.config_type)}
+    generated = {item.name: (item.default, value_text(item.default)) for item in fields(unit.config_type)}
     defaults = generated | (defaults or {})
     groups: dict[str, argparse._ArgumentGroup] = {}
     for name, spec in implementation_last(params(unit.config_type)).items():
@@ -106,10 +106,6 @@ def _add_unit_options(parser: argparse.ArgumentParser, unit: Unit, *, structural
             text += f" (default: {explained})"
         group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, **_option_type(spec),
                            help=text.replace("%", "%%"))
-
-
-def _compact(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _config(unit: Unit, args: argparse.Namespace) -> Any:
