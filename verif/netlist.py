@@ -19,7 +19,7 @@ from int8attn.hdl import emit
 from int8attn.synth import local_copy, run_tool, synth_command, tool_path
 from int8attn.units import unit_of
 from int8attn.verif.runner import SimResult, simulate
-from int8attn.verif.vendor import simulation_defines, simulation_models, yosys_share
+from int8attn.verif.vendor import simulation_library
 
 NETLIST_SIMULATORS = {"ecp5": "verilator", "ice40": "icarus", "xc7": "icarus"}
 """The simulator that reads each family's cell library."""
@@ -51,15 +51,6 @@ def cell_counts(netlist: Path) -> dict[str, int]:
     return counts
 
 
-def _cell_library(family: str) -> tuple[list[Path], dict[str, str], list[Path]]:
-    """The models, defines and include folders of ``family``'s netlists."""
-    models, defines = simulation_models(family), simulation_defines(family)
-    if family != "ecp5":
-        return models, defines, []
-    ecp5 = yosys_share() / "ecp5"
-    return [ecp5 / "cells_sim.v", *models], {**defines, "NO_INCLUDES": "1"}, [ecp5]
-
-
 def simulate_netlist(config: Any, family: str, build_dir: Path, *, rows: int = 64,
                      tests: tuple[str, ...] | None = None, synth: str | None = None) -> NetlistRun:
     """Emit ``config``, synthesise it for ``family`` in ``build_dir`` and run the unit's ``tests`` (all by default)
@@ -79,8 +70,7 @@ def simulate_netlist(config: Any, family: str, build_dir: Path, *, rows: int = 6
     work = build_dir / "synth"
     work.mkdir(parents=True, exist_ok=True)
     netlist = synthesize_netlist(emitted.verilog, unit.name, synth or synth_command(family, config.target), work)
-    models, defines, includes = _cell_library(family)
     result = simulate([netlist], emitted.sidecar, toplevel=unit.name, test_module=unit.testbench,
                       tests=tests or unit.tests, simulator=NETLIST_SIMULATORS[family], build_dir=build_dir,
-                      rows=rows, models=models, defines=defines, includes=includes)
+                      rows=rows, library=simulation_library(family, netlist=True))
     return NetlistRun(netlist, cell_counts(netlist), result)

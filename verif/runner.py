@@ -32,7 +32,7 @@ from cocotb_tools.runner import get_runner
 
 from int8attn.hdl.emit import VERILATOR_WAIVERS
 from int8attn.units import unit_of
-from int8attn.verif.vendor import simulation_defines, simulation_models
+from int8attn.verif.vendor import SimulationLibrary, simulation_library
 
 SIMULATORS = ("verilator", "icarus")
 TIMESCALE = ("1ns", "1ps")
@@ -186,7 +186,7 @@ class SimResult:
     elements_per_cycle : float or None
         Throughput measured by the ``cycle`` test.
     latency_cycles : list of int
-        Distinct latencies (last input beat accepted → first output beat accepted) measured by ``cycle``.
+        Distinct latencies measured by ``cycle``, from the input beat the sidecar's ``latency_from`` names.
     passed : bool
         True when cocotb reports every test passed and no error was recorded.
     reports : dict
@@ -293,7 +293,7 @@ def _build_env(simulator: str) -> dict[str, str]:
 
 
 def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path, stamp: str, build_args: list[str],
-           defines: dict[str, str], waves: bool, log: Path, includes: Sequence[Path] = ()) -> str | None:
+           library: SimulationLibrary, waves: bool, log: Path) -> str | None:
     """Build unless ``sim_dir`` holds a build of the same sources; returns an error message or None."""
     stamp_file = sim_dir / "sources.sha256"
     if stamp_file.is_file() and stamp_file.read_text() == stamp:
@@ -302,9 +302,9 @@ def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path
     runner = get_runner(simulator)
     try:
         with _environment(_build_env(simulator)):
-            runner.build(sources=list(sources), hdl_toplevel=toplevel, build_dir=sim_dir, build_args=build_args,
-                         defines=defines, includes=list(includes), always=True, timescale=TIMESCALE, waves=waves,
-                         log_file=log)
+            runner.build(sources=[*sources, *library.models], hdl_toplevel=toplevel, build_dir=sim_dir,
+                         build_args=build_args, defines=dict(library.defines), includes=list(library.includes),
+                         always=True, timescale=TIMESCALE, waves=waves, log_file=log)
     except (RuntimeError, SystemExit) as error:
         return f"{simulator} build of {', '.join(map(str, sources))} failed ({error}); log {log}:\n{_log_tail(log)}"
     stamp_file.write_text(stamp)
@@ -322,13 +322,11 @@ def _selected(test: str, allowed: Sequence[str]) -> tuple[str, ...]:
 def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_module: str, tests: Sequence[str],
              simulator: str, build_dir: Path, rows: int = 64, seed: int = 1, idle: float = 0.2,
              backpressure: float = 0.2, directed: bool = True, waves: bool = False,
-             models: Sequence[Path] = (), defines: Mapping[str, str] | None = None,
-             includes: Sequence[Path] = ()) -> SimResult:
+             library: SimulationLibrary | None = None) -> SimResult:
     """Build ``sources`` (unless ``build_dir`` holds that build) and run cocotb ``tests`` of ``test_module``.
 
-    ``sidecar`` is what the testbench reads (:class:`TBSettings`); ``models`` are the vendor primitives' simulation
-    models the sources instantiate, ``defines`` the preprocessor macros and ``includes`` the folders of the
-    `` `include`` files they need; the other parameters are those of :func:`run`.
+    ``sidecar`` is what the testbench reads (:class:`TBSettings`); ``library`` simulates the vendor cells the sources
+    contain (none by default); the other parameters are those of :func:`run`.
     ``build_dir`` is not locked here: :func:`run` holds its lock around the emission and this call.
     """
     find_simulator(simulator)
@@ -343,13 +341,13 @@ def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_modu
     def failed(message: str) -> SimResult:
         return SimResult(simulator, tests, 0, 0, [message], 0, None, [], False, {}, build_dir, log)
 
-    sources = [*sources, *models]
-    build_args = _build_args(simulator, waves, vendor_models=bool(models))
-    defines = dict(defines or {})
-    includes = list(includes)
-    stamp = _digest(sources, f"{simulator} {toplevel} waves={waves} {build_args} {sorted(defines.items())} {includes}")
-    build_error = _build(simulator, sources, toplevel, sim_dir, stamp, build_args, defines, waves,
-                         build_dir / "build.log", includes)
+    library = library or SimulationLibrary()
+    build_args = _build_args(simulator, waves, vendor_models=bool(library.models))
+    stamp = _digest([*sources, *library.models],
+                    f"{simulator} {toplevel} waves={waves} {build_args} {sorted(library.defines.items())} "
+                    f"{list(library.includes)}")
+    build_error = _build(simulator, sources, toplevel, sim_dir, stamp, build_args, library, waves,
+                         build_dir / "build.log")
     if build_error is not None:
         return failed(build_error)
 
@@ -398,7 +396,7 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
     """Emit, build and simulate the registered unit of ``config``; return what its testbench checked.
 
     A vendor ``target``'s Verilog is simulated with the simulation models of the primitives it instantiates
-    (:func:`int8attn.verif.vendor.simulation_models`), so the DSP netlist itself is checked on every beat.
+    (:func:`int8attn.verif.vendor.simulation_library`), so the DSP netlist itself is checked on every beat.
 
     Parameters
     ----------
@@ -439,4 +437,4 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
         return simulate([emitted.verilog], emitted.sidecar, toplevel=unit.name, test_module=unit.testbench,
                         tests=tests, simulator=simulator, build_dir=build_dir, rows=rows, seed=seed, idle=idle,
                         backpressure=backpressure, directed=directed, waves=waves,
-                        models=simulation_models(config.target), defines=simulation_defines(config.target))
+                        library=simulation_library(config.target))

