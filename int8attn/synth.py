@@ -360,11 +360,6 @@ def stable_view(report: dict) -> dict:
     return {key: value for key, value in report.items() if key != "seconds"}
 
 
-def config_slug(config: Any) -> str:
-    text = "_".join(f"{key}{value}" for key, value in config.as_dict().items() if key not in ("input_zero_point",))
-    return re.sub(r"[^A-Za-z0-9_.-]", "", text)
-
-
 TABLE_SHAPES = ((10, 1), (64, 4), (256, 8))
 TABLE_FAMILIES = ("xc7", "ecp5", "ice40")
 HLS4ML_ANCHOR = {"source": "hls4ml softmax_stable, io_stream, N=10, Vivado HLS on xc7z020",

@@ -530,10 +530,6 @@ class StreamSink:
             await self._arrived.wait()
         return self._frames.popleft()
 
-    def recv_nowait(self) -> np.ndarray | None:
-        """The values of the oldest complete frame, or ``None``."""
-        return self._frames.popleft() if self._frames else None
-
     async def _run(self) -> None:
         edge = RisingEdge(self._clk)
         settle = ReadOnly()
