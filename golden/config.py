@@ -1,10 +1,11 @@
 """The softmax configuration shared by the golden model, the generator and the testbench."""
 
 from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 
-from int8attn.golden.params import ConfigError, Implementation, check_params, implementation_last, param
+from int8attn.golden.params import TARGETS, ConfigError, Implementation, check_params, implementation_last, param
 
 MAX_N = 65536
 MAX_LANES = 64
@@ -61,6 +62,8 @@ class SoftmaxConfig(Implementation):
     target, interface : str
         See :class:`~int8attn.golden.params.Implementation`.
     """
+
+    IMPLEMENTED_TARGETS: ClassVar[tuple[str, ...]] = TARGETS
 
     n: int = param(64, kind="int", low=1, high=MAX_N, help="row length N")
     lanes: int = param(4, kind="int", low=1, high=MAX_LANES, structural=True,

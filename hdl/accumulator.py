@@ -4,11 +4,17 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from int8attn.hdl.pipeline import check_target
 from int8attn.hdl.tree import reduce_tree, tree_stages
 
 
 class Accumulator(wiring.Component):
     """Adds the lanes of each beat in a registered adder tree, then accumulates the beats of a row.
+
+    When ``sum_width`` is narrower than ``exact_width`` the row sum saturates at ``2^sum_width − 1``. The terms are
+    non-negative, so saturating every addition equals saturating the total once: the running sum wraps at
+    ``2^sum_width`` and a sticky flag records that it did (or that a beat's own sum reached ``2^sum_width``); one
+    more register stage then puts out the ceiling for a flagged row. The loop thus holds a single adder.
 
     Parameters
     ----------
@@ -19,8 +25,9 @@ class Accumulator(wiring.Component):
     sum_width : int
         Width of the row sum.
     exact_width : int
-        Width that holds the largest possible row sum; when ``sum_width`` is narrower the sum saturates at
-        ``2^sum_width − 1`` (the terms are non-negative, so saturating each addition saturates the total).
+        Width that holds the largest possible row sum; when ``sum_width`` is narrower the sum saturates.
+    target : str
+        FPGA family the adder tree's depth per stage is chosen for, one of ``TARGETS``.
 
     Members
     -------
@@ -36,10 +43,12 @@ class Accumulator(wiring.Component):
         The row sum, valid with ``sum_valid``.
     """
 
-    def __init__(self, lanes: int, term_width: int, sum_width: int, exact_width: int | None = None):
+    def __init__(self, lanes: int, term_width: int, sum_width: int, exact_width: int | None = None,
+                 target: str = "generic"):
         self.lanes = lanes
         self.sum_width = sum_width
         self.exact_width = sum_width if exact_width is None else exact_width
+        self.target = check_target(target)
         super().__init__({
             "en": In(1),
             "valid": In(1),
@@ -51,22 +60,38 @@ class Accumulator(wiring.Component):
         })
 
     @property
+    def saturates(self) -> bool:
+        return self.exact_width > self.sum_width
+
+    @property
+    def tree_stages(self) -> int:
+        return tree_stages(self.lanes, self.target)
+
+    @property
     def latency(self) -> int:
-        return tree_stages(self.lanes) + 1
+        """Enabled cycles from a row's last beat to ``sum_valid``: the tree, the running sum, the saturation."""
+        return self.tree_stages + 1 + self.saturates
 
     def elaborate(self, platform):
         m = Module()
         beat_sum, (valid, first, last) = reduce_tree(
             m, [self.terms[k] for k in range(self.lanes)], lambda a, b: a + b, unsigned(self.exact_width),
-            carry=(self.valid, self.first, self.last), enable=self.en)
-        running = Signal(unsigned(self.sum_width))
-        running_next = beat_sum + (running & ~first.replicate(self.sum_width))
-        if self.exact_width > self.sum_width:
-            ceiling = (1 << self.sum_width) - 1
-            running_next = Mux(running_next > ceiling, ceiling, running_next)
+            carry=(self.valid, self.first, self.last), enable=self.en, target=self.target)
+        width = self.sum_width
+        running = Signal(unsigned(width))
+        total = Signal(unsigned(width + 1))
+        m.d.comb += total.eq(beat_sum[:width] + (running & ~first.replicate(width)))
+        row_done = Signal()
         with m.If(self.en):
-            m.d.sync += self.sum_valid.eq(valid & last)
+            m.d.sync += row_done.eq(valid & last)
         with m.If(self.en & valid):
-            m.d.sync += running.eq(running_next[:self.sum_width])
-        m.d.comb += self.sum.eq(running)
+            m.d.sync += running.eq(total[:width])
+        if not self.saturates:
+            m.d.comb += [self.sum_valid.eq(row_done), self.sum.eq(running)]
+            return m
+        overflow = Signal()
+        with m.If(self.en & valid):
+            m.d.sync += overflow.eq((overflow & ~first) | total[width] | beat_sum[width:].any())
+        with m.If(self.en):
+            m.d.sync += [self.sum_valid.eq(row_done), self.sum.eq(Mux(overflow, (1 << width) - 1, running))]
         return m

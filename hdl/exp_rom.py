@@ -1,17 +1,20 @@
-"""Exp ROM: per-lane lookup of the golden model's exp tables."""
+"""Exp ROM: per-lane lookup of the golden model's exp tables in block memories."""
 
 from collections.abc import Sequence
 
-from amaranth import Module, Signal, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth import Module, unsigned
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
+from int8attn.hdl.memory import BLOCK_PORTS, LATENCY, Rom
+from int8attn.hdl.pipeline import check_target
 
 DIFF_BITS = 8
 
 
 class ExpRomPort(wiring.Signature):
-    """One read port over all lanes, from the ROM's side: ``addr`` (diff per lane) and ``en`` in, ``data`` out one
-    cycle later."""
+    """One read port over all lanes, from the ROM's side: ``addr`` (diff per lane) and ``en`` in, ``data`` out
+    :data:`~int8attn.hdl.memory.LATENCY` enabled cycles later."""
 
     def __init__(self, lanes: int, width: int):
         super().__init__({
@@ -22,11 +25,14 @@ class ExpRomPort(wiring.Signature):
 
 
 class ExpRom(wiring.Component):
-    """Two synchronous ROMs per lane, both indexed by ``d = max − x`` (0..255).
+    """Two ROMs per lane, both indexed by ``d = max − x`` (0..255), in :class:`~int8attn.hdl.memory.Rom` block
+    memories with registered outputs.
 
     The ``sum`` port reads the accumulator terms, the ``out`` port the numerators. Diffs at or beyond the table depth
-    read 0. Low bits that are zero in every entry are not stored: the ``sum`` port restores them, the ``out`` port
-    leaves them to its user (``out_zero_bits``), whose multiplier is then narrower.
+    read 0 (the tables are stored padded with zeros to 256 entries). Low bits that are zero in every entry are not
+    stored: the ``sum`` port restores them, the ``out`` port leaves them to its user (``out_zero_bits``), whose
+    multiplier is then narrower. Each pair of lanes shares a two-port ROM, so on ``ecp5`` one ``DP16KD`` serves two
+    lanes through its ports A and B.
 
     Parameters
     ----------
@@ -34,21 +40,22 @@ class ExpRom(wiring.Component):
         Elements per beat.
     sum_table, out_table : sequence of int
         Table contents from the golden model, of equal length (the ROM depth, 1..256).
+    target : str
+        Target of the ROMs, one of :data:`~int8attn.golden.params.TARGETS`.
 
     Members
     -------
     sum : Out(ExpRomPort(lanes, sum_width))
         Read port of the accumulator terms.
-    out : Out(ExpRomPort(lanes, out_width))
+    out : Out(ExpRomPort(lanes, out_width - out_zero_bits))
         Read port of the exponentials.
     """
 
-    latency = 1
-
-    def __init__(self, lanes: int, sum_table: Sequence[int], out_table: Sequence[int]):
+    def __init__(self, lanes: int, sum_table: Sequence[int], out_table: Sequence[int], target: str = "generic"):
         if not 1 <= len(sum_table) == len(out_table) <= 1 << DIFF_BITS:
             raise ValueError("ROM tables must have equal lengths in 1..256")
         self.lanes = lanes
+        self.target = check_target(target)
         self.sum_table = [int(v) for v in sum_table]
         self.out_table = [int(v) for v in out_table]
         self.depth = len(self.sum_table)
@@ -62,27 +69,26 @@ class ExpRom(wiring.Component):
             "out": Out(ExpRomPort(lanes, self.out_width - self.out_zero_bits)),
         })
 
+    @property
+    def latency(self) -> int:
+        """Enabled cycles from ``addr`` to ``data`` on either port: the :class:`~int8attn.hdl.memory.Rom`
+        latency."""
+        return LATENCY
+
     def elaborate(self, platform):
         m = Module()
-        for port, table, width, zero_bits, restored in (
-                (self.sum, self.sum_table, self.sum_width, self.sum_zero_bits, self.sum_zero_bits),
-                (self.out, self.out_table, self.out_width, self.out_zero_bits, 0)):
-            name = "sum" if port is self.sum else "out"
-            stored = [value >> zero_bits for value in table]
-            stored_width = width - zero_bits
-            for lane in range(self.lanes):
-                rom = memory.Memory(shape=unsigned(stored_width), depth=max(self.depth, 2), init=stored)
-                m.submodules[f"{name}_rom{lane}"] = rom
-                read = rom.read_port()
-                address = port.addr[lane]
-                m.d.comb += [read.en.eq(port.en), read.addr.eq(address)]
-                if self.depth == 1 << DIFF_BITS:
-                    m.d.comb += port.data[lane].eq(read.data << restored)
-                else:
-                    in_range = Signal(name=f"{name}_in_range{lane}")
-                    with m.If(port.en):
-                        m.d.sync += in_range.eq(address < self.depth)
-                    m.d.comb += port.data[lane].eq((read.data & in_range.replicate(stored_width)) << restored)
+        padding = [0] * ((1 << DIFF_BITS) - self.depth)
+        for name, port, table, width, zero_bits, restored in (
+                ("sum", self.sum, self.sum_table, self.sum_width, self.sum_zero_bits, self.sum_zero_bits),
+                ("out", self.out, self.out_table, self.out_width, self.out_zero_bits, 0)):
+            stored = [value >> zero_bits for value in table] + padding
+            for first in range(0, self.lanes, BLOCK_PORTS):
+                lanes = range(first, min(first + BLOCK_PORTS, self.lanes))
+                rom = Rom(stored, width - zero_bits, ports=len(lanes), target=self.target)
+                m.submodules[f"{name}_rom{first}"] = rom
+                m.d.comb += rom.en.eq(port.en)
+                for k, lane in enumerate(lanes):
+                    m.d.comb += [rom.addr[k].eq(port.addr[lane]), port.data[lane].eq(rom.data[k] << restored)]
         return m
 
 

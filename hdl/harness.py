@@ -27,7 +27,8 @@ class SerialHarness(wiring.Component):
 
     ``sdi`` shifts one bit into the input word on each cycle with ``sdi_en`` (LSB first); once the word is full it is
     offered to the core as one beat. Each output beat is captured when the shifter is empty and leaves LSB first on
-    ``sdo``, one bit per cycle, with ``sdo_valid``. Every pin is registered, so the pins add no path to the core's.
+    ``sdo``, one bit per cycle, with ``sdo_valid``. Every pin is registered, so the pins add no path to the core's,
+    and so is the core's ``o.ready`` (the shifter's ``empty`` flag).
 
     Parameters
     ----------
@@ -76,12 +77,13 @@ class SerialHarness(wiring.Component):
 
         shifter = Signal(self.out_width)
         remaining = Signal(range(self.out_width + 1))
-        m.d.comb += core.o.ready.eq(remaining == 0)
-        with m.If(core.o.valid & core.o.ready):
-            m.d.sync += [shifter.eq(core.o.payload), remaining.eq(self.out_width)]
-        with m.Elif(remaining != 0):
-            m.d.sync += [shifter.eq(shifter >> 1), remaining.eq(remaining - 1)]
-        m.d.sync += [self.sdo.eq(shifter[0]), self.sdo_valid.eq(remaining != 0)]
+        empty = Signal(init=1)
+        m.d.comb += core.o.ready.eq(empty)
+        with m.If(core.o.valid & empty):
+            m.d.sync += [shifter.eq(core.o.payload), remaining.eq(self.out_width), empty.eq(0)]
+        with m.Elif(~empty):
+            m.d.sync += [shifter.eq(shifter >> 1), remaining.eq(remaining - 1), empty.eq(remaining == 1)]
+        m.d.sync += [self.sdo.eq(shifter[0]), self.sdo_valid.eq(~empty)]
         if hasattr(core, "error"):
             m.d.sync += self.error.eq(core.error)
         return m

@@ -2,6 +2,15 @@
 
 from amaranth import Module, Signal, Value
 
+from int8attn.golden.params import TARGETS
+
+
+def check_target(target: str) -> str:
+    """``target`` itself; ``ValueError`` naming the argument and the allowed values when it is not in ``TARGETS``."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    return target
+
 
 def delay(m: Module, value: Value, cycles: int, *, enable: Value | None = None, name: str = "delayed") -> Value:
     """``value`` delayed by ``cycles`` registers, each advancing only while ``enable`` is high (always without it).

@@ -1,23 +1,108 @@
 """Reciprocal unit: gemmlowp's ``GetReciprocal`` of the row sum, bit for bit, or a reciprocal table."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
 
-from amaranth import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from int8attn.hdl.pipeline import delay, delay_line
+from int8attn.golden.fixedpoint import one_over_one_plus_x_for_x_in_0_1
+from int8attn.hdl.memory import BLOCK_DEPTH, Rom
+from int8attn.hdl.memory import LATENCY as ROM_LATENCY
+from int8attn.hdl.multiplier import Multiplier
+from int8attn.hdl.pipeline import check_target, delay
 
 SCALE_BITS = 31
 HALF = 1 << 30
+HALF_BITS = 30
 SEED_CONSTANT = 1515870810        # 48/17 in Q2.29
 SEED_SLOPE = -1010580540          # −32/17 in Q2.29
 ACCUMULATION_INTEGER_BITS = 12
+FRACTION_BITS = 30
+"""Bits below the leading one of the normalised sum that the reciprocal uses: the half denominator is
+``2^30 + fraction``."""
+X_BITS = 30
+"""Width of the estimates ``x_0 .. x_2`` (all in ``2^29 .. 2^30 − 1``); ``x_3`` reaches ``2^30``."""
+U_BITS = (26, 22, 14)
+"""Signed width of ``u_k = 2^29 − SRDHM(d, x_k)`` per step: ``|u_0| < 2^29/17 + 1``, ``|u_1| < 2^29/17² + 2``,
+``|u_2| < 2^29/17⁴ + 2`` (the seed's relative error is below 1/17 and squares each step), each with a margin."""
+POSITION_GROUP = 8
+"""Candidate positions of the leading one whose AND-OR one register stage selects (two LUT levels)."""
+MAX_NORMALISE_LATENCY = 3
+"""Registers of the normalisation of the widest sums, and of the iterative form's: the leading one as a one-hot
+vector, the selection within each group of :data:`POSITION_GROUP` positions, the OR of the groups' selections."""
+OR_GROUP = 4
+"""Bits one LUT ORs together at each register of a staged OR (the rounding bit's, over a product's 30 low bits)."""
+SATURATION_STAGES = 2
+"""Registers of the staged test for the fractions that saturate (the OR of their upper bits)."""
+FINAL_LATENCY = 1
+"""The iterative form's output register, which takes the saturated scale."""
+UPDATE_ADDEND = unsigned(2 * X_BITS - 1)
+"""Addend of ``x·u``: ``x`` when ``u`` rounds up, the rounding half, and the rest of the update above bit 31."""
+
+
+@dataclass(frozen=True)
+class Product:
+    """Operands and addend of one of the unit's :class:`~int8attn.hdl.multiplier.Multiplier` s, which register
+    their DSP blocks' products in the fabric (``fabric_register``)."""
+
+    a_shape: Shape
+    b_shape: Shape
+    addend_shape: Shape | None = None
+    addend_shift: int = 0
+
+    def latency(self, target: str) -> int:
+        return Multiplier.latency_of(self.a_shape, self.b_shape, target, addend_shape=self.addend_shape,
+                                     addend_shift=self.addend_shift, fabric_register=True)
+
+    def build(self, target: str) -> Multiplier:
+        return Multiplier(self.a_shape, self.b_shape, target, addend_shape=self.addend_shape,
+                          addend_shift=self.addend_shift, fabric_register=True)
+
+
+SEED = Product(signed(32), signed(31), unsigned(1), HALF_BITS)
+"""``SEED_SLOPE·(fraction − 2^31) + 2^30``."""
+STEP = Product(signed(32), unsigned(X_BITS))
+"""``−d·x_k``."""
+SHARED = Product(signed(32), signed(31), UPDATE_ADDEND)
+"""The iterative form's one multiplier, which takes every product in turn."""
+
+
+def update_product(step: int) -> Product:
+    """Step ``step``'s ``x·u`` and its addend."""
+    return Product(unsigned(X_BITS), signed(U_BITS[step]), UPDATE_ADDEND)
 
 
 def output_shift(bit_length: int, output_bits: int) -> int:
     """The row's output shift ``(12 − hp1) + 31 − B`` for a sum of ``bit_length`` bits (``hp1 = 32 − bit_length``)."""
     return bit_length - 32 + ACCUMULATION_INTEGER_BITS + 31 - output_bits
+
+
+@cache
+def saturating_fractions(steps: int) -> int:
+    """How many fractions, from 0 up, give an estimate ``x_steps ≥ 2^30`` that ``Rescale<0>`` saturates (the
+    golden model's ``2^31 − 1``): 2 after three steps (``x_3 = 2^30`` exactly), none after fewer. No other fraction
+    saturates (checked over all of them by the slow test)."""
+    count = 0
+    while one_over_one_plus_x_for_x_in_0_1(count << 1, steps) == (1 << SCALE_BITS) - 1:
+        count += 1
+    return count
+
+
+def _staged_any(m: Module, bits: Value, stages: int, enable: Value, name: str) -> Value:
+    """Whether any of ``bits`` is set, known ``stages`` registers later: each register takes the OR of every group
+    of :data:`OR_GROUP` bits, and what remains after the last one is ORed with no register."""
+    for stage in range(stages):
+        bits = delay(m, Cat(*(bits[k:k + OR_GROUP].any() for k in range(0, len(bits), OR_GROUP))), 1,
+                     enable=enable, name=f"{name}{stage}")
+    return bits.any()
+
+
+def _saturated_scale(x: Value) -> Value:
+    """``Rescale<0>`` of the Q2.29 estimate ``x ≤ 2^30``: ``2x``, saturated to ``2^31 − 1``."""
+    return Mux(x >= HALF, (1 << SCALE_BITS) - 1, Cat(Const(0, 1), x[:X_BITS]))
 
 
 class ReciprocalLayout(data.StructLayout):
@@ -33,17 +118,44 @@ class ReciprocalLayout(data.StructLayout):
 class Reciprocal(wiring.Component):
     """Normalises the row sum by its leading one, then takes the reciprocal of the normalised sum.
 
+    Normalisation: the position of the leading one as a one-hot vector (each candidate bit set with every bit above
+    it clear), then the 30 bits below it (``fraction``) and the row's shift, each an AND-OR over the candidate
+    positions, in one register for up to :data:`POSITION_GROUP` positions, else per group of them and then across
+    the groups. Sums wider than 32 bits keep their 32 leading bits (floor), as the golden model's wide-sum rule says.
+
     Method ``newton`` is gemmlowp's Newton–Raphson division. gemmlowp computes ``SRDHM(a, b) = ⌊(a·b + 2^30) / 2^31⌋``
-    on operands that never reach −2^31 here, so every product-and-round is one multiply-add followed by a shift.
-    With ``d`` the half denominator and ``x`` the Q2.29 estimate, one step is ``t = ⌊(d·x + 2^30)/2^31⌋``,
-    ``v = ⌊(x·(2^29 − t) + 2^30)/2^31⌋``, ``x ← x + 4v``. The ``4v`` term never saturates: with ``d ∈ [½, 1)`` the
-    seed error is below 1/17, so ``|v| < 3/17`` against a saturation bound of 4. The next ``d·x + 2^30`` is the
-    previous one plus ``4·d·v``, so each step costs two multiply-adds. The final ``Rescale<0>`` saturates ``2x`` to
-    ``2^31 − 1``.
+    on operands that never reach −2^31 here. With the half denominator ``d = 2^30 + fraction`` and the Q2.29
+    estimate ``x``, one step is ``u = 2^29 − SRDHM(d, x)``, ``v = SRDHM(x, u)``, ``x ← x + 4v``; the final
+    ``Rescale<0>`` saturates ``2x`` to ``2^31 − 1``. Every product goes through a
+    :class:`~int8attn.hdl.multiplier.Multiplier` of ``target`` (its DSP products registered in the fabric), whose
+    addend carries the additions, so that the 7 dependent products of 3 steps take no adder stage of their own:
 
-    Method ``lut`` reads the scale from a table indexed by the bits that follow the normalised sum's leading one.
+    * The seed constant is ``−1.5`` times the slope, so ``x_0 = SRDHM(d, slope) + 48/17`` is
+      ``⌊(slope·(fraction − 2^31) + 2^30) / 2^31⌋``: one product whose operand ``fraction − 2^31`` is ``fraction``
+      with two bits above it, and the rounding half as addend.
+    * ``u`` is ``⌊(−d·x + 2^30 − 1) / 2^31⌋`` modulo ``2^w`` (``w`` from :data:`U_BITS`): bits of the product
+      ``−d·x`` (with ``−d`` formed while the seed is computed) plus a rounding bit, set when the product's 31 low
+      bits exceed ``2^30``. The pipelined form leaves that bit to the next product: ``x·u = x·U + [round]·x``, and
+      ``[round]·x`` (below bit 30) joins the next addend beside the rounding half, so ``−d·x`` needs no addend. The
+      rounding bit's OR over 30 bits is staged over the registers the next product leaves before its addend.
+    * ``x + 4v = 4·⌊(x·u + 2^30 + ⌊x/4⌋·2^31) / 2^31⌋ + (x mod 4)``: the update is the product's addend too. The
+      last step's product gives the scale itself, ``2x_3 − s = 8·⌊(x·u + 2^30 + ⌊(2x − s)/8⌋·2^31) / 2^31⌋ +
+      ((2x − s) mod 8)``, where ``s`` marks the fractions whose ``x_3`` reaches ``2^30``
+      (:func:`saturating_fractions`, known from the normalisation), so that ``2^31 − 1`` needs no multiplexer:
+      the last multiplier's output register is the output register.
 
-    Sums wider than 32 bits keep their 32 leading bits (floor), as the golden model's wide-sum rule says.
+    ``u`` shrinks quadratically (:data:`U_BITS`), so the products of the last step take narrow operands. Delays
+    follow from the multipliers' ``latency`` and ``addend_latency``. The pipelined form has a multiplier per product
+    and takes a sum every cycle. Its registers advance with one enable, itself a register: ``o`` shows the output
+    register, or a skid register that kept it when it moved on untaken; the enable (and ``i.ready``) is high while
+    the skid register is empty, so no path runs from ``o.ready`` into the pipeline, and ``o.valid`` is a register.
+    The iterative form passes every product through one multiplier (its operands from registers loaded by strobes
+    registered a cycle ahead from a shift register that times the sum, the exact ``u`` from the addend
+    ``2^30 − 1``), one product after another.
+
+    Method ``lut`` reads the scale from a table indexed by the bits that follow the normalised sum's leading one, in
+    :class:`~int8attn.hdl.memory.Rom` blocks (read and output register); a table of more than one block's words is
+    split over blocks by its upper index bits, and a register after them picks the block's word.
 
     Parameters
     ----------
@@ -58,25 +170,29 @@ class Reciprocal(wiring.Component):
     table : sequence of int or None
         Reciprocal table (method ``lut``), ``2^k`` Q0.31 entries; ``None`` selects method ``newton``.
     pipelined : bool
-        Method ``newton``: ``True`` has one multiplier per multiply-add and takes a sum every cycle; ``False`` shares
+        Method ``newton``: ``True`` has one multiplier per product and takes a sum every cycle; ``False`` shares
         one multiplier and takes a sum every :attr:`initiation_interval` cycles.
     carry_sum : bool
         Pass each sum through to ``o`` beside its reciprocal.
+    target : str
+        FPGA family of the multipliers and block memories, one of :data:`~int8attn.golden.params.TARGETS`.
 
     Members
     -------
     i : In(stream.Signature(unsigned(sum_width)))
-        Row sums.
+        Row sums; ``ready`` while the unit can take one (pipelined: a register, low from the cycle after ``o`` was
+        left untaken while the pipeline moved on, until ``o`` is taken; iterative: while it is idle).
     o : Out(stream.Signature(ReciprocalLayout(sum_width, output_bits, carry_sum)))
-        ``scale`` and ``shift`` per row, :attr:`latency` cycles after the sum when not stalled.
+        ``scale`` and ``shift`` per row, :attr:`latency` cycles after the sum when not stalled; held while not taken.
     """
 
     def __init__(self, sum_width: int, min_sum_bits: int, output_bits: int = 8, steps: int = 3,
-                 table: Sequence[int] | None = None, pipelined: bool = True, carry_sum: bool = False):
+                 table: Sequence[int] | None = None, pipelined: bool = True, carry_sum: bool = False,
+                 target: str = "generic"):
         if not 1 <= min_sum_bits <= sum_width:
             raise ValueError(f"min_sum_bits must be in 1..{sum_width}, not {min_sum_bits}")
-        if not 0 <= steps <= 3:
-            raise ValueError(f"steps must be in 0..3, not {steps}")
+        if not 0 <= steps <= len(U_BITS):
+            raise ValueError(f"steps must be in 0..{len(U_BITS)}, not {steps}")
         if table is not None and (len(table) & (len(table) - 1) or len(table) < 2):
             raise ValueError("the reciprocal table needs a power-of-two number of entries, at least 2")
         self.sum_width = sum_width
@@ -86,6 +202,7 @@ class Reciprocal(wiring.Component):
         self.table = None if table is None else [int(v) for v in table]
         self.pipelined = pipelined or table is not None
         self.carry_sum = carry_sum
+        self.target = check_target(target)
         super().__init__({
             "i": In(stream.Signature(unsigned(sum_width))),
             "o": Out(stream.Signature(ReciprocalLayout(sum_width, output_bits, carry_sum))),
@@ -95,182 +212,257 @@ class Reciprocal(wiring.Component):
     def method(self) -> str:
         return "newton" if self.table is None else "lut"
 
-    TABLE_LATENCY = 3
-
     @staticmethod
-    def newton_latency(steps: int) -> int:
-        """Latency of method ``newton``; also the interval of its shared-multiplier form."""
-        return 4 + 2 * steps
+    def newton_latency(steps: int, target: str) -> int:
+        """Latency of the iterative (shared-multiplier) form of method ``newton`` on ``target``, which is also its
+        :attr:`initiation_interval`: the normalisation, each of the ``1 + 2·steps`` products through the shared
+        multiplier after an operand register, and the output register."""
+        return (MAX_NORMALISE_LATENCY + (1 + 2 * steps) * (1 + SHARED.latency(check_target(target)))
+                + FINAL_LATENCY)
 
     @property
     def latency(self) -> int:
         """Cycles from an accepted sum to its result on ``o``."""
-        return self.TABLE_LATENCY if self.table is not None else self.newton_latency(self.steps)
+        if self.table is not None:
+            return self._normalise_latency + ROM_LATENCY + (self._table_blocks > 1)
+        if not self.pipelined:
+            return self.newton_latency(self.steps, self.target)
+        products = [SEED] + [product for step in range(self.steps) for product in (STEP, update_product(step))]
+        return self._normalise_latency + sum(product.latency(self.target) for product in products)
 
     @property
     def initiation_interval(self) -> int:
         """Cycles between accepted sums at full rate."""
         return 1 if self.pipelined else self.latency
 
-    def _normalise(self, m: Module, enable, sum_value, normalised, shift) -> None:
-        """``normalised`` = the 32 leading bits of ``sum_value``; ``shift`` = the row's output shift."""
-        with m.If(enable):
-            for count, bit_length in enumerate(range(self.sum_width, self.min_sum_bits - 1, -1)):
-                aligned = (sum_value << (32 - bit_length) if bit_length <= 32
-                           else sum_value >> (bit_length - 32))
-                updates = [normalised.eq(aligned[:32]), shift.eq(output_shift(bit_length, self.output_bits))]
-                if bit_length == self.min_sum_bits:
-                    if count == 0:
-                        m.d.sync += updates
-                    else:
-                        with m.Else():
-                            m.d.sync += updates
-                elif count == 0:
-                    with m.If(sum_value[bit_length - 1]):
-                        m.d.sync += updates
-                else:
-                    with m.Elif(sum_value[bit_length - 1]):
-                        m.d.sync += updates
+    @property
+    def _table_blocks(self) -> int:
+        return -(-len(self.table) // BLOCK_DEPTH)
 
-    @staticmethod
-    def _saturate(x):
-        return Mux(x >= (1 << (SCALE_BITS - 1)), (1 << SCALE_BITS) - 1, (x << 1)[:SCALE_BITS])
+    @property
+    def _normalise_latency(self) -> int:
+        """Registers of the pipelined form's normalisation: the last stage is left out when one group holds every
+        candidate position."""
+        positions = self.sum_width - self.min_sum_bits + 1
+        return MAX_NORMALISE_LATENCY - (positions <= POSITION_GROUP)
+
+    def _normalise(self, m: Module, value: Value, enable: Value | None, stages: int) -> tuple[Value, Value]:
+        """``(fraction, shift)`` of ``value``: the 30 bits below its leading one and the row's output shift,
+        ``stages`` registers later (2, or 3 with more than one group of positions), each advancing while ``enable``."""
+        positions = range(self.min_sum_bits - 1, self.sum_width)
+        leading = Signal(len(positions), name="leading_one")
+        held = Signal(self.sum_width, name="normalised_sum")
+        first = []
+        for position in positions:
+            clear_above = ~value[position + 1:].any() if position + 1 < self.sum_width else Const(1)
+            first.append(clear_above if position == positions[0] else value[position] & clear_above)
+        statements = [[leading.eq(Cat(*first)), held.eq(value)], [], []]
+        shift_shape = self.o.payload.shift.shape()
+        groups = []
+        for start in range(0, len(positions), POSITION_GROUP):
+            fraction = Signal(FRACTION_BITS, name=f"fraction_group{len(groups)}")
+            shift = Signal(shift_shape, name=f"shift_group{len(groups)}")
+            selected_fraction = selected_shift = Const(0)
+            for index in range(start, min(start + POSITION_GROUP, len(positions))):
+                position = positions[index]
+                aligned = (held << FRACTION_BITS)[position:position + FRACTION_BITS]
+                selected_fraction = selected_fraction | Mux(leading[index], aligned, 0)
+                selected_shift = selected_shift | Mux(leading[index], output_shift(position + 1, self.output_bits), 0)
+            statements[1] += [fraction.eq(selected_fraction), shift.eq(selected_shift)]
+            groups.append((fraction, shift))
+        fraction, shift = groups[0]
+        if stages == MAX_NORMALISE_LATENCY:
+            fraction = Signal(FRACTION_BITS, name="fraction")
+            shift = Signal(shift_shape, name="normalised_shift")
+            either_fraction = either_shift = Const(0)
+            for group_fraction, group_shift in groups:
+                either_fraction, either_shift = either_fraction | group_fraction, either_shift | group_shift
+            statements[2] = [fraction.eq(either_fraction), shift.eq(either_shift)]
+        for stage in statements[:stages]:
+            if enable is None:
+                m.d.sync += stage
+            else:
+                with m.If(enable):
+                    m.d.sync += stage
+        return fraction, shift
 
     def elaborate(self, platform):
-        if self.table is not None:
-            m = self._elaborate_table()
-        else:
-            m = self._elaborate_pipelined() if self.pipelined else self._elaborate_iterative()
-        if self.carry_sum and self.pipelined:
-            self._carry_sum(m)
-        return m
-
-    def _carry_sum(self, m: Module) -> None:
-        """Delay each accepted sum so that it leaves with its reciprocal."""
-        enable = ~self.o.valid | self.o.ready
-        with m.If(enable):
-            m.d.sync += self.o.payload.sum.eq(delay(m, self.i.payload, self.latency - 1, enable=enable, name="sum"))
-
-    def _elaborate_table(self):
         m = Module()
-        enable = ~self.o.valid | self.o.ready
+        if not self.pipelined:
+            self._elaborate_iterative(m)
+            return m
+        enable = Signal(init=1, name="advance")
         m.d.comb += self.i.ready.eq(enable)
-        normalised = Signal(32)
-        shift = Signal(self.o.payload.shift.shape())
-        valid = Signal()
-        with m.If(enable):
-            m.d.sync += valid.eq(self.i.valid)
-        self._normalise(m, enable, self.i.payload, normalised, shift)
-        index_bits = (len(self.table) - 1).bit_length()
-        rom = memory.Memory(shape=unsigned(SCALE_BITS), depth=len(self.table), init=self.table)
-        m.submodules.reciprocal_rom = rom
-        read = rom.read_port()
-        table_valid = Signal()
-        table_shift = Signal.like(shift)
-        m.d.comb += [read.en.eq(enable), read.addr.eq(normalised[31 - index_bits:31])]
-        with m.If(enable):
-            m.d.sync += [table_valid.eq(valid), table_shift.eq(shift),
-                         self.o.valid.eq(table_valid), self.o.payload.scale.eq(read.data),
-                         self.o.payload.shift.eq(table_shift)]
-        return m
-
-    def _elaborate_pipelined(self):
-        m = Module()
-        enable = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(enable)
-
-        valid_in = Signal()
-        shift_in = Signal(self.o.payload.shift.shape())
-        normalised = Signal(32)
-        with m.If(enable):
-            m.d.sync += valid_in.eq(self.i.valid)
-        self._normalise(m, enable, self.i.payload, normalised, shift_in)
-        valid = delay_line(m, valid_in, self.latency - 2, enable=enable, name="valid")
-        shift = delay_line(m, shift_in, self.latency - 2, enable=enable, name="shift")
-        half_denominator = delay_line(m, normalised[1:], max(2 * self.steps - 1, 0), enable=enable,
-                                      name="half_denominator")
-
-        estimate = Signal(signed(66), name="seed_product")
-        with m.If(enable):
-            m.d.sync += estimate.eq(half_denominator[0] * SEED_SLOPE + (SEED_CONSTANT << 31) + HALF)
-        x = Signal(signed(33), name="x0")
-        product = Signal(signed(66), name="dx0")
-        with m.If(enable):
-            m.d.sync += x.eq(estimate >> 31)
-            if self.steps:
-                m.d.sync += product.eq(half_denominator[1] * (estimate >> 31) + HALF)
-        for step in range(self.steps):
-            correction = Signal(signed(66), name=f"xu{step}")
-            x_held = Signal(signed(33), name=f"x{step}_held")
-            product_held = Signal(signed(66), name=f"dx{step}_held")
-            with m.If(enable):
-                m.d.sync += [correction.eq((x << 29) + HALF - x * (product >> 31)),
-                             x_held.eq(x), product_held.eq(product)]
-            v = correction >> 31
-            next_x = Signal(signed(33), name=f"x{step + 1}")
-            next_product = Signal(signed(66), name=f"dx{step + 1}")
-            with m.If(enable):
-                m.d.sync += next_x.eq(x_held + (v << 2))
-                if step + 1 < self.steps:
-                    m.d.sync += next_product.eq(product_held + half_denominator[2 * step + 3] * (v << 2))
-            x, product = next_x, next_product
-
-        with m.If(enable):
-            m.d.sync += [
-                self.o.valid.eq(valid[-1]),
-                self.o.payload.scale.eq(self._saturate(x)),
-                self.o.payload.shift.eq(shift[-1]),
-            ]
-        return m
-
-    def _elaborate_iterative(self):
-        m = Module()
-        normalised = Signal(32)
-        shift = Signal(self.o.payload.shift.shape())
-        half_denominator = normalised[1:]
-        x = Signal(signed(33))
-        accumulator = Signal(signed(66))
-        held = Signal(signed(66))
-        high = accumulator >> 31
-        multiplicand = Signal(signed(33))
-        multiplier = Signal(signed(36))
-        addend = Signal(signed(66))
-        step = Signal(range(self.latency))
-        final_step = self.latency - 1
-        m.d.comb += self.i.ready.eq(step == 0)
-        self._normalise(m, self.i.valid & self.i.ready, self.i.payload, normalised, shift)
-        held_sum = Signal(self.sum_width)
+        stages = self._normalise_latency
+        fraction, shift = self._normalise(m, self.i.payload, enable, stages)
+        valid = delay(m, self.i.valid, stages, enable=enable, name="normalised_valid")
+        final = Signal(self.o.payload.shape(), name="final")
+        scale, elapsed = (self._table if self.table is not None else self._newton)(m, enable, fraction)
+        m.d.comb += final.scale.eq(scale)
+        elapsed -= 1
+        statements = [final.shift.eq(delay(m, shift, elapsed, enable=enable, name="shift"))]
         if self.carry_sum:
+            statements.append(final.sum.eq(delay(m, self.i.payload, self.latency - 1, enable=enable, name="sum")))
+        with m.If(enable):
+            m.d.sync += statements
+        self._skid(m, enable, final, delay(m, valid, elapsed, enable=enable, name="valid"))
+        return m
+
+    def _skid(self, m: Module, enable: Signal, final: Value, arriving: Value) -> None:
+        """``o`` from the output register ``final`` (valid when ``arriving`` was, as it entered), or from a skid
+        register that keeps it when ``final`` moves on untaken. ``enable`` (the pipeline's, and ``i.ready``) is a
+        register, high while the skid register is empty, so that no path runs from ``o.ready`` to the pipeline's
+        registers; ``o.valid`` is a register too."""
+        skid = Signal.like(final, name="skid")
+        final_valid, skid_valid = Signal(name="final_valid"), Signal(name="skid_valid")
+        skid_next = Mux(skid_valid, skid_valid, final_valid) & ~self.o.ready
+        final_next = Mux(enable, arriving, final_valid)
+        m.d.comb += self.o.payload.eq(Mux(skid_valid, skid, final))
+        m.d.sync += [final_valid.eq(final_next), skid_valid.eq(skid_next), enable.eq(~skid_next),
+                     self.o.valid.eq(final_next | skid_next)]
+        with m.If(~skid_valid):
+            m.d.sync += skid.eq(final)
+
+    def _table(self, m: Module, enable: Value, fraction: Value) -> tuple[Value, int]:
+        """The table's word at the fraction's leading bits, from a register (the blocks' output registers, or after
+        them the one that picks a block's word), and the cycles after the normalisation until it holds it."""
+        index = fraction[FRACTION_BITS - (len(self.table) - 1).bit_length():]
+        words = min(len(self.table), BLOCK_DEPTH)
+        data = []
+        for block in range(self._table_blocks):
+            rom = Rom(self.table[block * words:(block + 1) * words], SCALE_BITS, target=self.target)
+            m.submodules[f"reciprocal_rom{block}"] = rom
+            m.d.comb += [rom.en.eq(enable), rom.addr[0].eq(index[:rom.address_bits])]
+            data.append(rom.data[0])
+        if len(data) == 1:
+            return data[0], ROM_LATENCY
+        block = delay(m, index[(words - 1).bit_length():], ROM_LATENCY, enable=enable, name="rom_block")
+        picked = Signal(SCALE_BITS, name="rom_word")
+        with m.If(enable):
+            m.d.sync += picked.eq(Cat(data).word_select(block, SCALE_BITS))
+        return picked, ROM_LATENCY + 1
+
+    def _newton(self, m: Module, enable: Value, fraction: Value) -> tuple[Value, int]:
+        """The scale of ``fraction``, from a multiplier's output register, and the cycles after the normalisation
+        until it holds it."""
+        m.submodules.seed = seed = SEED.build(self.target)
+        m.d.comb += [seed.en.eq(enable), seed.a.eq(Cat(fraction, Const(0b10, 2)).as_signed()),
+                     seed.b.eq(SEED_SLOPE), seed.c.eq(1)]
+        minus_d = Signal(signed(32), name="minus_d")
+        with m.If(enable):
+            m.d.sync += minus_d.eq(-Cat(fraction, Const(1, 1)))
+        elapsed = seed.latency
+        x = seed.o[SCALE_BITS:SCALE_BITS + X_BITS]
+        if not self.steps:
+            return Cat(Const(0, 1), x), elapsed
+        minus_d = delay(m, minus_d, elapsed - 1, enable=enable, name="minus_d")
+        below = saturating_fractions(self.steps)
+        bits = below.bit_length()
+        stages = min(SATURATION_STAGES, elapsed)
+        saturates = ~_staged_any(m, fraction[bits:], stages, enable, "above_saturation") & delay(
+            m, fraction[:bits] < below, stages, enable=enable, name="low_fraction")
+        saturates = delay(m, saturates, elapsed - stages, enable=enable, name="saturates")
+        for step in range(self.steps):
+            ready = elapsed
+            x, saturates, elapsed = self._step(m, enable, step, x, minus_d, saturates, elapsed)
+            minus_d = delay(m, minus_d, elapsed - ready, enable=enable, name=f"minus_d{step}")
+        return x, elapsed
+
+    def _step(self, m: Module, enable: Value, step: int, x: Value, minus_d: Value, saturates: Value,
+              elapsed: int) -> tuple[Value, Value, int]:
+        """Step ``step`` from ``x`` (with ``−d`` and the saturation flag) ``elapsed`` cycles after the
+        normalisation: the next estimate (in the last step the scale ``2x − s``), the flag, and the cycles elapsed
+        when they are ready."""
+        m.submodules[f"dx{step}"] = product = STEP.build(self.target)
+        m.d.comb += [product.en.eq(enable), product.a.eq(minus_d), product.b.eq(x)]
+        u = product.o[SCALE_BITS:SCALE_BITS + U_BITS[step]].as_signed()
+        x, saturates = (delay(m, value, product.latency, enable=enable, name=f"{name}{step}")
+                        for value, name in ((x, "x"), (saturates, "saturates")))
+
+        m.submodules[f"xu{step}"] = update = update_product(step).build(self.target)
+        m.d.comb += [update.en.eq(enable), update.a.eq(x), update.b.eq(u)]
+        slack = update.latency - update.addend_latency
+        registered = max(slack - 1, 0)
+        round_up = (delay(m, product.o[HALF_BITS], registered, enable=enable, name=f"round_half{step}")
+                    & _staged_any(m, product.o[:HALF_BITS], registered, enable, f"round_low{step}_"))
+        x_then, saturates_then = (delay(m, value, registered, enable=enable, name=f"{name}{step}_round")
+                                  for value, name in ((x, "x"), (saturates, "saturates")))
+        # The rest of the update: x + 4v = (x mod 4) + 4·(⌊x/4⌋ + v), and in the last step
+        # 2x − s + 8v = ((2x − s) mod 8) + 8·(⌊(2x − s)/8⌋ + v).
+        last = step + 1 == self.steps
+        rest = Cat(Const(0, 1), x_then) - saturates_then if last else x_then
+        low_bits = 3 if last else 2
+        addend = Cat(Mux(round_up, x_then, 0), Const(1, 1), rest[low_bits:X_BITS + last])
+        m.d.comb += update.c.eq(delay(m, addend, slack - registered, enable=enable, name=f"addend{step}"))
+        low = delay(m, rest[:low_bits], update.latency - registered, enable=enable, name=f"update_low{step}")
+        saturates = delay(m, saturates, update.latency, enable=enable, name=f"saturates{step}_updated")
+        result = Cat(low, update.o[SCALE_BITS:SCALE_BITS + X_BITS + last - low_bits])
+        return result, saturates, elapsed + product.latency + update.latency
+
+    def _elaborate_iterative(self, m: Module) -> None:
+        fraction, shift = self._normalise(m, self.i.payload, None, MAX_NORMALISE_LATENCY)
+        m.submodules.shared = shared = SHARED.build(self.target)
+        a = Signal(SHARED.a_shape, name="operand_a")
+        b = Signal(SHARED.b_shape, name="operand_b")
+        c = Signal(SHARED.addend_shape, name="operand_c")
+        m.d.comb += [shared.a.eq(a), shared.b.eq(b), shared.c.eq(c)]
+        minus_d = Signal(signed(32))
+        x = Signal(X_BITS)
+        held_shift = Signal.like(shift)
+        period = 1 + shared.latency
+        final = MAX_NORMALISE_LATENCY + (1 + 2 * self.steps) * period
+        busy = Signal()
+        done = Signal(name="at_final")
+        accept = self.i.valid & ~busy
+        elapsed = Signal(final, name="elapsed")
+        m.d.comb += self.i.ready.eq(~busy)
+        m.d.sync += elapsed.eq(Cat(accept, elapsed[:-1]))
+        if self.carry_sum:
+            held_sum = Signal(self.sum_width)
             with m.If(self.i.valid & self.i.ready):
                 m.d.sync += held_sum.eq(self.i.payload)
 
+        output = shared.o[SCALE_BITS:]
+        updated = Cat(x[:2], output[:X_BITS - 1])
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(step == 0):
-            with m.If(self.i.valid):
-                m.d.sync += step.eq(1)
-        with m.Elif(step == 1):
-            m.d.comb += [multiplicand.eq(half_denominator), multiplier.eq(SEED_SLOPE),
-                         addend.eq((SEED_CONSTANT << 31) + HALF)]
-        with m.Elif(step == 2):
-            m.d.comb += [multiplicand.eq(half_denominator), multiplier.eq(high), addend.eq(HALF)]
-            m.d.sync += x.eq(high)
-        with m.Elif(step == final_step):
-            with m.If(~self.o.valid | self.o.ready):
-                m.d.sync += [
-                    self.o.valid.eq(1),
-                    self.o.payload.scale.eq(self._saturate(x)),
-                    self.o.payload.shift.eq(shift),
-                    step.eq(0),
-                ]
-                if self.carry_sum:
-                    m.d.sync += self.o.payload.sum.eq(held_sum)
-        with m.Elif(step[0]):
-            m.d.comb += [multiplicand.eq(x), multiplier.eq(-high), addend.eq((x << 29) + HALF)]
-            m.d.sync += held.eq(accumulator)
-        with m.Else():
-            m.d.comb += [multiplicand.eq(half_denominator), multiplier.eq(high << 2), addend.eq(held)]
-            m.d.sync += x.eq(x + (high << 2))
-        with m.If((step != 0) & (step != final_step)):
-            m.d.sync += [step.eq(step + 1), accumulator.eq(multiplicand * multiplier + addend)]
-        return m
+        with m.If(accept):
+            m.d.sync += busy.eq(1)
+        with m.If(elapsed[final - 2]):
+            m.d.sync += done.eq(1)
+        with m.If(done & (~self.o.valid | self.o.ready)):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.shift.eq(held_shift), busy.eq(0), done.eq(0),
+                         self.o.payload.scale.eq(_saturated_scale(updated if self.steps else output[:X_BITS]))]
+            if self.carry_sum:
+                m.d.sync += self.o.payload.sum.eq(held_sum)
+        start = MAX_NORMALISE_LATENCY
+        steps = [start + (1 + 2 * step) * period for step in range(self.steps)]
+        updates = [start + (2 + 2 * step) * period for step in range(self.steps)]
+        estimates = [(output[:X_BITS], steps[:1]), (updated, steps[1:])]
+        loads = [
+            (a, [(Cat(fraction, Const(0b10, 2)).as_signed(), [start]), (minus_d, steps), (x, updates)]),
+            (b, [(Const(SEED_SLOPE, SHARED.b_shape), [start]), *estimates,
+                 (output[:U_BITS[0]].as_signed(), updates)]),
+            (c, [(Const(HALF), [start]), (Const(HALF - 1), steps),
+                 (Cat(Const(HALF, HALF_BITS + 1), x[2:X_BITS]), updates)]),
+            (x, estimates),
+            (minus_d, [(-Cat(fraction, Const(1, 1)), [start])]),
+            (held_shift, [(shift, [start])]),
+        ]
+        for register, sources in loads:
+            self._load(m, elapsed, register, [(value, times) for value, times in sources if times])
+
+    @staticmethod
+    def _load(m: Module, elapsed: Value, register: Signal, sources: list[tuple[Value, list[int]]]) -> None:
+        """Load ``register`` with each source at the cycles after acceptance listed with it, from strobes registered
+        a cycle ahead (one per source, so that each drives only this register's multiplexer); bit ``k`` of
+        ``elapsed`` is high ``k + 1`` cycles after a sum was accepted."""
+        strobes = []
+        selected = Const(0)
+        for index, (value, times) in enumerate(sources):
+            strobe = Signal(name=f"{register.name}_from{index}")
+            m.d.sync += strobe.eq(Cat(*(elapsed[time - 2] for time in times)).any())
+            strobes.append(strobe)
+            selected = selected | Mux(strobe, value, 0)
+        with m.If(Cat(*strobes).any()):
+            m.d.sync += register.eq(selected)

@@ -1,7 +1,7 @@
 """The int8 softmax unit: max reduction → LUT index → exp ROM → accumulator → reciprocal → final MAC."""
 
-from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth import Module, Mux, Signal, Value
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
@@ -11,13 +11,18 @@ from int8attn.hdl.exp_rom import DIFF_BITS, ExpRom
 from int8attn.hdl.final_mac import FinalMac
 from int8attn.hdl.lut_index import LutIndex
 from int8attn.hdl.max_reduce import MaxReduce
+from int8attn.hdl.memory import Ram
 from int8attn.hdl.pipeline import delay
 from int8attn.hdl.reciprocal import Reciprocal
-from int8attn.hdl.streams import FrameStreams, LaneBeat
+from int8attn.hdl.streams import FrameStreams, LaneBeat, Queue
 
-INDEX_QUEUE_SLACK = 32
+INDEX_QUEUE_SLACK = 4
+ROOM_DELAY = 3
+"""Cycles by which a pass's view of a queue's room lags: the count of beats inside and its comparison are registered,
+so the room flag leaves a margin for the beats that may have been taken in since."""
+OUTPUT_QUEUE_LATENCY = 2
+"""Cycles from a beat entering the (registered-output) output queue to its ``o.valid``."""
 EXP_ROM_FILE = "exp_rom.hex"
-ROW_BUFFER_LATENCY = 1
 
 
 class Softmax(FrameStreams, wiring.Component):
@@ -52,25 +57,27 @@ class Softmax(FrameStreams, wiring.Component):
     def __init__(self, config: SoftmaxConfig):
         self.config = config
         self.model = model = SoftmaxModel(config)
-        lanes = config.lanes
-        self.max_reduce = MaxReduce(lanes)
-        self.lut_index = LutIndex(lanes)
+        lanes, target = config.lanes, config.target
+        self.max_reduce = MaxReduce(lanes, target)
+        self.row_buffer = Ram(8 * lanes, self.banks * config.beats, target=target)
+        self.lut_index = LutIndex(lanes, registered=target != "generic")
         depth = model.rom_depth
-        self.exp_rom = ExpRom(lanes, model.accumulator_table[:depth], model.exp_table[:depth])
+        self.exp_rom = ExpRom(lanes, model.accumulator_table[:depth], model.exp_table[:depth], target=target)
         sum_bits = model.sum_bits
-        self.accumulator = Accumulator(lanes, self.exp_rom.sum_width, sum_bits, model.exact_sum_bits)
+        self.accumulator = Accumulator(lanes, self.exp_rom.sum_width, sum_bits, model.exact_sum_bits, target=target)
         min_sum_bits = int(model.accumulator_table[0]).bit_length()
         steps = config.reciprocal_steps
-        pipelined = Reciprocal.newton_latency(steps) > config.beats
+        pipelined = 2 * Reciprocal.newton_latency(steps, target) > config.beats
         if config.mode == "tinymind":
             self.reciprocal = Reciprocal(sum_bits, min_sum_bits, model.output_bits, steps=steps, pipelined=pipelined,
-                                         carry_sum=True)
-            self.final_mac = DivideMac(lanes, *self._exp_port(), sum_bits, min_sum_bits)
+                                         carry_sum=True, target=target)
+            self.final_mac = DivideMac(lanes, *self._exp_port(), sum_bits, min_sum_bits, target=target)
         else:
             table = model.reciprocal_table if config.reciprocal == "lut" else None
             self.reciprocal = Reciprocal(sum_bits, min_sum_bits, model.output_bits, steps=steps, table=table,
-                                         pipelined=pipelined)
-            self.final_mac = FinalMac(lanes, *self._exp_port(), sum_bits, min_sum_bits, model.output_bits)
+                                         pipelined=pipelined, target=target)
+            self.final_mac = FinalMac(lanes, *self._exp_port(), sum_bits, min_sum_bits, model.output_bits,
+                                      target=target)
         super().__init__({
             "i": In(stream.Signature(LaneBeat(lanes))),
             "o": Out(stream.Signature(LaneBeat(lanes, model.output_bits))),
@@ -88,17 +95,43 @@ class Softmax(FrameStreams, wiring.Component):
         return 2 + -(-self.max_reduce.latency // beats)
 
     @property
+    def scale_latency(self) -> int:
+        """Cycles from reading a row's last beat to its scale entering the scale queue."""
+        sum_register = scale_queue = 1
+        return (self.row_buffer.latency + self.lut_index.latency + self.exp_rom.latency + self.accumulator.latency
+                + sum_register + self.reciprocal.latency + scale_queue)
+
+    @property
     def index_queue_depth(self) -> int:
-        return self.config.beats + INDEX_QUEUE_SLACK
+        """Beats the index queue holds: a row and the beats read while its scale is computed, so the sum pass never
+        waits at full rate."""
+        return self.config.beats + self.scale_latency + INDEX_QUEUE_SLACK
+
+    @property
+    def index_register(self) -> int:
+        """Registers the output pass puts between the index queue's read-ahead registers and the exp ROM's address:
+        one on the vendor targets, none on ``generic``."""
+        return int(self.config.target != "generic")
+
+    @property
+    def output_queue_depth(self) -> int:
+        """Beats the output queue holds: every beat in flight in the final MAC when the sink stops taking them."""
+        return (self.index_register + self.exp_rom.latency + self.final_mac.latency + ROOM_DELAY + OUTPUT_QUEUE_LATENCY
+                + 1)
+
+    @property
+    def scale_queue_depth(self) -> int:
+        """Scales the scale queue holds: one per row whose every beat is in the index queue, and the row being
+        output."""
+        return self.index_queue_depth // self.config.beats + 2
 
     @property
     def latency(self) -> int:
         """Cycles from the last input beat of a row being accepted to its first output beat being valid."""
-        maximum_queue = sum_register = 1
+        maximum_queue = 1
         last_read = self.config.beats - 1
-        return (self.max_reduce.latency + maximum_queue + last_read + ROW_BUFFER_LATENCY + self.exp_rom.latency
-                + self.accumulator.latency + sum_register + self.reciprocal.latency + self.exp_rom.latency
-                + self.final_mac.latency)
+        return (self.max_reduce.latency + maximum_queue + last_read + self.scale_latency + self.exp_rom.latency
+                + self.index_register + self.final_mac.latency + OUTPUT_QUEUE_LATENCY)
 
     latency_from = "last"
     """:attr:`latency` counts from a row's last input beat: a row's output needs the whole row."""
@@ -143,6 +176,8 @@ class Softmax(FrameStreams, wiring.Component):
                 "row_buffer_banks": self.banks,
                 "row_buffer_depth": self.banks * self.config.beats,
                 "index_queue_depth": self.index_queue_depth,
+                "scale_queue_depth": self.scale_queue_depth,
+                "output_queue_depth": self.output_queue_depth,
                 "term_width": rom.sum_width,
                 "term_rom_stored_width": rom.sum_width - rom.sum_zero_bits,
                 "sum_width": model.sum_bits,
@@ -152,28 +187,27 @@ class Softmax(FrameStreams, wiring.Component):
                 "reciprocal_unit": "pipelined" if self.reciprocal.pipelined else "iterative",
                 "reciprocal_initiation_interval": self.reciprocal.initiation_interval,
                 "max_tree_stages": self.max_reduce.tree_stages,
-                "adder_tree_stages": self.accumulator.latency - 1,
+                "adder_tree_stages": self.accumulator.tree_stages,
             },
         }
 
     def elaborate(self, platform):
         m = Module()
         lanes, beats = self.config.lanes, self.config.beats
-        for name in ("max_reduce", "lut_index", "exp_rom", "accumulator", "reciprocal", "final_mac"):
+        for name in ("max_reduce", "row_buffer", "lut_index", "exp_rom", "accumulator", "reciprocal", "final_mac"):
             m.submodules[name] = getattr(self, name)
-
-        row_buffer = memory.Memory(shape=data.ArrayLayout(signed(8), lanes), depth=self.banks * beats, init=[])
-        m.submodules.row_buffer = row_buffer
-        write = row_buffer.write_port()
-        read = row_buffer.read_port()
+        row_buffer = self.row_buffer
         row_maxima = fifo.SyncFIFO(width=8, depth=self.banks)
         m.submodules.row_maxima = row_maxima
-        index_queue = fifo.SyncFIFOBuffered(width=lanes * DIFF_BITS, depth=self.index_queue_depth)
+        index_queue = Queue(lanes * DIFF_BITS, self.index_queue_depth, self.config.target)
         m.submodules.index_queue = index_queue
+        scales = fifo.SyncFIFO(width=len(self.reciprocal.o.payload.as_value()), depth=self.scale_queue_depth)
+        m.submodules.scales = scales
 
         # Input: framing, row buffer writes, row maximum.
         occupied = Signal(range(self.banks + 1))
         write_base = Signal(range(self.banks * beats))
+        write_address = Signal(range(self.banks * beats))
         write_beat = Signal(range(max(beats, 2)))
         discarding = Signal()
         accept = self.i.valid & self.i.ready
@@ -182,9 +216,9 @@ class Softmax(FrameStreams, wiring.Component):
         commit = accept & ~discarding & framing_ok & self.i.payload.last
         m.d.comb += [
             self.i.ready.eq(occupied < self.banks),
-            write.addr.eq(write_base + write_beat),
-            write.data.eq(self.i.payload.data),
-            write.en.eq(accept & ~discarding),
+            row_buffer.w_addr.eq(write_address),
+            row_buffer.w_data.eq(self.i.payload.data),
+            row_buffer.w_en.eq(accept & ~discarding),
             self.max_reduce.valid.eq(accept & ~discarding),
             self.max_reduce.lanes_in.eq(self.i.payload.data),
             self.max_reduce.first.eq(write_beat == 0),
@@ -196,85 +230,131 @@ class Softmax(FrameStreams, wiring.Component):
             with m.If(discarding):
                 m.d.sync += discarding.eq(~self.i.payload.last)
             with m.Elif(~framing_ok):
-                m.d.sync += [self.error.eq(1), write_beat.eq(0), discarding.eq(~self.i.payload.last)]
+                m.d.sync += [self.error.eq(1), write_beat.eq(0), write_address.eq(write_base),
+                             discarding.eq(~self.i.payload.last)]
             with m.Elif(closes_row):
-                m.d.sync += [write_beat.eq(0), write_base.eq(self._next_row(write_base))]
+                m.d.sync += [write_beat.eq(0), write_base.eq(self._next(write_address)),
+                             write_address.eq(self._next(write_address))]
             with m.Else():
-                m.d.sync += write_beat.eq(write_beat + 1)
+                m.d.sync += [write_beat.eq(write_beat + 1), write_address.eq(self._next(write_address))]
 
-        # Sum pass: read the row back, index the ROM, accumulate, queue the indices.
-        sum_enable = Signal()
-        read_base = Signal(range(self.banks * beats))
+        # Sum pass: read the row back, index the ROM, accumulate, queue the indices. It never stalls: a beat is read
+        # only while the index queue has room for it (``issued − taken``, the beats read and not yet taken by the output
+        # pass), and the queue bounds the rows whose scales wait in ``scales``.
+        count_width = (2 * self.index_queue_depth).bit_length()
+        queued = Signal(count_width)
+        room = Signal()
+        read_address = Signal(range(self.banks * beats))
         read_beat = Signal(range(max(beats, 2)))
-        issue = sum_enable & row_maxima.r_rdy
+        issue = row_maxima.r_rdy & room
+        issued = self._counter(m, issue, count_width, "issued")
         releases = issue & (read_beat == beats - 1)
         m.d.comb += [
-            read.en.eq(sum_enable),
-            read.addr.eq(read_base + read_beat),
+            row_buffer.r_addr.eq(read_address),
             row_maxima.r_en.eq(releases),
         ]
         m.d.sync += occupied.eq(occupied + commit - releases)
         with m.If(issue):
-            with m.If(read_beat == beats - 1):
-                m.d.sync += [read_beat.eq(0), read_base.eq(self._next_row(read_base))]
-            with m.Else():
-                m.d.sync += read_beat.eq(read_beat + 1)
+            m.d.sync += [read_beat.eq(Mux(read_beat == beats - 1, 0, read_beat + 1)),
+                         read_address.eq(self._next(read_address))]
 
-        read_valid, read_first, read_last, read_max = (
-            delay(m, value, ROW_BUFFER_LATENCY, enable=sum_enable, name=name) for value, name in (
-                (issue, "read_valid"), (read_beat == 0, "read_first"), (read_beat == beats - 1, "read_last"),
-                (row_maxima.r_data.as_signed(), "read_max")))
+        read_latency = self.row_buffer.latency
+        read_valid, read_first, read_last = (
+            delay(m, value, read_latency, name=name) for value, name in (
+                (issue, "read_valid"), (read_beat == 0, "read_first"), (read_beat == beats - 1, "read_last")))
+        read_max = delay(m, row_maxima.r_data.as_signed(), read_latency, name="read_max")
+        index_valid, index_first, index_last = (
+            delay(m, value, self.lut_index.latency, name=name) for value, name in (
+                (read_valid, "index_valid"), (read_first, "index_first"), (read_last, "index_last")))
         rom_valid, rom_first, rom_last = (
-            delay(m, value, self.exp_rom.latency, enable=sum_enable, name=name) for value, name in (
-                (read_valid, "rom_valid"), (read_first, "rom_first"), (read_last, "rom_last")))
+            delay(m, value, self.exp_rom.latency, name=name) for value, name in (
+                (index_valid, "rom_valid"), (index_first, "rom_first"), (index_last, "rom_last")))
         m.d.comb += [
+            self.lut_index.en.eq(1),
             self.lut_index.max.eq(read_max),
-            self.lut_index.lanes_in.eq(read.data),
-            self.exp_rom.sum.en.eq(sum_enable),
+            self.lut_index.lanes_in.eq(row_buffer.r_data),
+            self.exp_rom.sum.en.eq(1),
             self.exp_rom.sum.addr.eq(self.lut_index.index),
             index_queue.w_data.eq(self.lut_index.index),
-            index_queue.w_en.eq(read_valid & sum_enable),
-            self.accumulator.en.eq(sum_enable),
+            index_queue.w_en.eq(index_valid),
+            self.accumulator.en.eq(1),
             self.accumulator.valid.eq(rom_valid),
             self.accumulator.first.eq(rom_first),
             self.accumulator.last.eq(rom_last),
             self.accumulator.terms.eq(self.exp_rom.sum.data),
-            sum_enable.eq(~(read_valid & ~index_queue.w_rdy) & ~(self.reciprocal.i.valid & ~self.reciprocal.i.ready)),
         ]
-        with m.If(self.accumulator.sum_valid & sum_enable):
+        with m.If(self.accumulator.sum_valid):
             m.d.sync += [self.reciprocal.i.valid.eq(1), self.reciprocal.i.payload.eq(self.accumulator.sum)]
         with m.Elif(self.reciprocal.i.ready):
             m.d.sync += self.reciprocal.i.valid.eq(0)
+        m.d.comb += [
+            scales.w_en.eq(self.reciprocal.o.valid),
+            scales.w_data.eq(self.reciprocal.o.payload),
+            self.reciprocal.o.ready.eq(1),
+        ]
 
-        # Output pass: join each queued beat with its row's reciprocal, then the final MAC.
-        out_enable = self.final_mac.en
+        # Output pass: join each queued beat with its row's scale (which leaves the scale queue with the row's last
+        # beat), then the final MAC. It never stalls either: a beat is taken only while the output queue has room for
+        # every beat in flight.
+        out_width = len(self.o.payload.as_value())
+        output_queue = fifo.SyncFIFOBuffered(width=out_width, depth=self.output_queue_depth)
+        m.submodules.output_queue = output_queue
+        out_room = Signal()
         out_beat = Signal(range(max(beats, 2)))
-        row_reciprocal = Signal.like(self.reciprocal.o.payload)
-        starts_row = out_beat == 0
-        take = out_enable & index_queue.r_rdy & (~starts_row | self.reciprocal.o.valid)
-        current = Mux(starts_row, self.reciprocal.o.payload.as_value(), row_reciprocal.as_value())
+        closes_row = Signal(init=beats == 1)
+        take = out_room & index_queue.r_rdy & scales.r_rdy
+        taken = self._counter(m, take, count_width, "taken")
+        delivered = self._counter(m, self.o.valid & self.o.ready, count_width, "delivered")
+        in_output = Signal(count_width)
+        m.d.sync += [
+            in_output.eq(taken - delivered),
+            out_room.eq(in_output < self.output_queue_depth - ROOM_DELAY),
+        ]
+        index = delay(m, index_queue.r_data, self.index_register, name="index")
         mac_valid, mac_last, mac_reciprocal = (
-            delay(m, value, self.exp_rom.latency, enable=out_enable, name=name) for value, name in (
-                (take, "mac_valid"), (out_beat == beats - 1, "mac_last"), (current, "mac_reciprocal")))
+            delay(m, value, self.index_register + self.exp_rom.latency, name=name) for value, name in (
+                (take, "mac_valid"), (closes_row, "mac_last"), (scales.r_data, "mac_reciprocal")))
         m.d.comb += [
             index_queue.r_en.eq(take),
-            self.reciprocal.o.ready.eq(take & starts_row),
-            self.exp_rom.out.en.eq(out_enable),
-            self.exp_rom.out.addr.eq(index_queue.r_data),
+            scales.r_en.eq(take & closes_row),
+            self.exp_rom.out.en.eq(1),
+            self.exp_rom.out.addr.eq(index),
             self.final_mac.valid.eq(mac_valid),
             self.final_mac.last.eq(mac_last),
             self.final_mac.exp.eq(self.exp_rom.out.data),
             self.final_mac.reciprocal.eq(mac_reciprocal),
         ]
-        wiring.connect(m, wiring.flipped(self.o), self.final_mac.o)
+        m.d.comb += [
+            self.final_mac.o.ready.eq(1),
+            output_queue.w_en.eq(self.final_mac.o.valid),
+            output_queue.w_data.eq(self.final_mac.o.payload),
+            self.o.valid.eq(output_queue.r_rdy),
+            self.o.payload.eq(output_queue.r_data),
+            output_queue.r_en.eq(self.o.ready),
+        ]
         with m.If(take):
-            m.d.sync += out_beat.eq(Mux(out_beat == beats - 1, 0, out_beat + 1))
-            with m.If(starts_row):
-                m.d.sync += row_reciprocal.eq(self.reciprocal.o.payload)
+            m.d.sync += [
+                out_beat.eq(Mux(closes_row, 0, out_beat + 1)),
+                closes_row.eq(out_beat == beats - 2 if beats > 1 else 1),
+            ]
+        m.d.sync += [
+            queued.eq(issued - taken),
+            room.eq(queued < self.index_queue_depth - ROOM_DELAY),
+        ]
         return m
 
-    def _next_row(self, base: Signal):
-        """Base address of the next bank of the row buffer."""
-        beats = self.config.beats
-        return Mux(base >= (self.banks - 1) * beats, base - (self.banks - 1) * beats, base + beats)
+    @staticmethod
+    def _counter(m: Module, event: Value, width: int, name: str) -> Signal:
+        """A ``width``-bit count of the cycles with ``event``; the increment is computed ahead, so ``event`` only
+        selects between two registers."""
+        count = Signal(width, name=name)
+        following = Signal(width, init=1, name=f"{name}_next")
+        with m.If(event):
+            m.d.sync += [count.eq(following), following.eq(following + 1)]
+        return count
+
+    def _next(self, address: Signal):
+        """The row buffer address after ``address``: its banks follow each other, so rows are read and written at
+        consecutive addresses, wrapping after the last bank."""
+        return Mux(address == self.banks * self.config.beats - 1, 0, address + 1)
 

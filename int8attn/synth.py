@@ -360,8 +360,20 @@ def stable_view(report: dict) -> dict:
     return {key: value for key, value in report.items() if key != "seconds"}
 
 
-TABLE_SHAPES = ((10, 1), (64, 4), (256, 8))
+TABLE_CONFIGS = {
+    "tflite 10, 1": SoftmaxConfig(n=10, lanes=1),
+    "tflite 64, 4": SoftmaxConfig(n=64, lanes=4),
+    "tflite 256, 8": SoftmaxConfig(n=256, lanes=8),
+    "tinymind 64, 4": SoftmaxConfig(n=64, lanes=4, mode="tinymind"),
+    "lut 16, 2 (reduced)": SoftmaxConfig(n=16, lanes=2, mode="lut", rom_depth=64, rom_width=10, reciprocal="lut",
+                                         reciprocal_bits=6),
+}
+"""The softmax configurations of the README table: TFLite's at three shapes, TinyMind's, and a reduced ``lut`` one
+(64-entry 10-bit exp ROM, 6-bit reciprocal table) small enough for an iCE40UP5K."""
 TABLE_FAMILIES = ("xc7", "ecp5", "ice40")
+TABLE_RUNS = tuple(("generic", family) for family in TABLE_FAMILIES) + tuple(
+    (family, family) for family in TABLE_FAMILIES)
+"""(target, family) of each table row: the portable Verilog on every family, then each family's own target."""
 HLS4ML_ANCHOR = {"source": "hls4ml softmax_stable, io_stream, N=10, Vivado HLS on xc7z020",
                  "luts": 2184, "ffs": 829, "dsp": 1, "bram18": 2, "latency_cycles": 24, "initiation_interval": 10}
 
@@ -395,15 +407,18 @@ def table_report(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SE
 
 
 def benchmark_table(out_dir: Path, seed: int = DEFAULT_SEED) -> tuple[Path, Path]:
-    """Synthesise the default softmax at :data:`TABLE_SHAPES` on every family; write ``synth.json``/``synth.md``."""
+    """Synthesise :data:`TABLE_CONFIGS` for every (target, family) of :data:`TABLE_RUNS`; write
+    ``synth.json``/``synth.md``."""
     out_dir = Path(out_dir)
     records = []
-    for n, lanes in TABLE_SHAPES:
-        config = SoftmaxConfig(n=n, lanes=lanes)
-        records.append({"n": n, "lanes": lanes, "reports": {
-            family: table_report(config, family, out_dir / f"n{n}_p{lanes}", seed) for family in TABLE_FAMILIES}})
+    for label, config in TABLE_CONFIGS.items():
+        for target, family in TABLE_RUNS:
+            folder = out_dir / f"{label.split(' (')[0].replace(', ', '_p').replace(' ', '_n')}_{target}"
+            records.append({"configuration": label, "parameters": config.as_dict() | {"target": target},
+                            "target": target, "family": family,
+                            "report": table_report(replace(config, target=target), family, folder, seed)})
     json_path = out_dir / "synth.json"
-    json_path.write_text(json.dumps({"tools": tool_versions(), "seed": seed, "shapes": records,
+    json_path.write_text(json.dumps({"tools": tool_versions(), "seed": seed, "rows": records,
                                      "anchor": HLS4ML_ANCHOR}, indent=2) + "\n")
     md_path = out_dir / "synth.md"
     md_path.write_text(benchmark_markdown(records, tool_versions(), seed))
@@ -416,7 +431,8 @@ def benchmark_markdown(records: list[dict], tools: dict[str, str], seed: int) ->
     Parameters
     ----------
     records : list of dict
-        One per shape: ``n``, ``lanes`` and ``reports``, the :func:`table_report` of each of :data:`TABLE_FAMILIES`.
+        One per row: ``configuration`` (a key of :data:`TABLE_CONFIGS`), ``target``, ``family`` and ``report``
+        (:func:`table_report`).
     tools : dict
         Tool name to version, for the footnote.
     seed : int
@@ -448,17 +464,16 @@ def benchmark_markdown(records: list[dict], tools: dict[str, str], seed: int) ->
     def rate(report: dict) -> str:
         return "–" if report["elements_per_s"] is None else f"{report['elements_per_s'] / 1e6:.0f} M"
 
-    lines = ["| N, P | xc7 LUT / FF / DSP / BRAM | ECP5 LUT / FF / DSP / BRAM | Fmax ECP5 (MHz) "
-             "| limiting stage ECP5 (path's stages) | Fmax iCE40 (MHz) | latency (cycles / ns at ECP5 Fmax) "
-             "| elements/s (ECP5) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| configuration | target | family | LUT / FF / DSP / BRAM | Fmax (MHz) | limiting stage (path's stages) "
+             "| latency (cycles / ns at Fmax) | elements/s |", "|---|---|---|---|---|---|---|---|"]
     for record in records:
-        xc7, ecp5, ice40 = (record["reports"][f] for f in ("xc7", "ecp5", "ice40"))
-        lines.append(f"| {record['n']}, {record['lanes']} | {fits(xc7, resources)} | {fits(ecp5, resources)} "
-                     f"| {fits(ecp5, fmax)} | {fits(ecp5, stage)} | {fits(ice40, fmax)} | {fits(ecp5, latency)} "
-                     f"| {fits(ecp5, rate)} |")
+        report = record["report"]
+        lines.append(f"| {record['configuration']} | {record['target']} | {record['family']} "
+                     f"| {fits(report, resources)} | {fits(report, fmax)} | {fits(report, stage)} "
+                     f"| {fits(report, latency)} | {fits(report, rate)} |")
     a = HLS4ML_ANCHOR
-    lines.append(f"| 10, 1 (anchor: {a['source']}) | {a['luts']} / {a['ffs']} / {a['dsp']} / {a['bram18']} | – | – | – "
-                 f"| – | {a['latency_cycles']} (II={a['initiation_interval']}) | – |")
+    lines.append(f"| anchor: {a['source']} | – | xc7 | {a['luts']} / {a['ffs']} / {a['dsp']} / {a['bram18']} | – | – "
+                 f"| {a['latency_cycles']} (II={a['initiation_interval']}) | – |")
     lines.append("")
     lines.append(f"Measured by `int8attn synth-table` (nextpnr seed {seed}; "
                  + ", ".join(f"{tool} {version}" for tool, version in tools.items())

@@ -99,10 +99,11 @@ class Unit:
     @property
     def folder_pattern(self) -> str:
         """The default output folder's name, with the parameters it depends on in braces."""
-        return f"{self.name}_{self.frame}{{{self.frame}}}_p{{lanes}}[_{{interface}}]"
+        return f"{self.name}_{self.frame}{{{self.frame}}}_p{{lanes}}[_{{target}}][_{{interface}}]"
 
     def folder_name(self, config: Any) -> str:
-        suffix = "" if config.interface == "stream" else f"_{config.interface}"
+        suffix = "".join(f"_{value}" for value, default in ((config.target, "generic"), (config.interface, "stream"))
+                         if value != default)
         return f"{self.name}_{self.frame}{self.frame_elements(config)}_p{config.lanes}{suffix}"
 
     @property

@@ -9,7 +9,8 @@ simulates with (``verif/vendor/ecp5_mult18x18d.v``), against Python's exact prod
   and ``SIGNEDP`` on every cycle.
 * Each target's Multiplier, as Amaranth's Verilog with :func:`~int8attn.verif.vendor.simulation_models`, gets every
   pair of edge operands (shape bounds, ±1, 0, powers of two around the DSP ports' widths) and random ones, with random
-  ``en`` stalls, on Icarus and on Verilator.
+  ``en`` stalls, on Icarus and on Verilator; so do Multipliers with an addend (edge and random addends, taken
+  ``latency − addend_latency`` enabled cycles after their operands) and with the products registered in the fabric.
 * Yosys's ``synth_ecp5`` netlists of a 32×32 signed Multiplier (its ``MULT18X18D`` registers in use) and of a plain
   ``*`` (which Yosys maps to unregistered ``MULT18X18D``) run with the model and Yosys's ECP5 cell library
   (Verilator: Icarus 11 cannot read that library); ``synth_xilinx`` packs every xc7 register into the ``DSP48E1``
@@ -35,6 +36,7 @@ from int8attn.hdl.fixedpoint import shape_bounds
 from int8attn.hdl.multiplier import TARGETS, Multiplier
 from int8attn.verif.runner import SimulatorMissing, find_simulator
 from int8attn.verif.vendor import (
+    ECP5_DP16KD,
     ECP5_MULT18X18D,
     simulation_defines,
     simulation_library,
@@ -354,12 +356,13 @@ class _Case:
     en: np.ndarray
     a: np.ndarray
     b: np.ndarray
+    c: np.ndarray | None
     expected: list[int | None]
 
     @classmethod
     def random(cls, module: str, dut: Multiplier, rng: np.random.Generator) -> "_Case":
         """Every pair of edge operands and random ones, each on an enabled cycle after random stall cycles, then
-        enabled cycles until the last has come out."""
+        enabled cycles until the last has come out; with an addend, edge addends and random ones on every cycle."""
         edges_a, edges_b = _edge_values(dut.a_shape), _edge_values(dut.b_shape)
         a = np.concatenate([np.repeat(edges_a, len(edges_b)), _operands(rng, dut.a_shape, RANDOM_OPERANDS)])
         b = np.concatenate([np.tile(edges_b, len(edges_a)), _operands(rng, dut.b_shape, RANDOM_OPERANDS)])
@@ -370,8 +373,13 @@ class _Case:
         en[(taken - 1)[stalls]] = False
         operands = [_operands(rng, dut.a_shape, cycles), _operands(rng, dut.b_shape, cycles)]
         operands[0][taken], operands[1][taken] = a, b
+        c = None
+        if dut.addend_shape is not None:
+            c = _operands(rng, dut.addend_shape, cycles)
+            edges_c = _edge_values(dut.addend_shape)
+            c[rng.choice(cycles, len(edges_c), replace=False)] = edges_c
         rst = np.arange(cycles) < RESET_CYCLES
-        return cls(module, dut, rst, en, *operands, _expected(dut.latency, rst, en, *operands))
+        return cls(module, dut, rst, en, *operands, c, _expected(dut, rst, en, *operands, c))
 
     def padded(self, cycles: int, rng: np.random.Generator) -> "_Case":
         """The case lengthened to ``cycles`` by enabled cycles of random operands."""
@@ -380,18 +388,28 @@ class _Case:
         rst = np.concatenate([self.rst, np.zeros(extra, dtype=bool)])
         a = np.concatenate([self.a, _operands(rng, self.dut.a_shape, extra)])
         b = np.concatenate([self.b, _operands(rng, self.dut.b_shape, extra)])
-        return _Case(self.module, self.dut, rst, en, a, b, _expected(self.dut.latency, rst, en, a, b))
+        c = None if self.c is None else np.concatenate([self.c, _operands(rng, self.dut.addend_shape, extra)])
+        return _Case(self.module, self.dut, rst, en, a, b, c, _expected(self.dut, rst, en, a, b, c))
 
     def ports(self) -> str:
         name = self.module
-        return f".clk(clk), .rst(rst_{name}), .en(en_{name}), .a(a_{name}), .b(b_{name}), .o(o_{name})"
+        addend = "" if self.c is None else f", .c(c_{name})"
+        return f".clk(clk), .rst(rst_{name}), .en(en_{name}), .a(a_{name}), .b(b_{name}){addend}, .o(o_{name})"
 
 
-def _expected(latency: int, rst: np.ndarray, en: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[int | None]:
-    """``a·b`` of the operands ``latency`` enabled edges (out of reset) before each cycle, ``None`` before that."""
+def _expected(dut: Multiplier, rst: np.ndarray, en: np.ndarray, a: np.ndarray, b: np.ndarray,
+              c: np.ndarray | None) -> list[int | None]:
+    """``a·b`` of the operands ``latency`` enabled edges (out of reset) before each cycle, plus ``c << addend_shift``
+    of the addend ``addend_latency`` enabled edges before it; ``None`` before that."""
     edges = np.flatnonzero(en & ~rst)
     before = np.searchsorted(edges, np.arange(len(en)))
-    return [int(a[edges[n - latency]]) * int(b[edges[n - latency]]) if n >= latency else None for n in before]
+    latency = dut.latency
+    expected = [int(a[edges[n - latency]]) * int(b[edges[n - latency]]) if n >= latency else None for n in before]
+    if c is None:
+        return expected
+    late = dut.addend_latency
+    return [None if value is None else value + (int(c[edges[n - late]]) << dut.addend_shift)
+            for value, n in zip(expected, before, strict=True)]
 
 
 def _multiplier_testbench(cases: Sequence[_Case]) -> str:
@@ -400,6 +418,8 @@ def _multiplier_testbench(cases: Sequence[_Case]) -> str:
     for case in cases:
         name, dut = case.module, case.dut
         widths = {"a": dut.a_shape.width, "b": dut.b_shape.width}
+        if case.c is not None:
+            widths["c"] = dut.addend_shape.width
         declarations.append(f"    reg [1:0] control_{name} [0:{cycles - 1}];\n    reg rst_{name}, en_{name};\n"
                             f"    wire [{dut.product_shape.width - 1}:0] o_{name};\n    integer out_{name};\n")
         loads.append(f'        $readmemh("{name}_control.hex", control_{name});\n'
@@ -437,6 +457,8 @@ def _run_multipliers(simulator: str, cases: Sequence[_Case], sources: Sequence[P
         _write_words(folder / f"{case.module}_control.hex", (case.rst << 1) | case.en, 2)
         _write_words(folder / f"{case.module}_a.hex", case.a, case.dut.a_shape.width)
         _write_words(folder / f"{case.module}_b.hex", case.b, case.dut.b_shape.width)
+        if case.c is not None:
+            _write_words(folder / f"{case.module}_c.hex", case.c, case.dut.addend_shape.width)
     (folder / "tb.v").write_text(_multiplier_testbench(cases))
     _simulate(simulator, [folder / "tb.v", *sources], "tb", folder, defines, include_dirs)
     for case in cases:
@@ -449,8 +471,8 @@ def _run_multipliers(simulator: str, cases: Sequence[_Case], sources: Sequence[P
             if got != case.expected[t]:
                 edges = np.flatnonzero(case.en & ~case.rst)
                 source = edges[np.searchsorted(edges, t) - case.dut.latency]
-                pytest.fail(f"{case.module}: cycle {t}: o = {got}, expected {case.a[source]}·{case.b[source]} = "
-                            f"{case.expected[t]}")
+                pytest.fail(f"{case.module}: cycle {t}: o = {got}, expected {case.a[source]}·{case.b[source]}"
+                            f"{'' if case.c is None else ' + addend'} = {case.expected[t]}")
 
 
 def _same_length(cases: Sequence[_Case], rng: np.random.Generator) -> list[_Case]:
@@ -475,6 +497,44 @@ def _rtl_cases(targets: Sequence[str], folder: Path) -> tuple[list[_Case], Path]
     return cases, source
 
 
+ADDEND_CASES = [
+    ((signed(32), signed(31)), unsigned(59), 0, True),
+    ((unsigned(30), signed(14)), signed(32), 0, True),
+    ((signed(32), signed(31)), unsigned(1), 30, True),
+    ((unsigned(30), signed(26)), unsigned(59), 0, False),
+    ((unsigned(7), signed(3)), signed(5), 2, False),
+    ((unsigned(36), unsigned(36)), signed(20), 3, True),
+    ((signed(32), unsigned(30)), None, 0, True),
+]
+"""Operand shapes, addend shape (``None``: none), addend shift and ``fabric_register`` of the Multipliers that
+exercise the addend's planned tree (the reciprocal's products among them, and products of more DSP blocks than the
+search groups) and the products registered in the fabric."""
+
+
+def _addend_cases(targets: Sequence[str], folder: Path) -> tuple[list[_Case], Path]:
+    """A case per target and :data:`ADDEND_CASES` entry, all as long as the longest, and their Verilog file."""
+    rng = np.random.default_rng(59)
+    cases = []
+    for target in targets:
+        for index, (shapes, addend_shape, addend_shift, fabric) in enumerate(ADDEND_CASES):
+            dut = Multiplier(*shapes, target, addend_shape=addend_shape, addend_shift=addend_shift,
+                             fabric_register=fabric)
+            cases.append(_Case.random(f"{_module_name(target, *shapes)}_addend{index}", dut, rng))
+    cases = _same_length(cases, rng)
+    source = folder / "addend_multipliers.v"
+    source.write_text("".join(verilog.convert(case.dut, name=case.module) for case in cases))
+    return cases, source
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_multiplier_with_addend_on_icarus(target: str, tmp_path: Path):
+    """Each target's Multipliers with an addend, or with their products registered in the fabric, in Icarus."""
+    _simulator("icarus")
+    cases, source = _addend_cases([target], tmp_path)
+    library = simulation_library(target)
+    _run_multipliers("icarus", cases, [source, *library.models], tmp_path, defines=library.defines)
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_multiplier_on_icarus(target: str, tmp_path: Path):
     """Amaranth's Verilog of each shape's Multiplier with the target's simulation models, in Icarus."""
@@ -485,12 +545,14 @@ def test_multiplier_on_icarus(target: str, tmp_path: Path):
 
 
 def test_multipliers_on_verilator(tmp_path: Path):
-    """The Multipliers of every target and shape in one Verilator build."""
+    """The Multipliers of every target and shape, with and without addend, in one Verilator build."""
     _simulator("verilator")
     cases, source = _rtl_cases(TARGETS, tmp_path)
+    addend_cases, addend_source = _addend_cases(TARGETS, tmp_path)
+    cases = _same_length([*cases, *addend_cases], np.random.default_rng(60))
     models = list(dict.fromkeys(path for target in TARGETS for path in simulation_models(target)))
     defines = {name: value for target in TARGETS for name, value in simulation_defines(target).items()}
-    _run_multipliers("verilator", cases, [source, *models], tmp_path, defines=defines)
+    _run_multipliers("verilator", cases, [source, addend_source, *models], tmp_path, defines=defines)
 
 
 def _netlist(target: str, synth: str, folder: Path) -> tuple[_Case, Path]:
@@ -548,20 +610,47 @@ def test_latency_and_blocks(target: str):
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-@pytest.mark.parametrize(("arguments", "message"), [
-    ((signed(37), signed(8)), "a_shape must be 1..36 bits wide"),
-    ((signed(8), unsigned(0)), "b_shape must be 1..36 bits wide"),
-    ((signed(8), signed(8), "xc6"), "target must be one of generic, ice40, ecp5, xc7"),
+@pytest.mark.parametrize("target", TARGETS)
+def test_addend_and_fabric_register_latencies(target: str):
+    """``latency_of`` is the latency of the Multiplier its arguments build; registering the products in the fabric
+    adds a cycle to a plain product's latency and keeps every block register (on ``ecp5`` the pipeline register
+    too); the addend is taken at most ``latency − 3`` cycles after the operands on the vendor targets (after the DSP
+    blocks), with them on ``generic``."""
+    for shapes, addend_shape, addend_shift, fabric in ADDEND_CASES:
+        arguments = {"addend_shape": addend_shape, "addend_shift": addend_shift}
+        dut = Multiplier(*shapes, target, **arguments, fabric_register=fabric)
+        assert dut.latency == Multiplier.latency_of(*shapes, target, **arguments, fabric_register=fabric)
+        if addend_shape is None:
+            plain = Multiplier.latency_of(*shapes, target)
+            assert dut.latency == plain + (fabric and target != "generic")
+            with pytest.raises(AttributeError, match="no addend_latency"):
+                _ = dut.addend_latency
+        elif target == "generic":
+            assert dut.addend_latency == dut.latency == 1
+        else:
+            assert 1 <= dut.addend_latency <= dut.latency - 3
+        if target == "ecp5":
+            pipelined = len(re.findall(r'REG_PIPELINE_CLK\("CLK0"\)', verilog.convert(dut, name="top")))
+            assert pipelined == dut.dsp_blocks
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize(("arguments", "keywords", "message"), [
+    ((signed(37), signed(8)), {}, "a_shape must be 1..36 bits wide"),
+    ((signed(8), unsigned(0)), {}, "b_shape must be 1..36 bits wide"),
+    ((signed(8), signed(8), "xc6"), {}, "target must be one of generic, ice40, ecp5, xc7"),
+    ((signed(8), signed(8)), {"addend_shape": unsigned(0)}, "addend_shape must be at least 1 bit wide"),
+    ((signed(8), signed(8)), {"addend_shape": unsigned(4), "addend_shift": -1}, "addend_shift must be ≥ 0"),
 ])
-def test_bad_arguments(arguments: tuple, message: str):
+def test_bad_arguments(arguments: tuple, keywords: dict, message: str):
     with pytest.raises(ValueError, match=message):
-        Multiplier(*arguments)
+        Multiplier(*arguments, **keywords)
     gc.collect()
 
 
 def test_simulation_models_of_targets():
     assert simulation_models("generic") == []
-    assert simulation_models("ecp5") == [ECP5_MULT18X18D]
+    assert simulation_models("ecp5") == [ECP5_MULT18X18D, ECP5_DP16KD]
     for target, primitive in (("ice40", "SB_MAC16"), ("xc7", "DSP48E1")):
         (path,) = simulation_models(target)
         assert f"module {primitive}" in path.read_text()

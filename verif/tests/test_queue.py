@@ -1,0 +1,72 @@
+"""The block-RAM :class:`~int8attn.hdl.streams.Queue` in Amaranth simulation: order, no loss or duplication, its
+flags, full rate when both sides are always willing, and the write-to-read latency it states."""
+
+import numpy as np
+import pytest
+
+from int8attn.hdl.streams import Queue
+from int8attn.verif.sim import simulate
+
+WIDTH = 12
+
+
+def exchange(queue: Queue, words: list[int], write_chance: float, read_chance: float,
+             seed: int) -> tuple[list[int], list[int]]:
+    """Write ``words`` and read them back with random willingness on both sides; the words read and, per cycle, the
+    number of words inside the queue (written and not read)."""
+    rng = np.random.default_rng(seed)
+    got: list[int] = []
+    inside: list[int] = []
+
+    async def bench(ctx):
+        pending = list(words)
+        count = 0
+        while len(got) < len(words):
+            write = bool(pending) and rng.random() < write_chance
+            read = rng.random() < read_chance
+            ctx.set(queue.w_en, write)
+            ctx.set(queue.w_data, pending[0] if write else 0)
+            ctx.set(queue.r_en, read)
+            _, _, w_rdy, r_rdy, r_data = await ctx.tick().sample(queue.w_rdy, queue.r_rdy, queue.r_data)
+            if write and w_rdy:
+                pending.pop(0)
+                count += 1
+            if read and r_rdy:
+                got.append(r_data)
+                count -= 1
+            inside.append(count)
+            assert len(inside) < 20 * len(words) + 100, "the queue stopped delivering"
+
+    simulate(queue, bench)
+    return got, inside
+
+
+@pytest.mark.parametrize("depth", [1, 3, 17])
+@pytest.mark.parametrize(("write_chance", "read_chance"), [(1.0, 1.0), (0.9, 0.3), (0.3, 0.9), (0.6, 0.6)])
+def test_words_leave_in_order_once(depth: int, write_chance: float, read_chance: float) -> None:
+    words = [int(w) for w in np.random.default_rng(depth).integers(0, 1 << WIDTH, 300)]
+    queue = Queue(WIDTH, depth)
+    got, inside = exchange(queue, words, write_chance, read_chance, seed=depth)
+    assert got == words
+    assert max(inside) <= depth + queue.read_ahead
+
+
+def test_full_rate_and_latency() -> None:
+    """With both sides always willing one word passes per cycle after the first has taken :attr:`latency` cycles."""
+    queue = Queue(WIDTH, 8)
+    words = list(range(64))
+    got, inside = exchange(queue, words, 1.0, 1.0, seed=0)
+    assert got == words
+    assert len(inside) == len(words) + queue.latency
+
+
+def test_w_rdy_drops_when_the_ram_is_full() -> None:
+    queue = Queue(WIDTH, 4)
+    got, inside = exchange(queue, list(range(40)), 1.0, 0.05, seed=1)
+    assert got == list(range(40))
+    assert max(inside) == 4 + queue.read_ahead
+
+
+def test_bad_sizes_are_refused() -> None:
+    with pytest.raises(ValueError, match="depth"):
+        Queue(WIDTH, 0)
