@@ -5,8 +5,9 @@
 netlist with the family's cell library: this checks what Yosys mapped (LUTs, carry chains, DSP blocks, ROMs), which
 no RTL simulation sees.
 
-* ``ecp5``: Yosys's ``share/ecp5/cells_sim.v`` (fabric cells) and our ``MULT18X18D`` model, on Verilator
-  (Icarus 11 cannot read that library; it needs ``NO_INCLUDES`` and ``share/ecp5`` on the include path).
+* ``ecp5``: the fabric cells of Yosys's ``share/ecp5`` library (``common_sim.vh``, ``ccu2c_sim.vh``; its
+  ``cells_sim.v`` would add a ``DP16KD`` blackbox) and our ``MULT18X18D`` and ``DP16KD`` models, on Verilator
+  (Icarus 11 cannot read that library).
 * ``ice40``: Yosys's ``share/ice40/cells_sim.v``; ``xc7``: Yosys's ``share/xilinx/cells_sim.v``; on Icarus.
 """
 
