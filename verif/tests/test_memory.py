@@ -27,7 +27,7 @@ import pytest
 from amaranth import Value
 from amaranth.back import verilog
 from amaranth.lib import wiring
-from test_multiplier import _simulate, _simulator, _yosys
+from verilog_sim import build_and_run, simulator_or_skip, yosys
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.params import TARGETS
@@ -116,7 +116,7 @@ def _run(simulator: str, duts: Sequence[_Dut], sources: Sequence[Path], folder: 
             (folder / f"{dut.module}_{port}.hex").write_text(
                 "".join(f"{value:0{_digits(width)}x}\n" for value in dut.stimulus[port]))
     (folder / "tb.v").write_text(_testbench(duts, cycle_count))
-    _simulate(simulator, [folder / "tb.v", *sources], "tb", folder, defines)
+    build_and_run(simulator, [folder / "tb.v", *sources], "tb", folder, defines)
     for dut in duts:
         lines = (folder / f"{dut.module}_out.hex").read_text().split()
         ports = list(dut.outputs)
@@ -271,7 +271,7 @@ def _model_outputs(configuration: _Configuration, init: dict[str, int],
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_model_reads_writes_and_registers(simulator: str, tmp_path: Path):
     """Random traffic on both ports of four configurations against the cycle model."""
-    _simulator(simulator)
+    simulator_or_skip(simulator)
     rng = np.random.default_rng(16)
     stimulus = _model_stimulus(rng, MODEL_CYCLES)
     duts, wrappers = [], []
@@ -352,12 +352,12 @@ def _netlist_initvals(netlist: str) -> list[dict[str, int]]:
 def test_yosys_dp16kd_netlist_with_the_model(tmp_path: Path):
     """``synth_ecp5`` of two ROMs and a RAM: Yosys's INITVALs are those :func:`initvals` computes, and the netlist
     reads back every ROM address and every RAM write with the model (Verilator)."""
-    _simulator("verilator")
+    simulator_or_skip("verilator")
     rng = np.random.default_rng(1024)
     rom1 = [int(x) for x in rng.integers(0, 1 << 30, NETLIST_DEPTH)]
     rom2 = [int(x) for x in rng.integers(0, 1 << 18, NETLIST_DEPTH)]
     (tmp_path / "mems.v").write_text(_netlist_source(rom1, rom2))
-    _yosys("read_verilog mems.v; synth_ecp5 -top mems; write_verilog -noattr mems_netlist.v", tmp_path)
+    yosys("read_verilog mems.v; synth_ecp5 -top mems; write_verilog -noattr mems_netlist.v", tmp_path)
     netlist = (tmp_path / "mems_netlist.v").read_text()
     blocks = _netlist_initvals(netlist)
     assert len(blocks) == 4, "rom1: two blocks side by side; rom2: one block, both ports; ram: one block"
@@ -507,7 +507,7 @@ def _write_rtl(cases: Sequence[tuple[str, wiring.Component, _Dut]], folder: Path
 @pytest.mark.parametrize("target", TARGETS)
 def test_memories_on_icarus(target: str, tmp_path: Path):
     """Each Rom, Ram and ExpRom of ``target`` with the target's simulation models, in Icarus."""
-    _simulator("icarus")
+    simulator_or_skip("icarus")
     cases = _rtl_cases(target, np.random.default_rng(TARGETS.index(target)))
     source = _write_rtl(cases, tmp_path)
     library = simulation_library(target)
@@ -516,7 +516,7 @@ def test_memories_on_icarus(target: str, tmp_path: Path):
 
 def test_memories_on_verilator(tmp_path: Path):
     """The Roms, Rams and ExpRoms of every target in one Verilator build."""
-    _simulator("verilator")
+    simulator_or_skip("verilator")
     cases = [case for k, target in enumerate(TARGETS) for case in _rtl_cases(target, np.random.default_rng(k))]
     source = _write_rtl(cases, tmp_path)
     libraries = [simulation_library(target) for target in TARGETS]

