@@ -99,7 +99,9 @@ class Rom(wiring.Component):
       ``INITVAL_xx`` from the table (:func:`initvals`). Each pair of ports shares blocks through the block's ports A
       and B; words wider than 18 bits are split across blocks side by side.
     * ``generic``, ``ice40``, ``xc7``: an :class:`amaranth.lib.memory.Memory` with a synchronous read port per port,
-      each followed by a register, all enabled by ``en``.
+      each followed by a register, all enabled by ``en``. On ``ice40`` the memory carries ``rom_style = "block"``:
+      Yosys would build a small table from 4-input LUTs several levels deep (17.5 ns for a 64-word reciprocal table
+      of the reduced ``lut`` softmax), where an ``SB_RAM40_4K`` read goes straight into the output register.
 
     The table is padded with zeros to ``2**address_bits`` words, so addresses at or beyond ``len(table)`` read 0 on
     every target. Nothing is reset (the ``DP16KD`` ``RST`` is low): ``data`` is undefined until two enabled cycles
@@ -169,7 +171,9 @@ class Rom(wiring.Component):
             self._elaborate_dp16kd(m)
             return m
         padded = self.table + [0] * ((1 << self.address_bits) - len(self.table))
-        m.submodules.memory = rom = memory.Memory(shape=unsigned(self.width), depth=len(padded), init=padded)
+        attrs = {"rom_style": "block"} if self.target == "ice40" else None
+        m.submodules.memory = rom = memory.Memory(shape=unsigned(self.width), depth=len(padded), init=padded,
+                                                  attrs=attrs)
         for port in range(self.ports):
             read = rom.read_port()
             m.d.comb += [read.en.eq(self.en), read.addr.eq(self.addr[port])]

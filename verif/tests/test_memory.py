@@ -504,6 +504,18 @@ def _write_rtl(cases: Sequence[tuple[str, wiring.Component, _Dut]], folder: Path
     return source
 
 
+def test_ice40_rom_is_block_ram(tmp_path: Path):
+    """On ``ice40`` a small table is an ``SB_RAM40_4K`` read straight into the output register, not a LUT tree."""
+    rng = np.random.default_rng(5)
+    rom = Rom([int(word) for word in rng.integers(0, 1 << 31, 64)], 31, target="ice40")
+    (tmp_path / "rom.v").write_text(verilog.convert(rom, name="rom", emit_src=False))
+    yosys("read_verilog rom.v; synth_ice40 -top rom; tee -q -o stat.txt stat", tmp_path)
+    counts = {name: int(count) for count, name in re.findall(r"^\s+(\d+)\s+(SB_\w+)$",
+                                                             (tmp_path / "stat.txt").read_text(), re.MULTILINE)}
+    assert counts.get("SB_RAM40_4K") == 2
+    assert "SB_LUT4" not in counts
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_memories_on_icarus(target: str, tmp_path: Path):
     """Each Rom, Ram and ExpRom of ``target`` with the target's simulation models, in Icarus."""
