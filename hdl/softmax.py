@@ -14,7 +14,7 @@ from int8attn.hdl.max_reduce import MaxReduce
 from int8attn.hdl.memory import Ram
 from int8attn.hdl.pipeline import delay
 from int8attn.hdl.reciprocal import Reciprocal
-from int8attn.hdl.streams import FrameStreams, LaneBeat, Queue
+from int8attn.hdl.streams import FrameStreams, LaneBeat, Queue, ShallowQueue
 
 INDEX_QUEUE_SLACK = 4
 ROOM_DELAY = 3
@@ -22,6 +22,10 @@ ROOM_DELAY = 3
 so the room flag leaves a margin for the beats that may have been taken in since."""
 OUTPUT_QUEUE_LATENCY = 2
 """Cycles from a beat entering the (registered-output) output queue to its ``o.valid``."""
+LUT_RAM_TARGETS = ("ecp5", "xc7")
+"""Targets whose output queue is a :class:`ShallowQueue` in LUT RAM, with registered flags (on ECP5 the level
+counter of :class:`amaranth.lib.fifo.SyncFIFOBuffered` kept the (256, 8) softmax under 200 MHz); ``generic`` and
+``ice40`` (no LUT RAM) keep ``SyncFIFOBuffered``."""
 EXP_ROM_FILE = "exp_rom.hex"
 
 
@@ -97,9 +101,17 @@ class Softmax(FrameStreams, wiring.Component):
     @property
     def scale_latency(self) -> int:
         """Cycles from reading a row's last beat to its scale entering the scale queue."""
-        sum_register = scale_queue = 1
+        sum_register = 1
         return (self.row_buffer.latency + self.lut_index.latency + self.exp_rom.latency + self.accumulator.latency
-                + sum_register + self.reciprocal.latency + scale_queue)
+                + sum_register + self.reciprocal.latency + self.scale_queue_latency)
+
+    @property
+    def scale_queue_latency(self) -> int:
+        """Cycles from a scale entering the scale queue to ``r_rdy``: 1 for ``generic``'s
+        :class:`amaranth.lib.fifo.SyncFIFO`; 2 for the vendor targets' :class:`ShallowQueue`, whose flags are
+        registers (on ECP5 the ``SyncFIFO`` level behind ``r_rdy`` made the output pass's ``take`` decision a
+        5.3 ns path)."""
+        return 1 if self.config.target == "generic" else ShallowQueue.LATENCY
 
     @property
     def index_queue_depth(self) -> int:
@@ -114,10 +126,17 @@ class Softmax(FrameStreams, wiring.Component):
         return int(self.config.target != "generic")
 
     @property
+    def exp_register(self) -> int:
+        """Registers between the exp ROM's output register and the final MAC: one on ``ecp5``, whose block RAM
+        columns lie far from its DSP rows (4.4 ns of routing from a ``DP16KD`` to a ``MULT18X18D`` in the (256, 8)
+        softmax), none elsewhere."""
+        return int(self.config.target == "ecp5")
+
+    @property
     def output_queue_depth(self) -> int:
         """Beats the output queue holds: every beat in flight in the final MAC when the sink stops taking them."""
-        return (self.index_register + self.exp_rom.latency + self.final_mac.latency + ROOM_DELAY + OUTPUT_QUEUE_LATENCY
-                + 1)
+        return (self.index_register + self.exp_rom.latency + self.exp_register + self.final_mac.latency + ROOM_DELAY
+                + OUTPUT_QUEUE_LATENCY + 1)
 
     @property
     def scale_queue_depth(self) -> int:
@@ -130,8 +149,8 @@ class Softmax(FrameStreams, wiring.Component):
         """Cycles from the last input beat of a row being accepted to its first output beat being valid."""
         maximum_queue = 1
         last_read = self.config.beats - 1
-        return (self.max_reduce.latency + maximum_queue + last_read + self.scale_latency + self.exp_rom.latency
-                + self.index_register + self.final_mac.latency + OUTPUT_QUEUE_LATENCY)
+        return (self.max_reduce.latency + maximum_queue + last_read + self.scale_latency + self.index_register
+                + self.exp_rom.latency + self.exp_register + self.final_mac.latency + OUTPUT_QUEUE_LATENCY)
 
     latency_from = "last"
     """:attr:`latency` counts from a row's last input beat: a row's output needs the whole row."""
@@ -201,7 +220,11 @@ class Softmax(FrameStreams, wiring.Component):
         m.submodules.row_maxima = row_maxima
         index_queue = Queue(lanes * DIFF_BITS, self.index_queue_depth, self.config.target)
         m.submodules.index_queue = index_queue
-        scales = fifo.SyncFIFO(width=len(self.reciprocal.o.payload.as_value()), depth=self.scale_queue_depth)
+        scale_width = len(self.reciprocal.o.payload.as_value())
+        if self.config.target == "generic":
+            scales = fifo.SyncFIFO(width=scale_width, depth=self.scale_queue_depth)
+        else:
+            scales = ShallowQueue(scale_width, self.scale_queue_depth)
         m.submodules.scales = scales
 
         # Input: framing, row buffer writes, row maximum.
@@ -297,7 +320,10 @@ class Softmax(FrameStreams, wiring.Component):
         # beat), then the final MAC. It never stalls either: a beat is taken only while the output queue has room for
         # every beat in flight.
         out_width = len(self.o.payload.as_value())
-        output_queue = fifo.SyncFIFOBuffered(width=out_width, depth=self.output_queue_depth)
+        if self.config.target in LUT_RAM_TARGETS:
+            output_queue = ShallowQueue(out_width, self.output_queue_depth)
+        else:
+            output_queue = fifo.SyncFIFOBuffered(width=out_width, depth=self.output_queue_depth)
         m.submodules.output_queue = output_queue
         out_room = Signal()
         out_beat = Signal(range(max(beats, 2)))
@@ -312,7 +338,8 @@ class Softmax(FrameStreams, wiring.Component):
         ]
         index = delay(m, index_queue.r_data, self.index_register, name="index")
         mac_valid, mac_last, mac_reciprocal = (
-            delay(m, value, self.index_register + self.exp_rom.latency, name=name) for value, name in (
+            delay(m, value, self.index_register + self.exp_rom.latency + self.exp_register, name=name)
+            for value, name in (
                 (take, "mac_valid"), (closes_row, "mac_last"), (scales.r_data, "mac_reciprocal")))
         m.d.comb += [
             index_queue.r_en.eq(take),
@@ -321,7 +348,7 @@ class Softmax(FrameStreams, wiring.Component):
             self.exp_rom.out.addr.eq(index),
             self.final_mac.valid.eq(mac_valid),
             self.final_mac.last.eq(mac_last),
-            self.final_mac.exp.eq(self.exp_rom.out.data),
+            self.final_mac.exp.eq(delay(m, self.exp_rom.out.data, self.exp_register, name="exp")),
             self.final_mac.reciprocal.eq(mac_reciprocal),
         ]
         m.d.comb += [

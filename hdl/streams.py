@@ -1,10 +1,10 @@
 """Stream payloads and blocks shared by the units: a beat of signed lanes with an end-of-frame flag, a block-RAM
-queue."""
+queue and a LUT-RAM queue."""
 
 from typing import Any
 
-from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, wiring
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.hdl.memory import LATENCY as RAM_LATENCY
@@ -46,8 +46,8 @@ class Queue(wiring.Component):
     """First-in first-out queue of ``depth`` words in a :class:`~int8attn.hdl.memory.Ram` of ``target``, whose
     registered read output keeps block RAM clock-to-out off every path.
 
-    The RAM is read ahead into a small register queue of :attr:`read_ahead` words (reads in flight count against
-    its room), from which ``r_data`` is taken without delay; every read is decided a cycle ahead from registers. A
+    The RAM is read ahead into a :class:`ShallowQueue` of :attr:`read_ahead` words (reads in flight count against
+    its room), whose output register and flags are registers; every read is decided a cycle ahead from registers. A
     word written into an empty queue can be read :attr:`latency` cycles later. The ports follow
     :class:`amaranth.lib.fifo.SyncFIFO`.
 
@@ -94,31 +94,33 @@ class Queue(wiring.Component):
 
     @property
     def read_ahead(self) -> int:
-        """Words of the read-ahead register queue: the reads in flight, the word being taken, one decided ahead."""
-        return RAM_LATENCY + 3
+        """Words of the read-ahead queue: the reads in flight, one decided ahead, and the two words in the
+        :class:`ShallowQueue` (its RAM and its output register) at full rate."""
+        return RAM_LATENCY + 4
 
     @property
     def latency(self) -> int:
         """Cycles from a write into an empty queue to ``r_rdy``: the write (which decides the read at the same edge),
-        the RAM read and the read-ahead queue."""
-        return 1 + RAM_LATENCY + 1
+        the RAM read and the read-ahead queue's output register."""
+        return 1 + RAM_LATENCY + ShallowQueue.LATENCY
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.ram = ram = Ram(self.width, self.depth, target=self.target)
-        m.submodules.ahead = ahead = fifo.SyncFIFO(width=self.width, depth=self.read_ahead)
+        m.submodules.ahead = ahead = ShallowQueue(self.width, self.read_ahead)
         write_address = Signal(range(self.depth))
         read_address = Signal(range(self.depth))
         stored = Signal(range(self.depth + 1))
         write = self.w_en & self.w_rdy
         read = Signal()
         in_flight = delay_line(m, read, RAM_LATENCY, name="in_flight")[1:]
-        pending = Signal(range(ahead.depth + len(in_flight) + 2))
+        held = Signal(range(self.read_ahead + 1))
+        pending = Signal(range(self.read_ahead + len(in_flight) + 2))
         w_rdy = Signal(init=1)
         m.d.sync += w_rdy.eq((stored < self.depth - 1) | ((stored == self.depth - 1) & ~write))
         m.d.comb += [
             self.w_rdy.eq(w_rdy),
-            pending.eq(ahead.level + sum(in_flight) + read),
+            pending.eq(held + sum(in_flight) + read),
             ram.w_en.eq(write),
             ram.w_addr.eq(write_address),
             ram.w_data.eq(self.w_data),
@@ -132,7 +134,8 @@ class Queue(wiring.Component):
         # ``read`` is decided a cycle ahead from registers only: a word will be stored, and the words landing in the
         # read-ahead queue (ignoring this cycle's take) leave room for one more.
         will_store = write | (stored >= 2) | ((stored == 1) & ~read)
-        m.d.sync += read.eq(will_store & (pending < ahead.depth))
+        m.d.sync += read.eq(will_store & (pending < self.read_ahead))
+        m.d.sync += held.eq(held + in_flight[-1] - (self.r_en & ahead.r_rdy))
         with m.If(write):
             m.d.sync += write_address.eq(Mux(write_address == self.depth - 1, 0, write_address + 1))
         with m.If(read):
@@ -140,3 +143,92 @@ class Queue(wiring.Component):
         m.d.sync += stored.eq(stored + write - read)
         return m
 
+
+class ShallowQueue(wiring.Component):
+    """First-in first-out queue of a few words in LUT RAM, with a registered output and flags that are registers.
+
+    The words inside (in the RAM and in the output register) are counted by a thermometer code (bit ``k`` set while
+    more than ``k`` words are inside), which changes with ``w_en`` and with the taking of ``r_data`` (from a register
+    and ``r_en``), so no counter's carry chain or comparison sits between ``r_en`` and the flags
+    (as in :class:`amaranth.lib.fifo.SyncFIFOBuffered`), and the wide enables that move a word from the RAM into the
+    output register are in no loop. The RAM is written synchronously and read asynchronously, which ECP5
+    (``TRELLIS_DPR16X4``) and 7-series (``RAM32M``) build from LUTs; iCE40 has no LUT RAM. The ports are named as
+    :class:`amaranth.lib.fifo.SyncFIFO`'s.
+
+    Parameters
+    ----------
+    width : int
+        Word width, ≥ 1.
+    depth : int
+        Words the queue holds, ≥ 1, the one in the output register among them.
+
+    Members
+    -------
+    w_en : In(1)
+        Write ``w_data``. Obeyed without looking at ``w_rdy``, so that the source of ``w_en`` is in no loop of the
+        flags: the writer must keep it low while ``w_rdy`` is low (the units count their room with credits).
+    w_data : In(width)
+        Word written.
+    w_rdy : Out(1)
+        The queue has room (a register: it ignores the room a read makes in the same cycle).
+    r_en : In(1)
+        Take ``r_data`` (when ``r_rdy``).
+    r_data : Out(width)
+        The oldest word, from a register.
+    r_rdy : Out(1)
+        ``r_data`` holds a word (a register).
+    """
+
+    def __init__(self, width: int, depth: int):
+        if width < 1 or depth < 1:
+            raise ValueError(f"width and depth must be ≥ 1, not width={width}, depth={depth}")
+        self.width = width
+        self.depth = depth
+        super().__init__({
+            "w_en": In(1),
+            "w_data": In(width),
+            "w_rdy": Out(1),
+            "r_en": In(1),
+            "r_data": Out(width),
+            "r_rdy": Out(1),
+        })
+
+    LATENCY = 2
+    """Cycles from a write into an empty queue to ``r_rdy``: the write, then the move into the output register."""
+
+    @property
+    def latency(self) -> int:
+        """:attr:`LATENCY`."""
+        return self.LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ram = ram = memory.Memory(shape=self.width, depth=self.depth, init=[])
+        write_port = ram.write_port()
+        read_port = ram.read_port(domain="comb")
+        write_address = Signal(range(self.depth))
+        read_address = Signal(range(self.depth))
+        inside = Signal(self.depth)
+        write = self.w_en
+        take = self.r_rdy & self.r_en
+        in_ram = Mux(self.r_rdy, inside[1] if self.depth > 1 else 0, inside[0])
+        move = in_ram & (~self.r_rdy | self.r_en)
+        m.d.comb += [
+            self.w_rdy.eq(~inside[-1]),
+            write_port.en.eq(write),
+            write_port.addr.eq(write_address),
+            write_port.data.eq(self.w_data),
+            read_port.addr.eq(read_address),
+        ]
+        with m.If(write & ~take):
+            m.d.sync += inside.eq(Cat(Const(1, 1), inside[:-1]))
+        with m.Elif(take & ~write):
+            m.d.sync += inside.eq(inside[1:])
+        with m.If(write):
+            m.d.sync += write_address.eq(Mux(write_address == self.depth - 1, 0, write_address + 1))
+        with m.If(move):
+            m.d.sync += [read_address.eq(Mux(read_address == self.depth - 1, 0, read_address + 1)),
+                         self.r_data.eq(read_port.data), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        return m

@@ -1,19 +1,23 @@
-"""The block-RAM :class:`~int8attn.hdl.streams.Queue` in Amaranth simulation: order, no loss or duplication, its
-flags, full rate when both sides are always willing, and the write-to-read latency it states."""
+"""The block-RAM :class:`~int8attn.hdl.streams.Queue` and the LUT-RAM :class:`~int8attn.hdl.streams.ShallowQueue`
+in Amaranth simulation: order, no loss or duplication, their flags, full rate when both sides are always willing, and
+the write-to-read latency they state."""
+
+import gc
 
 import numpy as np
 import pytest
 
-from int8attn.hdl.streams import Queue
+from int8attn.hdl.streams import Queue, ShallowQueue
 from int8attn.verif.sim import simulate
 
 WIDTH = 12
 
 
-def exchange(queue: Queue, words: list[int], write_chance: float, read_chance: float,
+def exchange(queue: Queue | ShallowQueue, words: list[int], write_chance: float, read_chance: float,
              seed: int) -> tuple[list[int], list[int]]:
-    """Write ``words`` and read them back with random willingness on both sides; the words read and, per cycle, the
-    number of words inside the queue (written and not read)."""
+    """Write ``words`` and read them back with random willingness on both sides (writing only while ``w_rdy``, as
+    :class:`ShallowQueue` asks); the words read and, per cycle, the number of words inside the queue (written and
+    not read)."""
     rng = np.random.default_rng(seed)
     got: list[int] = []
     inside: list[int] = []
@@ -22,7 +26,7 @@ def exchange(queue: Queue, words: list[int], write_chance: float, read_chance: f
         pending = list(words)
         count = 0
         while len(got) < len(words):
-            write = bool(pending) and rng.random() < write_chance
+            write = bool(pending) and rng.random() < write_chance and bool(ctx.get(queue.w_rdy))
             read = rng.random() < read_chance
             ctx.set(queue.w_en, write)
             ctx.set(queue.w_data, pending[0] if write else 0)
@@ -67,6 +71,35 @@ def test_w_rdy_drops_when_the_ram_is_full() -> None:
     assert max(inside) == 4 + queue.read_ahead
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="depth"):
         Queue(WIDTH, 0)
+    gc.collect()
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5, 18])
+@pytest.mark.parametrize(("write_chance", "read_chance"), [(1.0, 1.0), (0.9, 0.3), (0.3, 0.9), (0.6, 0.6)])
+def test_shallow_queue_keeps_order_and_fills_to_its_depth(depth: int, write_chance: float,
+                                                          read_chance: float) -> None:
+    words = [int(w) for w in np.random.default_rng(depth).integers(0, 1 << WIDTH, 300)]
+    got, inside = exchange(ShallowQueue(WIDTH, depth), words, write_chance, read_chance, seed=depth)
+    assert got == words
+    assert max(inside) <= depth
+    if write_chance > read_chance:
+        assert max(inside) == depth
+
+
+def test_shallow_queue_full_rate_and_latency() -> None:
+    queue = ShallowQueue(WIDTH, 4)
+    words = list(range(64))
+    got, inside = exchange(queue, words, 1.0, 1.0, seed=0)
+    assert got == words
+    assert len(inside) == len(words) + queue.latency
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_shallow_queue_refuses_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="depth"):
+        ShallowQueue(WIDTH, 0)
+    gc.collect()
