@@ -21,6 +21,12 @@ shares a cycle with a block's clock-to-out: in a large design the route from a D
 2–3 ns on an ECP5. It costs a cycle. The block keeps all its registers: nextpnr-ecp5 times a ``MULT18X18D`` at its
 ports only, whatever its pipeline register setting, so a block without its pipeline register would hide an untimed
 path from its input to its output register.
+
+On ``xc7`` the products are summed in the DSP48E1 blocks themselves, behaviourally, with registers placed where
+``synth_xilinx`` packs them into the blocks: each block adds its product to the previous block's sum shifted down to its
+product's offset (``P = M + C``, or the ``PCIN`` cascade), so a chain of blocks needs no fabric adder. The chains are
+as long as the latency of the tree form above allows (with ``fabric_register`` counted in it); the fabric adds only
+what remains: the chains' sums and the addend's bits that do not fit the first block's ``C`` port.
 """
 
 from dataclasses import dataclass
@@ -34,6 +40,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.golden.params import TARGETS
+from int8attn.hdl.pipeline import delay
 
 
 def shape_bounds(shape: ShapeLike) -> tuple[int, int]:
@@ -55,6 +62,11 @@ MAX_CHAIN = 40
 ECP5-85, speed 6, which leaves about 2 ns for the routes at 220–240 MHz."""
 DSP_CHAIN_PENALTY = 14
 """Bits a carry chain fed straight by a DSP block's output register counts for beyond its length."""
+XC7_PRODUCT_LATENCY = 2
+"""Registers from the operands to a DSP48E1's post-adder: the operands' (``AREG``/``BREG``) and the product's
+(``MREG``)."""
+XC7_P_WIDTH = 48
+"""Width of a DSP48E1's ``C`` port, post-adder and ``P`` register."""
 
 
 @dataclass(frozen=True)
@@ -283,8 +295,74 @@ def _search(items: tuple[_Span, ...], pieces: tuple[_Span, ...], join: int, leve
     return best
 
 
-_Layout = tuple[bool, tuple[_Part, ...], tuple[_Part, ...], _Plan | None]
-"""Whether ``b`` takes a block's first port, the parts of ``a`` and ``b``, and the planned tree (with an addend)."""
+@dataclass(frozen=True)
+class _Chains:
+    """How ``xc7`` sums its products: the blocks, in the order of their products' offsets, form chains of ``length``
+    blocks (the last may be shorter) that add through their post-adders; the addend's ``cut`` low bits (all of it when
+    it is that wide) enter the first block's ``C`` port and the rest, if any, joins the chains' sums in a tree of
+    ``levels`` registered fabric adder levels."""
+
+    length: int
+    cut: int
+    levels: int
+
+    @property
+    def latency(self) -> int:
+        return XC7_PRODUCT_LATENCY + self.length + self.levels
+
+
+_Layout = tuple[bool, tuple[_Part, ...], tuple[_Part, ...], _Plan | None, _Chains | None]
+"""Whether ``b`` takes a block's first port, the parts of ``a`` and ``b``, the planned tree (with an addend, except on
+``xc7``) and the chains (``xc7``)."""
+
+
+def _addend_pieces(addend: _Span, cut: int) -> tuple[_Span | None, _Span | None]:
+    """The addend's bits below ``cut`` (unsigned unless they are all of it) and those from it; ``None`` for none."""
+    width = _range_shape(addend.low, addend.high).width
+    if cut >= width:
+        return addend, None
+    if not cut:
+        return None, addend
+    return (_Span(addend.offset, 0, (1 << cut) - 1),
+            _Span(addend.offset + cut, addend.low >> cut, addend.high >> cut))
+
+
+def _chain_fits(chain: tuple[_Span, ...], addend: _Span | None) -> bool:
+    """Whether ``C`` and every ``P`` of ``chain`` stay within :data:`XC7_P_WIDTH` bits, with ``addend`` on the first
+    block's ``C`` port: ``P_0 = M_0 + C``, ``P_k = M_k + (P_{k−1} >> (offset_k − offset_{k−1}))``."""
+    low = high = 0
+    if addend is not None:
+        shift = addend.offset - chain[0].offset
+        low, high = addend.low << shift, addend.high << shift
+        if _range_shape(low, high).width > XC7_P_WIDTH:
+            return False
+    previous = chain[0].offset
+    for product in chain:
+        shift = product.offset - previous
+        low, high = product.low + (low >> shift), product.high + (high >> shift)
+        if _range_shape(low, high).width > XC7_P_WIDTH:
+            return False
+        previous = product.offset
+    return True
+
+
+def _chains(products: tuple[_Span, ...], addend: _Span | None, budget: int) -> _Chains:
+    """The longest chains (the fewest fabric adders) whose latency is within ``budget``, each with as many of the
+    addend's bits on the first block's ``C`` port as fit; when none is, the chains of the lowest latency."""
+    order = sorted(products, key=lambda span: span.offset)
+    candidates = []
+    for length in range(len(order), 0, -1):
+        first = tuple(order[:length])
+        terms = -(-len(order) // length)
+        cut = 0
+        if addend is not None:
+            width = _range_shape(addend.low, addend.high).width
+            cut = next((cut for cut in range(width, 0, -1)
+                        if _chain_fits(first, _addend_pieces(addend, cut)[0])), 0)
+            terms += cut < width
+        candidates.append(_Chains(length, cut, ceil(log2(terms))))
+    within = [chains for chains in candidates if chains.latency <= budget]
+    return within[0] if within else min(candidates, key=lambda chains: chains.latency)
 
 
 def _addend_span(addend_shape: Shape, addend_shift: int) -> _Span:
@@ -319,26 +397,32 @@ def _checked_layout(a_shape: ShapeLike, b_shape: ShapeLike, target: str, addend_
 def _layout(a_shape: Shape, b_shape: Shape, target: str, addend: _Span | None, fabric_register: bool) -> _Layout:
     """How a product is split over the target's DSP blocks and, with an addend, how its tree is planned."""
     if target == "generic":
-        return False, (), (), None
+        return False, (), (), None, None
     first, second = PORTS[target]
     straight = first.split(a_shape), second.split(b_shape)
     crossed = second.split(a_shape), first.split(b_shape)
     swapped = len(crossed[0]) * len(crossed[1]) < len(straight[0]) * len(straight[1])
     a_parts, b_parts = (tuple(parts) for parts in (crossed if swapped else straight))
-    if addend is None:
-        return swapped, a_parts, b_parts, None
     products = tuple(_Span(a.offset + b.offset, *_product_bounds(a, b), dsp=not fabric_register)
                      for a in a_parts for b in b_parts)
-    if len(products) <= MAX_PLANNED_PRODUCTS:
-        return swapped, a_parts, b_parts, _plan(products, addend)
-    low, high = _sum_bounds(a_shape, b_shape, addend)
-    product_sum = _Span(0, low - (addend.low << addend.offset), high - (addend.high << addend.offset))
-    tail = _plan((product_sum,), addend)
-    return swapped, a_parts, b_parts, _Plan(ceil(log2(len(products))), tail.levels, tail.join, tail.split, tail.cost)
+    tree = None
+    if addend is not None and len(products) <= MAX_PLANNED_PRODUCTS:
+        tree = _plan(products, addend)
+    elif addend is not None:
+        low, high = _sum_bounds(a_shape, b_shape, addend)
+        product_sum = _Span(0, low - (addend.low << addend.offset), high - (addend.high << addend.offset))
+        tail = _plan((product_sum,), addend)
+        tree = _Plan(ceil(log2(len(products))), tail.levels, tail.join, tail.split, tail.cost)
+    if target != "xc7":
+        return swapped, a_parts, b_parts, tree, None
+    budget = _latency(target, (swapped, a_parts, b_parts, tree, None), fabric_register)
+    return swapped, a_parts, b_parts, None, _chains(products, addend, budget)
 
 
 def _adder_levels(layout: _Layout) -> int:
-    _, a_parts, b_parts, tree = layout
+    _, a_parts, b_parts, tree, chains = layout
+    if chains is not None:
+        return chains.levels
     if tree is not None:
         return tree.head + len(tree.levels)
     blocks = len(a_parts) * len(b_parts)
@@ -346,8 +430,12 @@ def _adder_levels(layout: _Layout) -> int:
 
 
 def _latency(target: str, layout: _Layout, fabric_register: bool) -> int:
+    """The latency of ``layout``; on ``xc7`` without its chains (``layout[4]`` ``None``), that of the adder tree
+    the other vendor targets sum their products in, which bounds the chains'."""
     if target == "generic":
         return GENERIC_LATENCY
+    if layout[4] is not None:
+        return layout[4].latency
     return DSP_LATENCY + fabric_register + _adder_levels(layout)
 
 
@@ -364,16 +452,19 @@ class Multiplier(wiring.Component):
     * ``ice40``: ``SB_MAC16`` blocks in 16×16 mode with input, 8×8 and 16×16 pipeline registers (``CE = en``,
       reset from the domain's reset); 16-bit parts of selectable signedness.
     * ``xc7``: behavioural partial products that each fit a DSP48E1 (25×18 signed, so unsigned low parts are 24 and
-      17 bits), with registers on the parts (``AREG``/``BREG``), the product (``MREG``) and again (``PREG``) for
-      ``synth_xilinx`` to pack into the block. ``a`` and ``b`` take the 25- and 18-bit ports in the order that needs
-      fewer blocks.
+      17 bits), in chains of blocks that sum them in their post-adders (the module docstring), with registers on the
+      parts (``AREG``/``BREG``, two of them in the later blocks of a chain), the product (``MREG``) and the sum
+      (``PREG``) for ``synth_xilinx`` to pack into the block. ``a`` and ``b`` take the 25- and 18-bit ports in the
+      order that needs fewer blocks.
 
-    On the vendor targets the partial products (the DSP blocks' registered outputs) are summed in a tree with one
+    On ``ecp5`` and ``ice40`` the partial products (the DSP blocks' registered outputs) are summed in a tree with one
     registered adder level per halving; a single partial product is ``o`` itself. With an addend the tree is planned
-    as the module docstring says; ``generic`` adds it to the product before the product register.
+    as the module docstring says; ``generic`` adds it to the product before the product register. On ``xc7`` the
+    tree sums the chains' sums and the addend's bits beyond the first block's ``C`` port.
 
-    ``fabric_register`` (vendor targets) registers each block's product once more in the fabric, a cycle more; see
-    the module docstring. ``generic`` ignores it.
+    ``fabric_register`` (``ecp5``, ``ice40``) registers each block's product once more in the fabric, a cycle more;
+    see the module docstring. On ``xc7`` it only lengthens the latency the chains may take. ``generic`` ignores
+    it.
 
     Parameters
     ----------
@@ -420,7 +511,7 @@ class Multiplier(wiring.Component):
             a_shape, b_shape, target, addend_shape, addend_shift, fabric_register)
         self.fabric_register = fabric_register
         self._layout = layout
-        self._swapped, self._a_parts, self._b_parts, self._tree = layout
+        self._swapped, self._a_parts, self._b_parts, self._tree, self._chains = layout
         members = {"en": In(1, init=1), "a": In(self.a_shape), "b": In(self.b_shape)}
         if self.addend_shape is None:
             width = self.a_shape.width + self.b_shape.width
@@ -454,16 +545,20 @@ class Multiplier(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Registers from the operands to ``o``: 1 for ``generic``; 3 in the DSP blocks (4 with ``fabric_register``)
-        plus the adder levels."""
+        """Registers from the operands to ``o``: 1 for ``generic``; on ``ecp5`` and ``ice40`` 3 in the DSP blocks (4
+        with ``fabric_register``) plus the adder levels; on ``xc7`` 2 before the blocks' post-adders, one per block of
+        the longest chain, plus the adder levels, at most the others' latency with the same blocks."""
         return _latency(self.target, self._layout, self.fabric_register)
 
     @property
     def addend_latency(self) -> int:
-        """Registers from the addend ``c`` to ``o`` (only with an addend): 1 for ``generic``; on the vendor targets
-        the levels from the one it joins."""
+        """Registers from the addend ``c`` to ``o`` (only with an addend): 1 for ``generic``; on ``ecp5`` and
+        ``ice40`` the levels from the one it joins; on ``xc7`` the adder levels, plus the first chain's blocks when
+        some of its bits enter the chain."""
         if self.addend_shape is None:
             raise AttributeError("a Multiplier without addend_shape has no addend_latency")
+        if self._chains is not None:
+            return self._chains.levels + (self._chains.length if self._chains.cut else 0)
         if self._tree is None:
             return GENERIC_LATENCY
         return len(self._tree.levels) - self._tree.join + 1
@@ -477,7 +572,10 @@ class Multiplier(wiring.Component):
             with m.If(self.en):
                 m.d.sync += self.o.eq(total)
             return m
-        product = {"ecp5": self._mult18x18d, "ice40": self._sb_mac16, "xc7": self._dsp48e1}[self.target]
+        if self._chains is not None:
+            m.d.comb += self.o.eq(self._chained_sum(m).value)
+            return m
+        product = {"ecp5": self._mult18x18d, "ice40": self._sb_mac16}[self.target]
         terms = []
         for i, a_part in enumerate(self._a_parts):
             for j, b_part in enumerate(self._b_parts):
@@ -598,18 +696,70 @@ class Multiplier(wiring.Component):
         )
         return self._product_bits(product, a_part, b_part)
 
-    def _dsp48e1(self, m: Module, name: str, a_part: _Part, b_part: _Part) -> Value:
-        first, first_part, second, second_part = self._operands(a_part, b_part)
-        a = Signal(first_part.shape, name=f"{name}_a")
-        b = Signal(second_part.shape, name=f"{name}_b")
-        shape = _range_shape(*_product_bounds(a_part, b_part))
-        output = Signal(shape, name=f"{name}_p")
-        with m.If(self.en):
-            m.d.sync += [a.eq(first), b.eq(second)]
-        product = Signal(shape, name=f"{name}_m")
-        with m.If(self.en):
-            m.d.sync += [product.eq(a * b), output.eq(product)]
-        return output
+    def _chained_sum(self, m: Module) -> _Term:
+        """``xc7``: the chains' sums (the first with the addend's low bits), then the tree over them and the rest of
+        the addend, which waits in registers for the chains when its low bits entered the first one."""
+        pairs = sorted(((a_part, b_part) for a_part in self._a_parts for b_part in self._b_parts),
+                       key=lambda pair: pair[0].offset + pair[1].offset)
+        length = self._chains.length
+        low, rest = (None, None) if self.addend_shape is None else self._addend_terms(self._chains.cut)
+        terms = [self._chain(m, pairs[start:start + length], length, low if start == 0 else None)
+                 for start in range(0, len(pairs), length)]
+        if rest is not None:
+            wait = length if low is not None else 0
+            terms.append(_Term(delay(m, rest.value, wait, enable=self.en, name="addend_rest"), rest.offset,
+                               rest.low, rest.high))
+        return self._sum(m, terms)
+
+    def _addend_terms(self, cut: int) -> tuple[_Term | None, _Term | None]:
+        """``c``'s bits below ``cut`` and those from it, as :func:`_addend_pieces` splits its span."""
+        low, rest = _addend_pieces(self._addend_span, cut)
+        if rest is None:
+            return _Term(self.c, low.offset, low.low, low.high), None
+        if low is None:
+            return None, _Term(self.c, rest.offset, rest.low, rest.high)
+        return (_Term(self.c[:cut], low.offset, low.low, low.high),
+                _Term(self.c.shift_right(cut), rest.offset, rest.low, rest.high))
+
+    def _chain(self, m: Module, pairs: list[tuple[_Part, _Part]], length: int, addend: _Term | None) -> _Term:
+        """The sum of the products of ``pairs`` (and ``addend``) through a chain of DSP48E1 post-adders, ready
+        :data:`XC7_PRODUCT_LATENCY` ``+ length`` cycles after the operands: block ``k`` adds its product to the
+        previous block's ``P`` shifted down to its product's offset (``C``, or ``PCIN`` when the shift is 0 or 17),
+        and the bits shifted out wait in registers. A shorter chain takes its operands later. Every register is
+        one that ``synth_xilinx`` packs into the block: the operands' last two (``AREG``/``BREG`` 2), the product
+        (``MREG``) and the sum (``PREG``)."""
+        base = pairs[0][0].offset + pairs[0][1].offset
+        total_low = total_high = 0
+        previous, previous_offset, below = None, base, []
+        for position, (a_part, b_part) in enumerate(pairs):
+            name = f"pp{self._a_parts.index(a_part)}{self._b_parts.index(b_part)}"
+            first, _, second, _ = self._operands(a_part, b_part)
+            wait = length - len(pairs) + position + 1
+            a = delay(m, first, wait, enable=self.en, name=f"{name}_a")
+            b = delay(m, second, wait, enable=self.en, name=f"{name}_b")
+            product_low, product_high = _product_bounds(a_part, b_part)
+            product = Signal(_range_shape(product_low, product_high), name=f"{name}_m")
+            offset = a_part.offset + b_part.offset
+            total_low += product_low << (offset - base)
+            total_high += product_high << (offset - base)
+            if previous is None:
+                low, high, value = product_low, product_high, product
+                if addend is not None:
+                    shift = addend.offset - base
+                    low, high = low + (addend.low << shift), high + (addend.high << shift)
+                    total_low, total_high = total_low + (addend.low << shift), total_high + (addend.high << shift)
+                    value = product + (addend.value << shift)
+            else:
+                shift = offset - previous_offset
+                below.append(delay(m, previous[:shift], len(pairs) - position, enable=self.en, name=f"{name}_below"))
+                low, high = product_low + (low >> shift), product_high + (high >> shift)
+                value = product + previous.shift_right(shift)
+            p = Signal(_range_shape(low, high), name=f"{name}_p")
+            with m.If(self.en):
+                m.d.sync += [product.eq(a * b), p.eq(value)]
+            previous, previous_offset = p, offset
+        total = Cat(*below, previous)
+        return _Term(total.as_signed() if previous.shape().signed else total, base, total_low, total_high)
 
     @staticmethod
     def _product_bits(bits: Value, a_part: _Part, b_part: _Part) -> Value:
