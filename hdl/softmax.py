@@ -14,7 +14,7 @@ from int8attn.hdl.max_reduce import MaxReduce
 from int8attn.hdl.memory import Ram
 from int8attn.hdl.pipeline import delay
 from int8attn.hdl.reciprocal import Reciprocal
-from int8attn.hdl.streams import FrameStreams, LaneBeat, Queue, ShallowQueue
+from int8attn.hdl.streams import LUT_RAM_TARGETS, FrameStreams, LaneBeat, Queue, ShallowQueue
 
 INDEX_QUEUE_SLACK = 4
 ROOM_DELAY = 3
@@ -22,10 +22,6 @@ ROOM_DELAY = 3
 so the room flag leaves a margin for the beats that may have been taken in since."""
 OUTPUT_QUEUE_LATENCY = 2
 """Cycles from a beat entering the (registered-output) output queue to its ``o.valid``."""
-LUT_RAM_TARGETS = ("ecp5", "xc7")
-"""Targets whose output queue is a :class:`ShallowQueue` in LUT RAM, with registered flags (on ECP5 the level
-counter of :class:`amaranth.lib.fifo.SyncFIFOBuffered` kept the (256, 8) softmax under 200 MHz); ``generic`` and
-``ice40`` (no LUT RAM) keep ``SyncFIFOBuffered``."""
 EXP_ROM_FILE = "exp_rom.hex"
 
 
@@ -107,11 +103,11 @@ class Softmax(FrameStreams, wiring.Component):
 
     @property
     def scale_queue_latency(self) -> int:
-        """Cycles from a scale entering the scale queue to ``r_rdy``: 1 for ``generic``'s
-        :class:`amaranth.lib.fifo.SyncFIFO`; 2 for the vendor targets' :class:`ShallowQueue`, whose flags are
-        registers (on ECP5 the ``SyncFIFO`` level behind ``r_rdy`` made the output pass's ``take`` decision a
-        5.3 ns path)."""
-        return 1 if self.config.target == "generic" else ShallowQueue.LATENCY
+        """Cycles from a scale entering the scale queue to ``r_rdy``: 2 for the :class:`ShallowQueue` of
+        :data:`LUT_RAM_TARGETS`, whose flags are registers (on ECP5 the ``SyncFIFO`` level behind ``r_rdy`` made the
+        output pass's ``take`` decision a 5.3 ns path); 1 for the :class:`amaranth.lib.fifo.SyncFIFO` of the others
+        (on iCE40, without LUT RAM, the ``ShallowQueue`` puts more 4-input LUT levels behind ``take``)."""
+        return ShallowQueue.LATENCY if self.config.target in LUT_RAM_TARGETS else 1
 
     @property
     def index_queue_depth(self) -> int:
@@ -221,10 +217,10 @@ class Softmax(FrameStreams, wiring.Component):
         index_queue = Queue(lanes * DIFF_BITS, self.index_queue_depth, self.config.target)
         m.submodules.index_queue = index_queue
         scale_width = len(self.reciprocal.o.payload.as_value())
-        if self.config.target == "generic":
-            scales = fifo.SyncFIFO(width=scale_width, depth=self.scale_queue_depth)
-        else:
+        if self.config.target in LUT_RAM_TARGETS:
             scales = ShallowQueue(scale_width, self.scale_queue_depth)
+        else:
+            scales = fifo.SyncFIFO(width=scale_width, depth=self.scale_queue_depth)
         m.submodules.scales = scales
 
         # Input: framing, row buffer writes, row maximum.

@@ -4,12 +4,15 @@ queue and a LUT-RAM queue."""
 from typing import Any
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.hdl.memory import LATENCY as RAM_LATENCY
 from int8attn.hdl.memory import Ram
 from int8attn.hdl.pipeline import check_target, delay_line
+
+LUT_RAM_TARGETS = ("ecp5", "xc7")
+r"""Targets with LUT RAM (ECP5 ``TRELLIS_DPR16X4``, 7-series ``RAM32M``), where queues are :class:`ShallowQueue`\ s."""
 
 
 class LaneBeat(data.StructLayout):
@@ -46,8 +49,10 @@ class Queue(wiring.Component):
     """First-in first-out queue of ``depth`` words in a :class:`~int8attn.hdl.memory.Ram` of ``target``, whose
     registered read output keeps block RAM clock-to-out off every path.
 
-    The RAM is read ahead into a :class:`ShallowQueue` of :attr:`read_ahead` words (reads in flight count against
-    its room), whose output register and flags are registers; every read is decided a cycle ahead from registers. A
+    The RAM is read ahead into a small queue of :attr:`read_ahead` words (reads in flight count against its room):
+    on :data:`LUT_RAM_TARGETS` a :class:`ShallowQueue`, whose output and flags are registers; elsewhere (iCE40 has no
+    LUT RAM, and its 4-input LUTs would put more levels behind ``r_en``) a :class:`~amaranth.lib.fifo.SyncFIFO`.
+    Every read is decided a cycle ahead from registers. A
     word written into an empty queue can be read :attr:`latency` cycles later. The ports follow
     :class:`amaranth.lib.fifo.SyncFIFO`.
 
@@ -93,21 +98,30 @@ class Queue(wiring.Component):
         })
 
     @property
+    def _ahead_latency(self) -> int:
+        return ShallowQueue.LATENCY if self.target in LUT_RAM_TARGETS else 1
+
+    @property
     def read_ahead(self) -> int:
-        """Words of the read-ahead queue: the reads in flight, one decided ahead, and the two words in the
-        :class:`ShallowQueue` (its RAM and its output register) at full rate."""
-        return RAM_LATENCY + 4
+        """Words of the read-ahead queue: the reads in flight, one decided ahead, and those the read-ahead queue
+        holds at full rate (two in a :class:`ShallowQueue`, its RAM and its output register; one in a
+        :class:`~amaranth.lib.fifo.SyncFIFO`)."""
+        return RAM_LATENCY + 2 + self._ahead_latency
 
     @property
     def latency(self) -> int:
         """Cycles from a write into an empty queue to ``r_rdy``: the write (which decides the read at the same edge),
-        the RAM read and the read-ahead queue's output register."""
-        return 1 + RAM_LATENCY + ShallowQueue.LATENCY
+        the RAM read and the read-ahead queue."""
+        return 1 + RAM_LATENCY + self._ahead_latency
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.ram = ram = Ram(self.width, self.depth, target=self.target)
-        m.submodules.ahead = ahead = ShallowQueue(self.width, self.read_ahead)
+        if self.target in LUT_RAM_TARGETS:
+            ahead = ShallowQueue(self.width, self.read_ahead)
+        else:
+            ahead = fifo.SyncFIFO(width=self.width, depth=self.read_ahead)
+        m.submodules.ahead = ahead
         write_address = Signal(range(self.depth))
         read_address = Signal(range(self.depth))
         stored = Signal(range(self.depth + 1))

@@ -45,27 +45,31 @@ def exchange(queue: Queue | ShallowQueue, words: list[int], write_chance: float,
     return got, inside
 
 
+@pytest.mark.parametrize("target", ["generic", "xc7"])
 @pytest.mark.parametrize("depth", [1, 3, 17])
 @pytest.mark.parametrize(("write_chance", "read_chance"), [(1.0, 1.0), (0.9, 0.3), (0.3, 0.9), (0.6, 0.6)])
-def test_words_leave_in_order_once(depth: int, write_chance: float, read_chance: float) -> None:
+def test_words_leave_in_order_once(target: str, depth: int, write_chance: float, read_chance: float) -> None:
+    """Through the SyncFIFO read-ahead stage (``generic``) and the ShallowQueue one (``xc7``, a LUT-RAM target)."""
     words = [int(w) for w in np.random.default_rng(depth).integers(0, 1 << WIDTH, 300)]
-    queue = Queue(WIDTH, depth)
+    queue = Queue(WIDTH, depth, target)
     got, inside = exchange(queue, words, write_chance, read_chance, seed=depth)
     assert got == words
     assert max(inside) <= depth + queue.read_ahead
 
 
-def test_full_rate_and_latency() -> None:
+@pytest.mark.parametrize("target", ["generic", "xc7"])
+def test_full_rate_and_latency(target: str) -> None:
     """With both sides always willing one word passes per cycle after the first has taken :attr:`latency` cycles."""
-    queue = Queue(WIDTH, 8)
+    queue = Queue(WIDTH, 8, target)
     words = list(range(64))
     got, inside = exchange(queue, words, 1.0, 1.0, seed=0)
     assert got == words
     assert len(inside) == len(words) + queue.latency
 
 
-def test_w_rdy_drops_when_the_ram_is_full() -> None:
-    queue = Queue(WIDTH, 4)
+@pytest.mark.parametrize("target", ["generic", "xc7"])
+def test_w_rdy_drops_when_the_ram_is_full(target: str) -> None:
+    queue = Queue(WIDTH, 4, target)
     got, inside = exchange(queue, list(range(40)), 1.0, 0.05, seed=1)
     assert got == list(range(40))
     assert max(inside) == 4 + queue.read_ahead
