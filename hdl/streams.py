@@ -117,19 +117,18 @@ class Queue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.ram = ram = Ram(self.width, self.depth, target=self.target)
+        if self.target in LUT_RAM_TARGETS:
+            ahead = ShallowQueue(self.width, self.read_ahead)
+        else:
+            ahead = fifo.SyncFIFO(width=self.width, depth=self.read_ahead)
+        m.submodules.ahead = ahead
         write_address = Signal(range(self.depth))
         read_address = Signal(range(self.depth))
         stored = Signal(range(self.depth + 1))
         write = self.w_en & self.w_rdy
         read = Signal()
         in_flight = delay_line(m, read, RAM_LATENCY, name="in_flight")[1:]
-        if self.target in LUT_RAM_TARGETS:
-            m.submodules.ahead = ahead = ShallowQueue(self.width, self.read_ahead)
-            held = Signal(range(self.read_ahead + 1))
-            m.d.sync += held.eq(held + in_flight[-1] - (self.r_en & ahead.r_rdy))
-        else:
-            m.submodules.ahead = ahead = fifo.SyncFIFO(width=self.width, depth=self.read_ahead)
-            held = ahead.level
+        held = Signal(range(self.read_ahead + 1), name="held") if self.target in LUT_RAM_TARGETS else ahead.level
         pending = Signal(range(self.read_ahead + len(in_flight) + 2))
         w_rdy = Signal(init=1)
         m.d.sync += w_rdy.eq((stored < self.depth - 1) | ((stored == self.depth - 1) & ~write))
@@ -150,6 +149,8 @@ class Queue(wiring.Component):
         # read-ahead queue (ignoring this cycle's take) leave room for one more.
         will_store = write | (stored >= 2) | ((stored == 1) & ~read)
         m.d.sync += read.eq(will_store & (pending < self.read_ahead))
+        if self.target in LUT_RAM_TARGETS:
+            m.d.sync += held.eq(held + in_flight[-1] - (self.r_en & ahead.r_rdy))
         with m.If(write):
             m.d.sync += write_address.eq(Mux(write_address == self.depth - 1, 0, write_address + 1))
         with m.If(read):
