@@ -5,12 +5,14 @@ from typing import ClassVar
 
 import numpy as np
 
+from int8attn.golden.base2 import GRID_SHIFT_RANGE, ITA_CHUNK
+from int8attn.golden.hccs import B_RANGE, DMAX_RANGE, INV_SHIFT_RANGE, RECIPROCALS, S_RANGE
 from int8attn.golden.params import TARGETS, ConfigError, Implementation, check_params, implementation_last, param
 
 MAX_N = 65536
 MAX_LANES = 64
 MIN_BETA_SCALE = 2.0 ** -26
-MODES = ("tflite", "tinymind", "lut")
+MODES = ("tflite", "tinymind", "lut", "hccs", "base2", "poly")
 RECIPROCAL_METHODS = ("newton", "lut")
 MAX_NEWTON_STEPS = 3
 ROM_WIDTH_RANGE = (2, 31)
@@ -19,6 +21,11 @@ RECIPROCAL_BITS_RANGE = (1, 12)
 OUTPUT_BITS_RANGE = (4, 16)
 DIFF_RANGE = 256
 KNOBS_GROUP = "knobs of --mode lut (their defaults give tflite)"
+HCCS_GROUP = "knobs of --mode hccs (aie4ml's clipped-linear softmax)"
+BASE2_GROUP = "knobs of --mode base2 (ITA's shift-based softmax)"
+POLY_GROUP = "knobs of --mode poly (polynomial attention)"
+HCCS_SUMS = ("wide", "int16")
+POLY_DEGREES = (1, 3)
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,30 @@ class SoftmaxConfig(Implementation):
     reciprocal_bits: int = param(8, kind="int", low=RECIPROCAL_BITS_RANGE[0], high=RECIPROCAL_BITS_RANGE[1],
                                  group=KNOBS_GROUP, help="index bits of the reciprocal table")
     output_bits: int = param(8, kind="int", low=OUTPUT_BITS_RANGE[0], high=OUTPUT_BITS_RANGE[1], group=KNOBS_GROUP,
-                             help="output width B: scale 2^-B, zero point -2^(B-1)")
+                             help="output width B: scale 2^-B, zero point -2^(B-1) (mode lut); 8 or 16 (mode hccs)")
+    hccs_b: int = param(1024, kind="int", low=B_RANGE[0], high=B_RANGE[1], group=HCCS_GROUP,
+                        help="score B of the row maximum")
+    hccs_s: int = param(48, kind="int", low=S_RANGE[0], high=S_RANGE[1], group=HCCS_GROUP,
+                        help="slope S: the score drops by S per input LSB below the maximum")
+    hccs_dmax: int = param(16, kind="int", low=DMAX_RANGE[0], high=DMAX_RANGE[1], group=HCCS_GROUP,
+                           help="clip distance Dmax: elements further below the maximum score B - S*Dmax")
+    hccs_reciprocal: str = param("div", kind="choice", choices=RECIPROCALS, group=HCCS_GROUP,
+                                 help="div: floor division by the row sum; clb: the power of two 2^-floor(log2 sum)")
+    hccs_inv_shift: int = param(15, kind="int", low=INV_SHIFT_RANGE[0], high=INV_SHIFT_RANGE[1], group=HCCS_GROUP,
+                                help="fraction bits of the 8-bit reciprocal")
+    hccs_sum: str = param("wide", kind="choice", choices=HCCS_SUMS, group=HCCS_GROUP,
+                          help="wide: the sum register holds N*B; int16: aie4ml's rule N*B <= 32767")
+    base2_chunk: int = param(ITA_CHUNK, kind="int", low=1, high=MAX_N, group=BASE2_GROUP,
+                             help="columns per streaming step (ITA: 16); N or more gives the exact two-pass sum")
+    base2_grid_shift: int = param(0, kind="int", low=GRID_SHIFT_RANGE[0], high=GRID_SHIFT_RANGE[1],
+                                  group=BASE2_GROUP,
+                                  help="input LSB ln2/2^g: 0 shifts by max - x, 5 is ITA's RTL")
+    poly_n: int = param(2, kind="int", low=POLY_DEGREES[0], high=POLY_DEGREES[1], group=POLY_GROUP,
+                        help="degree n of [ReLU(x - max + b)]^n + |delta|")
+    poly_b: float = param(2.0, kind="float", group=POLY_GROUP,
+                          help="offset b (real); rounded onto the input grid, 1..255 LSBs")
+    poly_delta: float = param(1e-3, kind="float", group=POLY_GROUP,
+                              help="floor |delta| (real, in input units to the power n); rounded onto that grid")
 
     def __post_init__(self):
         super().__post_init__()
@@ -104,13 +134,17 @@ class SoftmaxConfig(Implementation):
         if self.mode == "tinymind" and float(np.float32(self.beta)) != 1.0:
             raise ConfigError(f"beta={self.beta!r} is not supported by mode tinymind (TinyMind's softmax has no β); "
                               "allowed: 1.0")
-        if self.mode == "lut":
-            check_params(self, KNOBS)
-        else:
-            for knob in fields(self):
-                if knob.name in KNOBS and getattr(self, knob.name) != knob.default:
-                    raise ConfigError(f"{knob.name}={getattr(self, knob.name)!r} applies to mode lut only; "
-                                      f"mode {self.mode} fixes it at {knob.default!r}")
+        knobs = MODE_KNOBS.get(self.mode, ())
+        check_params(self, knobs)
+        for knob in fields(self):
+            if knob.name in ALL_KNOBS and knob.name not in knobs and getattr(self, knob.name) != knob.default:
+                owners = " or ".join(mode for mode, names in MODE_KNOBS.items() if knob.name in names)
+                raise ConfigError(f"{knob.name}={getattr(self, knob.name)!r} applies to mode {owners} only; "
+                                  f"mode {self.mode} fixes it at {knob.default!r}")
+        if self.mode in SURROGATE_MODES:
+            from int8attn.golden.surrogates import check_surrogate
+
+            check_surrogate(self)
 
     @property
     def beats(self) -> int:
@@ -118,10 +152,21 @@ class SoftmaxConfig(Implementation):
         return self.n // self.lanes
 
     def as_dict(self) -> dict:
-        """All parameters; for modes other than ``lut`` the knobs, which they fix, are left out."""
+        """All parameters but the knobs of other modes, which this mode fixes."""
+        knobs = MODE_KNOBS.get(self.mode, ())
         return implementation_last({key: value for key, value in asdict(self).items()
-                                    if self.mode == "lut" or key not in KNOBS})
+                                    if key not in ALL_KNOBS or key in knobs})
 
 
-KNOBS = ("rom_depth", "rom_width", "accumulator_width", "reciprocal", "reciprocal_steps", "reciprocal_bits",
-         "output_bits")
+MODE_KNOBS: dict[str, tuple[str, ...]] = {
+    "lut": ("rom_depth", "rom_width", "accumulator_width", "reciprocal", "reciprocal_steps", "reciprocal_bits",
+            "output_bits"),
+    "hccs": ("hccs_b", "hccs_s", "hccs_dmax", "hccs_reciprocal", "hccs_inv_shift", "hccs_sum", "output_bits"),
+    "base2": ("base2_chunk", "base2_grid_shift"),
+    "poly": ("poly_n", "poly_b", "poly_delta"),
+}
+"""The knobs each mode takes; every other knob stays at its default."""
+ALL_KNOBS = tuple(dict.fromkeys(name for names in MODE_KNOBS.values() for name in names))
+KNOBS = MODE_KNOBS["lut"]
+SURROGATE_MODES = ("hccs", "base2", "poly")
+"""Modes that approximate softmax with cheaper integer arithmetic (:mod:`int8attn.golden.surrogates`)."""

@@ -137,7 +137,7 @@ def _floor_log2(total: np.ndarray) -> np.ndarray:
     return np.frexp(total.astype(np.float64))[1].astype(np.int64) - 1
 
 
-def _reciprocal(params: HccsParams, total: np.ndarray) -> np.ndarray:
+def reciprocal(params: HccsParams, total: np.ndarray) -> np.ndarray:
     """The per-row ``inv`` of positive sums ``total`` (int64), before its int16 broadcast."""
     if params.reciprocal == "div":
         numerator = U8_NUMERATOR << params.inv_shift if params.output_bits == 8 else Q15_NUMERATOR
@@ -181,7 +181,7 @@ def validity_errors(params: HccsParams, n: int, aie4ml_compatible: bool) -> list
                       f"sum); N={n}, B={params.b} give {n * params.b}")
     if errors:
         return errors
-    largest_inv = int(_reciprocal(params, np.array([n * floor_score], dtype=np.int64))[0])
+    largest_inv = int(reciprocal(params, np.array([n * floor_score], dtype=np.int64))[0])
     if largest_inv > INV_MAX:
         errors.append(f"HCCS requires the reciprocal to fit int16: inv_shift={params.inv_shift} gives inv = "
                       f"{largest_inv} > {INV_MAX} at the smallest sum N*(B - S*Dmax) = {n * floor_score}")
@@ -233,7 +233,7 @@ def hccs_softmax(x: np.ndarray, params: HccsParams, sum_bits: int | None = None)
     wide = x.astype(np.int64)
     distance = np.minimum(wide.max(axis=-1, keepdims=True) - wide, params.dmax)
     score = params.b - params.s * distance
-    inv = _reciprocal(params, score.sum(axis=-1, keepdims=True))
+    inv = reciprocal(params, score.sum(axis=-1, keepdims=True))
     product = score * inv
     if params.output_bits == 8:
         return np.clip(product >> params.inv_shift, 0, 255).astype(np.uint8)

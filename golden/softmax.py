@@ -104,7 +104,13 @@ class SoftmaxModel:
     def output_dtype(self) -> type:
         return np.int8 if self.output_bits <= 8 else np.int16
 
+    @property
+    def output_scale(self) -> float:
+        """Probability of one output step."""
+        return 2.0 ** -self.output_bits
+
     input_dtype = np.int8
+    output_signed = True
 
     @property
     def output_description(self) -> str:

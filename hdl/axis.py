@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from amaranth import ClockDomain, Module, signed
+from amaranth import ClockDomain, Module, Shape
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,7 +44,9 @@ class AxisStream:
     direction : str
         ``"input"`` or ``"output"``, seen from the unit.
     lanes, lane_bits : int
-        Signed elements per beat and their width in the unit.
+        Elements per beat and their width in the unit.
+    signed : bool
+        The elements are two's complement; else unsigned, zero-extended in ``tdata``.
     """
 
     name: str
@@ -52,6 +54,7 @@ class AxisStream:
     direction: str
     lanes: int
     lane_bits: int
+    signed: bool = True
 
     @property
     def tdata_lane_bits(self) -> int:
@@ -64,9 +67,11 @@ class AxisStream:
     def descriptions(self) -> dict[str, str]:
         """Port name → meaning, for the sidecar."""
         width = self.tdata_lane_bits
-        lanes = f"lane k: bits [{width}k+{width - 1}:{width}k], signed int{self.lane_bits}"
+        kind = "signed int" if self.signed else "unsigned uint"
+        lanes = f"lane k: bits [{width}k+{width - 1}:{width}k], {kind}{self.lane_bits}"
         if width != self.lane_bits:
-            lanes += (f" sign-extended to {width} bits" if self.direction == "output"
+            extension = "sign-extended" if self.signed else "zero-extended"
+            lanes += (f" {extension} to {width} bits" if self.direction == "output"
                       else f" in the low {self.lane_bits} bits (the bits above are ignored)")
         beat, sink = ("input", "the unit") if self.direction == "input" else ("output", "the sink")
         return {
@@ -99,8 +104,8 @@ class AxisWrapper(wiring.Component):
     aresetn : In(1)
         Synchronous reset, active low.
     <prefix>_tvalid, <prefix>_tready, <prefix>_tdata, <prefix>_tlast
-        Each stream of :attr:`axis_streams`; ``tdata`` is an ``ArrayLayout`` of ``lanes`` signed
-        :func:`tdata_lane_bits`-wide lanes.
+        Each stream of :attr:`axis_streams`; ``tdata`` is an ``ArrayLayout`` of ``lanes``
+        :func:`tdata_lane_bits`-wide lanes, signed as the core's.
     <port>
         Every other port of ``core``, same name, direction and shape.
 
@@ -123,12 +128,13 @@ class AxisWrapper(wiring.Component):
                 raise TypeError(f"stream {name} carries {layout!r}; the AXI4-Stream top takes LaneBeat payloads only")
             direction, base = ("input", SLAVE) if member.flow == In else ("output", MASTER)
             prefix = base if per_flow[member.flow] == 1 else f"{base}_{name}"
-            self.axis_streams[name] = AxisStream(name, prefix, direction, layout.lanes, layout.bits)
+            self.axis_streams[name] = AxisStream(name, prefix, direction, layout.lanes, layout.bits, layout.signed)
         ports: list[tuple[str, Any]] = [(CLOCK, In(1)), (RESET, In(1))]
         for spec in self.axis_streams.values():
             into, out_of = (In, Out) if spec.direction == "input" else (Out, In)
+            lane = Shape(spec.tdata_lane_bits, spec.signed)
             ports += [(spec.port("tvalid"), into(1)), (spec.port("tready"), out_of(1)),
-                      (spec.port("tdata"), into(data.ArrayLayout(signed(spec.tdata_lane_bits), spec.lanes))),
+                      (spec.port("tdata"), into(data.ArrayLayout(lane, spec.lanes))),
                       (spec.port("tlast"), into(1))]
         for name, member in core.signature.members.items():
             if name in streams:

@@ -3,7 +3,7 @@ queue and a LUT-RAM queue."""
 
 from typing import Any
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,17 +28,19 @@ def _queue_signature(width: int) -> dict:
 
 
 class LaneBeat(data.StructLayout):
-    """Stream payload: ``lanes`` signed elements of ``bits`` (lane 0 in the low bits) and ``last`` (end of frame).
+    """Stream payload: ``lanes`` elements of ``bits`` (lane 0 in the low bits), signed unless ``signed`` is false,
+    and ``last`` (end of frame).
 
     Lane ``k`` occupies bits ``[bits·k + bits − 1 : bits·k]`` of the payload and ``last`` the bit above the lanes.
     """
 
-    def __init__(self, lanes: int, bits: int = 8):
+    def __init__(self, lanes: int, bits: int = 8, signed: bool = True):
         if lanes < 1 or bits < 1:
             raise ValueError(f"lanes and bits must be ≥ 1, not lanes={lanes}, bits={bits}")
         self.lanes = lanes
         self.bits = bits
-        super().__init__({"data": data.ArrayLayout(signed(bits), lanes), "last": 1})
+        self.signed = signed
+        super().__init__({"data": data.ArrayLayout(Shape(bits, signed), lanes), "last": 1})
 
 
 class FrameStreams:

@@ -1,0 +1,267 @@
+"""Softmax surrogates as modes of :class:`~int8attn.golden.SoftmaxConfig`: ``hccs``, ``base2`` and ``poly``.
+
+Each mode is a :class:`~int8attn.golden.softmax.SoftmaxModel` whose codes are those of its reference: ``hccs`` of
+aie4ml's kernel (:mod:`int8attn.golden.hccs`), ``base2`` of ITA's ``streamingPartialSoftmax``
+(:mod:`int8attn.golden.base2`). ``poly`` is the polynomial attention of Lin et al. (2020), whose integer datapath is
+ours and is defined here:
+
+* ``b_q = round(b / s)`` (1..255 input LSBs) and ``δ_q = round(|δ| / s^n)``, with ``s`` the float32 input scale;
+* per element ``d = max(x) − x`` and the score ``p = max(b_q − d, 0)^n + δ_q``, exactly;
+* ``Σ = Σ p`` exactly, ``inv = floor((255 << F) / Σ)`` once per row and ``code = min(floor(p · inv / 2^F), 255)``
+  (uint8, scale 2^−8, zero point 0), with ``F`` the largest shift in 0..30 that keeps ``inv ≤ 32767`` at the
+  smallest possible row sum ``p(0) + (N − 1) · δ_q``. This is the normalisation of HCCS's 8-bit ``div`` variant.
+
+The scores of ``hccs`` and ``poly`` depend on ``d`` only, so both models expose :attr:`SurrogateModel.score_table`
+(``d`` in 0..255 → score); ``base2``'s terms are ``256 >> shift(d)`` and its outputs ``inv >> shift(d)``.
+"""
+
+from functools import cached_property
+
+import numpy as np
+
+from int8attn.golden.base2 import MAX_SHIFT, NUMERATOR, ONE, base2_softmax, exponent_shift
+from int8attn.golden.config import DIFF_RANGE, SoftmaxConfig
+from int8attn.golden.hccs import (
+    INV_MAX,
+    Q15_NUMERATOR,
+    U8_NUMERATOR,
+    HccsParams,
+    hccs_softmax,
+    reciprocal,
+    validity_errors,
+)
+from int8attn.golden.params import ConfigError
+from int8attn.golden.softmax import SoftmaxModel
+
+HCCS_OUTPUT_BITS = (8, 16)
+POLY_MAX_OFFSET = DIFF_RANGE - 1
+POLY_INV_SHIFT_RANGE = (0, 30)
+
+
+class SurrogateModel(SoftmaxModel):
+    """Common ground of the surrogate modes: unsigned codes with zero point 0 and the scale of :attr:`output_scale`.
+
+    Members
+    -------
+    output_scale : float
+        Probability of one output code.
+    """
+
+    output_scale: float
+
+    @property
+    def output_zero_point(self) -> int:
+        return 0
+
+    def constants(self) -> dict[str, int | str]:
+        """The mode's integer constants, as the sidecar states them."""
+        raise NotImplementedError
+
+    @property
+    def output_dtype(self) -> type:
+        return np.uint8
+
+    @property
+    def output_signed(self) -> bool:
+        return False
+
+    @property
+    def output_description(self) -> str:
+        kind = "int16" if self.output_signed else "uint8"
+        return f"{kind} probability codes, scale {self.output_scale:.10g}, zero point 0"
+
+
+class HccsModel(SurrogateModel, modes=("hccs",)):
+    """Mode ``hccs``: aie4ml's Head-Calibrated Clipped-Linear Softmax, :func:`~int8attn.golden.hccs.hccs_softmax`.
+
+    Members
+    -------
+    params : HccsParams
+    sum_bits : int
+        Width of the unsigned row-sum register: as wide as ``N·B`` needs.
+    """
+
+    def __init__(self, config: SoftmaxConfig):
+        super().__init__(config)
+        self.params = hccs_params(config)
+        self.output_bits = config.output_bits
+        self.sum_bits = max(config.n * self.params.b, 1).bit_length()
+
+    @property
+    def output_dtype(self) -> type:
+        return self.params.output_dtype
+
+    @property
+    def output_scale(self) -> float:
+        return self.params.output_scale
+
+    @property
+    def output_signed(self) -> bool:
+        return self.params.output_bits == 16
+
+    @property
+    def rom_depth(self) -> int:
+        """Distances below ``Dmax + 1`` have their own score; the directed rows probe that edge."""
+        return self.params.dmax + 1
+
+    @cached_property
+    def score_table(self) -> np.ndarray:
+        distance = np.minimum(np.arange(DIFF_RANGE), self.params.dmax)
+        return (self.params.b - self.params.s * distance).astype(np.int64)
+
+    @property
+    def inv_shift(self) -> int:
+        """Right shift of ``score · inv``: ``inv_shift`` for 8-bit output, 0 for Q15."""
+        return self.params.inv_shift if self.params.output_bits == 8 else 0
+
+    @property
+    def numerator(self) -> int:
+        """Numerator of the ``div`` reciprocal: ``255 << inv_shift`` (8-bit output) or 32767 (Q15)."""
+        return U8_NUMERATOR << self.params.inv_shift if self.params.output_bits == 8 else Q15_NUMERATOR
+
+    def constants(self) -> dict[str, int | str]:
+        params = self.params
+        return {"b": params.b, "s": params.s, "dmax": params.dmax, "floor_score": params.floor_score,
+                "reciprocal": params.reciprocal, "numerator": self.numerator, "inv_shift": self.inv_shift,
+                "sum_rule": self.config.hccs_sum}
+
+    def clb_table(self, sum_bits: int) -> list[int]:
+        """The ``clb`` reciprocal of every ``k = floor(log2 Σ)`` below ``sum_bits``."""
+        return [int(value) for value in reciprocal(self.params, 1 << np.arange(sum_bits, dtype=np.int64))]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        sum_bits = None if self.config.hccs_sum == "int16" else self.sum_bits + 1
+        return hccs_softmax(self.check_rows(x), self.params, sum_bits=sum_bits)
+
+
+class Base2Model(SurrogateModel, modes=("base2",)):
+    """Mode ``base2``: ITA's shift-based softmax, :func:`~int8attn.golden.base2.base2_softmax`.
+
+    Members
+    -------
+    sum_bits : int
+        Width of the row sum, at most ``256·N``.
+    """
+
+    output_scale = 1 / 255
+
+    def __init__(self, config: SoftmaxConfig):
+        super().__init__(config)
+        self.sum_bits = (ONE * config.n).bit_length()
+
+    @property
+    def rom_depth(self) -> int:
+        """The first distance whose term is 0: ``shift(d) = 9``."""
+        return min(DIFF_RANGE, (MAX_SHIFT << self.config.base2_grid_shift) - ((1 << self.config.base2_grid_shift) >> 1))
+
+    @property
+    def chunked(self) -> bool:
+        """The running sum is rescaled between chunks (``base2_chunk < n``)."""
+        return self.config.base2_chunk < self.config.n
+
+    @cached_property
+    def shift_table(self) -> np.ndarray:
+        """``shift(d)``, capped at 9 (where every term and output is 0), for ``d`` in 0..255."""
+        return np.minimum(exponent_shift(np.arange(DIFF_RANGE), self.config.base2_grid_shift), MAX_SHIFT)
+
+    @property
+    def numerator(self) -> int:
+        return NUMERATOR
+
+    def constants(self) -> dict[str, int | str]:
+        return {"chunk": self.config.base2_chunk, "grid_shift": self.config.base2_grid_shift,
+                "numerator": self.numerator}
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return base2_softmax(self.check_rows(x), self.config.base2_chunk, self.config.base2_grid_shift)
+
+
+class PolyModel(SurrogateModel, modes=("poly",)):
+    """Mode ``poly``: ``[ReLU(x − max + b)]^n + |δ|`` normalised by the row sum, as the module docstring defines it.
+
+    Members
+    -------
+    offset : int
+        ``b_q``, the offset on the input grid.
+    floor : int
+        ``δ_q``, the floor on the grid of ``s^n``.
+    inv_shift : int
+        ``F``, fraction bits of the reciprocal.
+    sum_bits : int
+        Width of the row sum.
+    """
+
+    output_bits = 8
+    output_scale = 2.0 ** -8
+
+    def __init__(self, config: SoftmaxConfig):
+        super().__init__(config)
+        self.offset, self.floor = poly_grid(config)
+        smallest_sum = self.score_table[0] + (config.n - 1) * self.floor
+        self.inv_shift = max((shift for shift in range(POLY_INV_SHIFT_RANGE[0], POLY_INV_SHIFT_RANGE[1] + 1)
+                              if (U8_NUMERATOR << shift) // smallest_sum <= INV_MAX), default=0)
+        self.sum_bits = int(config.n * self.score_table[0]).bit_length()
+
+    @property
+    def numerator(self) -> int:
+        """``255 << F``."""
+        return U8_NUMERATOR << self.inv_shift
+
+    def constants(self) -> dict[str, int | str]:
+        return {"n": self.config.poly_n, "b_q": self.offset, "delta_q": self.floor, "numerator": self.numerator,
+                "inv_shift": self.inv_shift}
+
+    @property
+    def rom_depth(self) -> int:
+        """Entries of the score table that differ from 0: distances below ``b_q`` when ``δ_q = 0``, else all."""
+        return self.offset if self.floor == 0 else DIFF_RANGE
+
+    @cached_property
+    def score_table(self) -> np.ndarray:
+        reach = np.maximum(self.offset - np.arange(DIFF_RANGE, dtype=np.int64), 0)
+        return reach ** self.config.poly_n + self.floor
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        score = self.score_table[self.diffs(x)]
+        inv = self.numerator // score.sum(axis=1, keepdims=True)
+        return np.minimum((score * inv) >> self.inv_shift, 255).astype(np.uint8)
+
+
+def hccs_params(config: SoftmaxConfig) -> HccsParams:
+    """The :class:`HccsParams` of a mode ``hccs`` configuration."""
+    return HccsParams(b=config.hccs_b, s=config.hccs_s, dmax=config.hccs_dmax, reciprocal=config.hccs_reciprocal,
+                      inv_shift=config.hccs_inv_shift, output_bits=config.output_bits)
+
+
+def poly_grid(config: SoftmaxConfig) -> tuple[int, int]:
+    """``(b_q, δ_q)`` of a mode ``poly`` configuration: ``b`` and ``|δ|`` rounded onto the input grid."""
+    scale = float(np.float32(config.input_scale))
+    offset = round(float(np.float32(config.poly_b)) / scale)
+    floor = round(float(np.float32(config.poly_delta)) / scale ** config.poly_n)
+    return offset, floor
+
+
+def check_surrogate(config: SoftmaxConfig) -> None:
+    """The mode's own rules, beyond the ranges of its knobs; :class:`ConfigError` naming the rule."""
+    if config.mode == "hccs":
+        if config.output_bits not in HCCS_OUTPUT_BITS:
+            raise ConfigError(f"output_bits={config.output_bits} is not supported by mode hccs; allowed: 8, 16")
+        errors = validity_errors(hccs_params(config), config.n, aie4ml_compatible=config.hccs_sum == "int16")
+        if errors:
+            raise ConfigError("; ".join(errors))
+    elif config.mode == "base2":
+        chunk, lanes = config.base2_chunk, config.lanes
+        if chunk < config.n and (chunk % lanes or chunk < 2 * lanes):
+            raise ConfigError(f"base2_chunk={chunk} must be a multiple of lanes={lanes} of at least {2 * lanes} (a "
+                              f"beat lies in one chunk, a chunk lasts two beats or more) or at least n={config.n} "
+                              "(one chunk)")
+    elif config.mode == "poly":
+        offset, floor = poly_grid(config)
+        if not 1 <= offset <= POLY_MAX_OFFSET:
+            raise ConfigError(f"poly_b={config.poly_b!r} is {offset} input LSBs at input_scale={config.input_scale!r};"
+                              f" allowed: 1..{POLY_MAX_OFFSET} LSBs")
+        if floor > INV_MAX << 16:
+            raise ConfigError(f"poly_delta={config.poly_delta!r} is {floor} on the grid of input_scale^n; "
+                              f"allowed: at most {INV_MAX << 16}")
+
+
