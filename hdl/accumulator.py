@@ -1,11 +1,26 @@
-"""Accumulator: the row sum of the exp terms."""
+"""Accumulators: the row sum of the exp terms, and the chunked running sum of ITA's streaming softmax."""
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from int8attn.hdl.pipeline import check_target
+from int8attn.hdl.pipeline import check_target, delay
 from int8attn.hdl.tree import reduce_tree, tree_stages
+
+
+def _signature(lanes: int, term_width: int, sum_width: int, beat_flags: dict | None = None) -> dict:
+    """The members of an accumulator: clock enable, a beat's flags (``beat_flags`` after the framing ones), its
+    terms, the sum."""
+    return {
+        "en": In(1),
+        "valid": In(1),
+        "first": In(1),
+        "last": In(1),
+        **(beat_flags or {}),
+        "terms": In(data.ArrayLayout(unsigned(term_width), lanes)),
+        "sum_valid": Out(1),
+        "sum": Out(unsigned(sum_width)),
+    }
 
 
 class Accumulator(wiring.Component):
@@ -49,15 +64,7 @@ class Accumulator(wiring.Component):
         self.sum_width = sum_width
         self.exact_width = sum_width if exact_width is None else exact_width
         self.target = check_target(target)
-        super().__init__({
-            "en": In(1),
-            "valid": In(1),
-            "first": In(1),
-            "last": In(1),
-            "terms": In(data.ArrayLayout(unsigned(term_width), lanes)),
-            "sum_valid": Out(1),
-            "sum": Out(unsigned(sum_width)),
-        })
+        super().__init__(_signature(lanes, term_width, sum_width))
 
     @property
     def saturates(self) -> bool:
@@ -94,4 +101,82 @@ class Accumulator(wiring.Component):
             m.d.sync += overflow.eq((overflow & ~first) | total[width] | beat_sum[width:].any())
         with m.If(self.en):
             m.d.sync += [self.sum_valid.eq(row_done), self.sum.eq(Mux(overflow, (1 << width) - 1, running))]
+        return m
+
+
+class ChunkedAccumulator(wiring.Component):
+    """The running sum of ITA's streaming softmax: chunk sums, the total shifted right whenever the maximum grows.
+
+    An :class:`Accumulator` sums the terms of each chunk (its ``first``/``last`` mark chunk boundaries). When a
+    chunk's sum ``S`` is out, the running total becomes ``S`` for the first chunk of a row and ``(total >> shift) + S``
+    for the others; the total after the row's last chunk is the row sum. Shifts of ``sum_width`` or more clear the
+    total. The shift comes with a chunk's first beat, clamped to ``sum_width`` as it is delayed, so ``total >> shift``
+    is registered while the chunk's terms are summed and the loop holds one adder; a chunk must therefore last at
+    least two beats.
+
+    Parameters
+    ----------
+    lanes, term_width, sum_width : int
+        As for :class:`Accumulator`; ``sum_width`` holds every row sum.
+    shift_width : int
+        Width of ``shift``.
+    target : str
+        One of ``TARGETS``.
+
+    Members
+    -------
+    en : In(1)
+        Clock enable of the whole unit.
+    valid, first, last : In(1)
+        A beat is presented; it opens / closes its chunk.
+    shift : In(unsigned(shift_width))
+        With a chunk's first beat: the right shift of the total before the chunk's sum is added.
+    row_first, row_last : In(1)
+        With a chunk's last beat: the chunk opens / closes its row.
+    terms : In(ArrayLayout(unsigned(term_width), lanes))
+        The beat's terms.
+    sum_valid : Out(1)
+        High :attr:`latency` enabled cycles after a row's last beat, for one enabled cycle.
+    sum : Out(unsigned(sum_width))
+        The row sum, valid with ``sum_valid``.
+    """
+
+    def __init__(self, lanes: int, term_width: int, sum_width: int, shift_width: int, target: str = "generic"):
+        self.chunk = Accumulator(lanes, term_width, sum_width, target=target)
+        super().__init__(_signature(lanes, term_width, sum_width, {
+            "shift": In(unsigned(shift_width)),
+            "row_first": In(1),
+            "row_last": In(1),
+        }))
+
+    @property
+    def tree_stages(self) -> int:
+        return self.chunk.tree_stages
+
+    @property
+    def latency(self) -> int:
+        """The chunk sum's latency and the running total's register."""
+        return self.chunk.latency + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.chunk = chunk = self.chunk
+        m.d.comb += [chunk.en.eq(self.en), chunk.valid.eq(self.valid), chunk.first.eq(self.first),
+                     chunk.last.eq(self.last), chunk.terms.eq(self.terms)]
+        latency = chunk.latency
+        row_first, row_last = delay(m, Cat(self.row_first, self.row_last), latency, enable=self.en,
+                                    name="chunk_row_flags")
+        opens = delay(m, self.valid & self.first, latency, enable=self.en, name="chunk_opens")
+        width = len(self.sum)
+        clamped = Mux(self.shift >= width, width, self.shift)[:width.bit_length()]
+        shift = delay(m, clamped, latency, enable=self.en, name="chunk_shift")
+        total = Signal.like(self.sum, name="total")
+        shifted = Signal.like(self.sum, name="shifted_total")
+        with m.If(self.en):
+            with m.If(opens):
+                m.d.sync += shifted.eq(total >> shift)
+            m.d.sync += self.sum_valid.eq(chunk.sum_valid & row_last)
+            with m.If(chunk.sum_valid):
+                m.d.sync += total.eq(Mux(row_first, 0, shifted) + chunk.sum)
+        m.d.comb += self.sum.eq(total)
         return m

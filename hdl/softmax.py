@@ -1,12 +1,15 @@
 """The int8 softmax unit: max reduction → LUT index → exp ROM → accumulator → reciprocal → final MAC."""
 
-from amaranth import Module, Mux, Signal, Value
+from amaranth import Module, Mux, Signal, Value, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
-from int8attn.hdl.accumulator import Accumulator
+from int8attn.golden.base2 import ONE
+from int8attn.golden.config import SURROGATE_MODES
+from int8attn.hdl.accumulator import Accumulator, ChunkedAccumulator
 from int8attn.hdl.divide_mac import DivideMac
+from int8attn.hdl.divider import ConstantDivider, LeadingOneReciprocal
 from int8attn.hdl.exp_rom import DIFF_BITS, ExpRom
 from int8attn.hdl.final_mac import FinalMac
 from int8attn.hdl.lut_index import LutIndex
@@ -15,14 +18,24 @@ from int8attn.hdl.memory import Ram
 from int8attn.hdl.pipeline import delay
 from int8attn.hdl.reciprocal import Reciprocal
 from int8attn.hdl.streams import LUT_RAM_TARGETS, FrameStreams, LaneBeat, Queue, ShallowQueue
+from int8attn.hdl.surrogate_stages import Base2Terms, ClippedLinearScore, ScaleMac, ShiftOut
 
 INDEX_QUEUE_SLACK = 4
 ROOM_DELAY = 3
 """Cycles by which a pass's view of a queue's room lags: the count of beats inside and its comparison are registered,
 so the room flag leaves a margin for the beats that may have been taken in since."""
 OUTPUT_QUEUE_LATENCY = 2
+SUM_SHIFT_BITS = 8
+"""Width of the running-sum shift of a chunked ``base2`` unit: a maximum grows by at most 255."""
 """Cycles from a beat entering the (registered-output) output queue to its ``o.valid``."""
 EXP_ROM_FILE = "exp_rom.hex"
+SCORE_ROM_FILE = "score_rom.hex"
+ROM_FORMATS = {
+    "tflite": "Q0.31 exp(beta*input_scale*(x - max)), one hex word per line",
+    "lut": "Q0.31 exp(beta*input_scale*(x - max)), one hex word per line",
+    "tinymind": "TinyMind LUT entry lut[255 - index] (Q1.30)",
+    "poly": "score max(b_q - index, 0)^n + delta_q, one hex word per line",
+}
 
 
 class Softmax(FrameStreams, wiring.Component):
@@ -61,6 +74,21 @@ class Softmax(FrameStreams, wiring.Component):
         self.max_reduce = MaxReduce(lanes, target)
         self.row_buffer = Ram(8 * lanes, self.banks * config.beats, target=target)
         self.lut_index = LutIndex(lanes, registered=target != "generic")
+        if config.mode in SURROGATE_MODES:
+            self._build_surrogate()
+        else:
+            self._build_exact()
+        super().__init__({
+            "i": In(stream.Signature(LaneBeat(lanes))),
+            "o": Out(stream.Signature(LaneBeat(lanes, model.output_bits, signed=model.output_signed))),
+            "error": Out(1),
+        })
+
+    def _build_exact(self) -> None:
+        """The stages of modes ``tflite``, ``lut`` and ``tinymind``: exp ROM, Newton or table reciprocal, final MAC
+        (``tinymind``: a divider per lane)."""
+        config, model = self.config, self.model
+        lanes, target = config.lanes, config.target
         depth = model.rom_depth
         self.exp_rom = ExpRom(lanes, model.accumulator_table[:depth], model.exp_table[:depth], target=target)
         sum_bits = model.sum_bits
@@ -78,11 +106,67 @@ class Softmax(FrameStreams, wiring.Component):
                                          pipelined=pipelined, target=target)
             self.final_mac = FinalMac(lanes, *self._exp_port(), sum_bits, min_sum_bits, model.output_bits,
                                       target=target)
-        super().__init__({
-            "i": In(stream.Signature(LaneBeat(lanes))),
-            "o": Out(stream.Signature(LaneBeat(lanes, model.output_bits))),
-            "error": Out(1),
-        })
+
+    def _build_surrogate(self) -> None:
+        """The stages of the surrogate modes: a score stage (``hccs``: ``B − S·min(d, Dmax)`` computed, ``poly``: a
+        score ROM, ``base2``: ``256 >> shift(d)`` decoded), a divider by a constant numerator (``hccs`` ``clb``: a
+        leading-one reciprocal) and a scaling MAC (``base2``: a shifter)."""
+        config, model = self.config, self.model
+        lanes, target = config.lanes, config.target
+        if config.mode == "hccs":
+            params = model.params
+            self.exp_rom = ClippedLinearScore(lanes, params.b, params.s, params.dmax, target=target)
+            min_sum = config.n * params.floor_score
+        elif config.mode == "poly":
+            table = model.score_table[:model.rom_depth]
+            self.exp_rom = ExpRom(lanes, table, table, target=target)
+            min_sum = int(model.score_table[0]) + (config.n - 1) * model.floor
+        else:
+            self.exp_rom = Base2Terms(lanes, config.base2_grid_shift, target=target)
+            min_sum = ONE
+        sum_bits = model.sum_bits
+        if self.chunked:
+            self.chunk_max_reduce = MaxReduce(lanes, target)
+            self.chunk_maxima = Ram(8, self.banks * config.beats, target=target)
+            self.chunk_index = LutIndex(lanes, registered=target != "generic")
+            self.accumulator = ChunkedAccumulator(lanes, self.exp_rom.sum_width, sum_bits, SUM_SHIFT_BITS,
+                                                  target=target)
+        else:
+            self.accumulator = Accumulator(lanes, self.exp_rom.sum_width, sum_bits, target=target)
+        if config.mode == "hccs" and config.hccs_reciprocal == "clb":
+            self.reciprocal = LeadingOneReciprocal(model.clb_table(sum_bits), sum_bits, min_sum, target=target)
+        else:
+            pipelined = ConstantDivider.iterative_interval(model.numerator, min_sum) > config.beats
+            self.reciprocal = ConstantDivider(model.numerator, sum_bits, min_sum, pipelined=pipelined, target=target)
+        inv_width = self.reciprocal.quotient_width
+        if config.mode == "base2":
+            self.final_mac = ShiftOut(lanes, inv_width, target=target)
+        else:
+            self.final_mac = ScaleMac(lanes, self.exp_rom.out_width, inv_width, model.inv_shift, model.output_bits,
+                                      target=target)
+
+    @property
+    def chunked(self) -> bool:
+        """Mode ``base2`` with rows of several chunks: ITA's streaming sum."""
+        return self.config.mode == "base2" and self.model.chunked
+
+    @property
+    def chunk_register(self) -> int:
+        """Registers between the row buffer's output and the sum pass's indices: two in a chunked ``base2`` unit, which
+        registers each chunk's running maximum from its RAM and then takes it and its rise there, none otherwise."""
+        return 2 * self.chunked
+
+    @property
+    def stages(self) -> dict[str, wiring.Component]:
+        """The pipeline stages by instance name; the surrogate modes name theirs for what they compute."""
+        names = ("max_reduce", "row_buffer", "lut_index", "exp_rom", "accumulator", "reciprocal", "final_mac")
+        if self.chunked:
+            names += ("chunk_max_reduce", "chunk_maxima", "chunk_index")
+        renamed = dict(zip(names, names, strict=True))
+        if self.config.mode in SURROGATE_MODES:
+            renamed |= {"exp_rom": "terms" if self.config.mode == "base2" else "score", "reciprocal": "normaliser",
+                        "final_mac": "output_stage"}
+        return {renamed[name]: getattr(self, name) for name in names}
 
     def _exp_port(self) -> tuple[int, int]:
         """Stored width and dropped zero bits of the exp ROM's ``out`` port."""
@@ -98,7 +182,8 @@ class Softmax(FrameStreams, wiring.Component):
     def scale_latency(self) -> int:
         """Cycles from reading a row's last beat to its scale entering the scale queue."""
         sum_register = 1
-        return (self.row_buffer.latency + self.lut_index.latency + self.exp_rom.latency + self.accumulator.latency
+        return (self.row_buffer.latency + self.chunk_register + self.lut_index.latency + self.exp_rom.latency
+                + self.accumulator.latency
                 + sum_register + self.reciprocal.latency + self.scale_queue_latency)
 
     @property
@@ -125,8 +210,8 @@ class Softmax(FrameStreams, wiring.Component):
     def exp_register(self) -> int:
         """Registers between the exp ROM's output register and the final MAC: one on ``ecp5``, whose block RAM
         columns lie far from its DSP rows (4.4 ns of routing from a ``DP16KD`` to a ``MULT18X18D`` in the (256, 8)
-        softmax), none elsewhere."""
-        return int(self.config.target == "ecp5")
+        softmax), none elsewhere, nor after the surrogates' score stages, which hold no block RAM."""
+        return int(self.config.target == "ecp5" and isinstance(self.exp_rom, ExpRom))
 
     @property
     def output_queue_depth(self) -> int:
@@ -153,40 +238,48 @@ class Softmax(FrameStreams, wiring.Component):
 
     def port_descriptions(self) -> dict[str, str]:
         lanes, bits = self.config.lanes, self.model.output_bits
+        kind = "signed int" if self.model.output_signed else "unsigned uint"
         return {
             "i__valid": "input beat valid",
             "i__ready": "input beat accepted when valid",
             "i__payload": f"lane k: bits [8k+7:8k] (signed int8), last: bit {8 * lanes}",
             "o__valid": "output beat valid",
             "o__ready": "sink takes the beat when valid",
-            "o__payload": f"lane k: bits [{bits}k+{bits - 1}:{bits}k] (signed int{bits}), last: bit {bits * lanes}",
+            "o__payload": f"lane k: bits [{bits}k+{bits - 1}:{bits}k] ({kind}{bits}), last: bit {bits * lanes}",
             "error": "sticky framing error (last on the wrong beat); the row is dropped; cleared by rst",
         }
 
     def artefacts(self) -> dict[str, str]:
-        """``exp_rom.hex``: the numerator table, one hex word per entry."""
+        """The numerator (mode ``poly``: score) table, one hex word per entry, for the modes that keep it in a ROM."""
+        if not isinstance(self.exp_rom, ExpRom):
+            return {}
         digits = (self.exp_rom.out_width + 3) // 4
-        return {EXP_ROM_FILE: "".join(f"{value:0{digits}x}\n" for value in self.exp_rom.out_table)}
+        return {self.rom_file: "".join(f"{value:0{digits}x}\n" for value in self.exp_rom.out_table)}
+
+    @property
+    def rom_file(self) -> str:
+        return SCORE_ROM_FILE if self.config.mode == "poly" else EXP_ROM_FILE
 
     def describe(self) -> dict:
-        """The sidecar's softmax sections: ``quantisation``, ``exp_rom`` and ``structure``."""
+        """The sidecar's softmax sections: ``quantisation``, ``exp_rom`` (modes with a ROM) and ``structure``."""
         model, rom = self.model, self.exp_rom
-        quantisation = {"output_scale": 2.0 ** -model.output_bits, "output_zero_point": model.output_zero_point}
+        quantisation = {"output_scale": model.output_scale, "output_zero_point": model.output_zero_point}
         for name in ("input_multiplier", "input_left_shift", "diff_min"):
             if hasattr(model, name):
                 quantisation[name] = getattr(model, name)
-        return {
-            "quantisation": quantisation,
-            "exp_rom": {
-                "file": EXP_ROM_FILE,
+        sections = {"quantisation": quantisation | model.constants() if self.config.mode in SURROGATE_MODES
+                    else quantisation}
+        if isinstance(rom, ExpRom):
+            sections["exp_rom"] = {
+                "file": self.rom_file,
                 "depth": rom.depth,
                 "word_width": rom.out_width,
                 "stored_width": rom.out_width - rom.out_zero_bits,
                 "dropped_zero_bits": rom.out_zero_bits,
                 "index": "max(row) - x; entries at or beyond depth read 0",
-                "format": ("TinyMind LUT entry lut[255 - index] (Q1.30)" if self.config.mode == "tinymind"
-                           else "Q0.31 exp(beta*input_scale*(x - max)), one hex word per line"),
-            },
+                "format": ROM_FORMATS[self.config.mode],
+            }
+        return sections | {
             "structure": {
                 "row_buffer_banks": self.banks,
                 "row_buffer_depth": self.banks * self.config.beats,
@@ -209,14 +302,14 @@ class Softmax(FrameStreams, wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes, beats = self.config.lanes, self.config.beats
-        for name in ("max_reduce", "row_buffer", "lut_index", "exp_rom", "accumulator", "reciprocal", "final_mac"):
-            m.submodules[name] = getattr(self, name)
+        for name, stage in self.stages.items():
+            m.submodules[name] = stage
         row_buffer = self.row_buffer
         row_maxima = fifo.SyncFIFO(width=8, depth=self.banks)
         m.submodules.row_maxima = row_maxima
         index_queue = Queue(lanes * DIFF_BITS, self.index_queue_depth, self.config.target)
         m.submodules.index_queue = index_queue
-        scale_width = len(self.reciprocal.o.payload.as_value())
+        scale_width = len(Value.cast(self.reciprocal.o.payload))
         if self.config.target in LUT_RAM_TARGETS:
             scales = ShallowQueue(scale_width, self.scale_queue_depth)
         else:
@@ -256,6 +349,8 @@ class Softmax(FrameStreams, wiring.Component):
                              write_address.eq(self._next(write_address))]
             with m.Else():
                 m.d.sync += [write_beat.eq(write_beat + 1), write_address.eq(self._next(write_address))]
+        if self.chunked:
+            self._write_chunk_maxima(m, accept & ~discarding, framing_ok, write_beat == 0, closes_row, write_address)
 
         # Sum pass: read the row back, index the ROM, accumulate, queue the indices. It never stalls: a beat is read
         # only while the index queue has room for it (``issued − taken``, the beats read and not yet taken by the output
@@ -277,10 +372,25 @@ class Softmax(FrameStreams, wiring.Component):
             m.d.sync += [read_beat.eq(Mux(read_beat == beats - 1, 0, read_beat + 1)),
                          read_address.eq(self._next(read_address))]
 
-        read_latency = self.row_buffer.latency
+        read_latency = self.row_buffer.latency + self.chunk_register
+        first, last = read_beat == 0, read_beat == beats - 1
+        read_data, term_index = row_buffer.r_data, self.lut_index.index
+        if self.chunked:
+            # The terms of ITA's streaming sum: each chunk's elements below the running maximum after the chunk.
+            first, last, chunk_flags = self._read_chunk_maxima(m, issue, read_beat, read_address)
+            read_data = delay(m, row_buffer.r_data, self.chunk_register, name="read_data")
+            term_index = self.chunk_index.index
+            m.d.comb += [self.chunk_index.en.eq(1), self.chunk_index.max.eq(chunk_flags["maximum"]),
+                         self.chunk_index.lanes_in.eq(read_data)]
+            rom_flags = {name: delay(m, chunk_flags[name], self.lut_index.latency + self.exp_rom.latency - lag,
+                                     name=f"rom_{name}") for name, lag in (("row_first", 0), ("row_last", 0),
+                                                                            ("shift", 1))}
+            m.d.comb += [self.accumulator.row_first.eq(rom_flags["row_first"]),
+                         self.accumulator.row_last.eq(rom_flags["row_last"]),
+                         self.accumulator.shift.eq(rom_flags["shift"])]
         read_valid, read_first, read_last = (
             delay(m, value, read_latency, name=name) for value, name in (
-                (issue, "read_valid"), (read_beat == 0, "read_first"), (read_beat == beats - 1, "read_last")))
+                (issue, "read_valid"), (first, "read_first"), (last, "read_last")))
         read_max = delay(m, row_maxima.r_data.as_signed(), read_latency, name="read_max")
         index_valid, index_first, index_last = (
             delay(m, value, self.lut_index.latency, name=name) for value, name in (
@@ -291,9 +401,9 @@ class Softmax(FrameStreams, wiring.Component):
         m.d.comb += [
             self.lut_index.en.eq(1),
             self.lut_index.max.eq(read_max),
-            self.lut_index.lanes_in.eq(row_buffer.r_data),
+            self.lut_index.lanes_in.eq(read_data),
             self.exp_rom.sum.en.eq(1),
-            self.exp_rom.sum.addr.eq(self.lut_index.index),
+            self.exp_rom.sum.addr.eq(term_index),
             index_queue.w_data.eq(self.lut_index.index),
             index_queue.w_en.eq(index_valid),
             self.accumulator.en.eq(1),
@@ -365,6 +475,67 @@ class Softmax(FrameStreams, wiring.Component):
             room.eq(queued < self.index_queue_depth - ROOM_DELAY),
         ]
         return m
+
+    def _chunk_beat(self, m: Module, event: Value, restart: Value, row_end: Value, name: str) -> tuple[Value, Value]:
+        """A count of the beats of ``event`` within their base-2 chunk, back to 0 after a chunk's last beat, after
+        ``row_end`` and on ``restart``; returns whether the beat opens and whether it closes its chunk."""
+        chunk_beats = self.config.base2_chunk // self.config.lanes
+        beat = Signal(range(max(chunk_beats, 2)), name=name)
+        closes = (beat == chunk_beats - 1) | row_end
+        with m.If(event):
+            m.d.sync += beat.eq(Mux(closes | restart, 0, beat + 1))
+        return beat == 0, closes
+
+    def _write_chunk_maxima(self, m: Module, taken: Value, framing_ok: Value, row_start: Value, row_end: Value,
+                            write_address: Value) -> None:
+        """Input pass of a chunked ``base2`` row: the running maximum of the row up to the end of each chunk, written to
+        :attr:`chunk_maxima` at the address of the chunk's first beat (rows dropped for their framing are overwritten
+        like their beats). A row's first beat never closes a chunk, which lasts two beats or more."""
+        opens, closes = self._chunk_beat(m, taken, ~framing_ok, row_end, "write_chunk_beat")
+        chunk_start = Signal.like(write_address, name="chunk_start")
+        start = Mux(opens, write_address, chunk_start)
+        with m.If(taken):
+            m.d.sync += chunk_start.eq(start)
+        reduce = self.chunk_max_reduce
+        m.d.comb += [
+            reduce.valid.eq(taken),
+            reduce.lanes_in.eq(self.i.payload.data),
+            reduce.first.eq(row_start),
+            reduce.commit.eq(taken & framing_ok & closes),
+            self.chunk_maxima.w_en.eq(reduce.max_valid),
+            self.chunk_maxima.w_addr.eq(delay(m, start, reduce.latency, name="chunk_max_address")),
+            self.chunk_maxima.w_data.eq(reduce.max),
+        ]
+
+    def _read_chunk_maxima(self, m: Module, issue: Value, read_beat: Value,
+                           read_address: Value) -> tuple[Value, Value, dict[str, Value]]:
+        """Sum pass of a chunked ``base2`` row: the chunk flags of each beat read and, :attr:`chunk_register` cycles
+        after its row-buffer data, the running maximum up to the end of its chunk (registered once after the RAM) and
+        whether the chunk opens and closes its row; a cycle later, the shift of the running sum, ``shift(new − old
+        maximum)`` (0 for a row's first chunk and when the maximum stays)."""
+        beats = self.config.beats
+        row_end = read_beat == beats - 1
+        opens, closes = self._chunk_beat(m, issue, 0, row_end, "read_chunk_beat")
+        latency = self.row_buffer.latency + 1
+        valid, chunk_opens, row_opens = (
+            delay(m, value, latency, name=name) for value, name in (
+                (issue, "chunk_read_valid"), (opens, "chunk_read_opens"), (read_beat == 0, "chunk_read_row_first")))
+        chunk_max = delay(m, self.chunk_maxima.r_data.as_signed(), 1, name="chunk_max")
+        maximum = Signal(signed(8), name="running_max")
+        rise = Signal(8, name="max_rise")
+        shift = Signal(8, name="sum_shift")
+        chunk_row_first = Signal(name="chunk_row_first")
+        with m.If(valid & chunk_opens):
+            m.d.sync += [
+                maximum.eq(chunk_max),
+                rise.eq(Mux(row_opens, 0, (chunk_max - maximum).as_unsigned()[:8])),
+                chunk_row_first.eq(row_opens),
+            ]
+        grid_shift = self.config.base2_grid_shift
+        m.d.sync += shift.eq((rise + ((1 << grid_shift) >> 1)) >> grid_shift)
+        m.d.comb += self.chunk_maxima.r_addr.eq(read_address)
+        return opens, closes, {"maximum": maximum, "shift": shift, "row_first": chunk_row_first,
+                               "row_last": delay(m, row_end, latency + 1, name="chunk_row_last")}
 
     @staticmethod
     def _counter(m: Module, event: Value, width: int, name: str) -> Signal:

@@ -41,6 +41,17 @@ REGRESSION = tuple(
 TINYMIND = tuple(
     SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, input_zero_point=zero_point, mode="tinymind")
     for (n, lanes), scale, zero_point in zip(SHAPES, itertools.cycle(INPUT_SCALES), itertools.cycle(ZERO_POINTS)))
+SURROGATE_KNOBS = {
+    "hccs": ({}, {"hccs_reciprocal": "clb"}, {"output_bits": 16}, {"output_bits": 16, "hccs_reciprocal": "clb"},
+             {"hccs_b": 3000, "hccs_s": 100, "hccs_dmax": 29, "hccs_inv_shift": 12}),
+    "base2": ({}, {"base2_grid_shift": 5}, {"base2_grid_shift": 2}),
+    "poly": ({}, {"poly_n": 1, "poly_b": 4.0}, {"poly_n": 3, "poly_b": 1.5, "poly_delta": 0.05}),
+}
+"""Knob settings each surrogate mode cycles through along the row shapes (every setting valid for every shape)."""
+SURROGATES = tuple(
+    SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, mode=mode, **knobs)
+    for mode, settings in SURROGATE_KNOBS.items()
+    for (n, lanes), scale, knobs in zip(SHAPES, itertools.cycle(INPUT_SCALES), itertools.cycle(settings)))
 SWEEP = tuple(SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, beta=beta)
               for (n, lanes), scale, beta in itertools.product(SHAPES, INPUT_SCALES, BETAS))
 
@@ -57,8 +68,9 @@ MODES_SWEEP = modes_of(SoftmaxConfig(n=256, lanes=8, input_scale=0.25, beta=0.5)
 
 
 def config_id(config: SoftmaxConfig) -> str:
+    knobs = "".join(f"-{value}" for name, value in config.as_dict().items() if name.startswith(config.mode))
     return (f"{config.mode}-n{config.n}-p{config.lanes}-s{config.input_scale:g}-b{config.beta:g}"
-            f"-zp{config.input_zero_point}")
+            f"-zp{config.input_zero_point}{knobs}")
 
 
 def selected_tests(config: SoftmaxConfig) -> str:
@@ -100,10 +112,22 @@ def test_tinymind_regression(config: SoftmaxConfig, simulator: str, rows: int, s
     assert_checked(result, config, rows)
 
 
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("config", SURROGATES, ids=config_id)
+def test_surrogate_regression(config: SoftmaxConfig, simulator: str, rows: int, simulate: Simulate) -> None:
+    """Modes ``hccs``, ``base2`` (ITA's 16-column chunks on the rows longer than 16) and ``poly`` over the row
+    shapes, each shape with another knob setting. Throughput and latency (the ``cycle`` test) do not depend on the
+    simulator: Verilator measures them, Icarus checks the values."""
+    tests = selected_tests(config) if simulator == "verilator" else "check,framing"
+    result = simulate(config, simulator, rows=rows, test=tests)
+    assert_checked(result, config, rows)
+
+
 VENDOR_TARGETS = tuple(target for target in TARGETS if target != "generic")
 VENDOR_REGRESSION = tuple(replace(config, target=target) for target in VENDOR_TARGETS for config in REGRESSION)
 VENDOR_MODES = tuple(replace(config, target=target) for target in VENDOR_TARGETS
-                     for config in (TINYMIND[4], MODES["d64-w8-nr1-b6"], MODES["d96-w14-rlut10-b12-a24"]))
+                     for config in (TINYMIND[4], MODES["d64-w8-nr1-b6"], MODES["d96-w14-rlut10-b12-a24"],
+                                    SURROGATES[3], SURROGATES[4], SURROGATES[7 + 4], SURROGATES[14 + 2]))
 
 
 def target_id(config: SoftmaxConfig) -> str:
