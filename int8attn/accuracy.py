@@ -2,25 +2,31 @@
 
 Metrics per configuration and row set, over every element of every row:
 
-* ``max_abs_error_lsb`` / ``mean_abs_error_lsb``: ``|q − zp − 2^B·p|`` in output LSBs, ``p`` the float64 softmax of
-  ``β·s·(x − max)`` (β and s as float32, as the models take them);
+* ``max_abs_error_lsb`` / ``mean_abs_error_lsb``: ``|q − zp − p / scale|`` in output LSBs, ``p`` the float64 softmax
+  of ``β·s·(x − max)`` (β and s as float32, as the models take them) and ``scale`` the output scale (``2^−B``; a
+  surrogate's own, e.g. 1/255 for ``base2``);
 * ``kl_divergence``: mean over rows of ``Σ p·ln(p / p̃)``, ``p̃`` the quantised probabilities floored at half an
   LSB (so that a probability rounded to zero costs a finite amount) and renormalised to sum to 1;
 * ``argmax_agreement``: share of rows whose float argmax also has the largest quantised output;
+* ``rank_correlation``: mean over rows of Spearman's ρ between ``p`` and the outputs (average ranks for ties; a row
+  whose ``p`` or outputs are all equal counts 1 when both are, else 0), since surrogates are meant to keep the order;
 * ``max_sum_error`` / ``mean_sum_error``: ``|Σ p̂ − 1|`` per row;
 * ``bit_identical_to_tflite``: share of outputs equal to the ``tflite`` mode's (for ``B ≠ 8`` compared on the
   ``tflite`` grid after rescaling, i.e. ``round(q·2^(8−B))``), only where the configuration has a ``tflite``
-  counterpart (β·s as given).
+  counterpart (β·s as given) on the same grid (not for the surrogates).
 """
 
 import argparse
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
+from int8attn.golden.base2 import GRID_SHIFT_RANGE
+from int8attn.golden.config import SURROGATE_MODES
 from int8attn.golden.presets import knob_grid
 from int8attn.golden.stimuli import MIXED_KINDS, int8_rows
 from int8attn.usage import UsageError, output_folder
@@ -44,6 +50,7 @@ class AccuracyMetrics:
     mean_abs_error_lsb: float
     kl_divergence: float
     argmax_agreement: float
+    rank_correlation: float
     max_sum_error: float
     mean_sum_error: float
     bit_identical_to_tflite: float | None
@@ -56,15 +63,15 @@ def evaluate(config: SoftmaxConfig, x: np.ndarray) -> AccuracyMetrics:
     bits = model.output_bits
     levels = q - model.output_zero_point
     p = float_softmax(x, config)
-    error = np.abs(levels - p * (1 << bits))
+    error = np.abs(levels - p / model.output_scale)
     floored = np.maximum(levels, 0.5)
     estimate = floored / floored.sum(axis=1, keepdims=True)
     kl = np.where(p > 0, p * np.log(np.where(p > 0, p, 1) / estimate), 0).sum(axis=1)
-    row_sums = levels.sum(axis=1) / (1 << bits)
+    row_sums = levels.sum(axis=1) * model.output_scale
     float_argmax = p.argmax(axis=1)
     argmax_ok = levels[np.arange(len(x)), float_argmax] == levels.max(axis=1)
     identical = None
-    if config.mode != "tinymind" or config.beta == 1.0:
+    if config.mode not in SURROGATE_MODES and (config.mode != "tinymind" or config.beta == 1.0):
         reference = SoftmaxModel(tflite_counterpart(config))(x).astype(np.int64) + 128
         on_grid = levels if bits == 8 else np.floor(levels * 2.0 ** (8 - bits) + 0.5).astype(np.int64)
         identical = float(np.mean(np.minimum(on_grid, 255) == reference))
@@ -74,10 +81,39 @@ def evaluate(config: SoftmaxConfig, x: np.ndarray) -> AccuracyMetrics:
         mean_abs_error_lsb=float(error.mean()),
         kl_divergence=float(kl.mean()),
         argmax_agreement=float(argmax_ok.mean()),
+        rank_correlation=float(spearman_rows(p, levels).mean()),
         max_sum_error=float(np.abs(row_sums - 1).max()),
         mean_sum_error=float(np.abs(row_sums - 1).mean()),
         bit_identical_to_tflite=identical,
     )
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0.. along the last axis of a 2-D array, ties sharing the mean of their ranks."""
+    order = np.argsort(values, axis=1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=1)
+    positions = np.arange(values.shape[1], dtype=np.float64)
+    starts = np.ones(values.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    first = np.where(starts, positions, 0)
+    first_of_group = np.maximum.accumulate(first, axis=1)
+    ends = np.ones(values.shape, dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    last = np.where(ends, positions, values.shape[1])
+    last_of_group = np.flip(np.minimum.accumulate(np.flip(last, axis=1), axis=1), axis=1)
+    ranks = np.empty_like(positions, shape=values.shape)
+    np.put_along_axis(ranks, order, (first_of_group + last_of_group) / 2, axis=1)
+    return ranks
+
+
+def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman's ρ of each row pair of ``a`` and ``b``; 1 where both rows are constant, 0 where one is."""
+    ra, rb = average_ranks(a), average_ranks(b)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    norm = np.sqrt((ra * ra).sum(axis=1) * (rb * rb).sum(axis=1))
+    both_constant = ((ra == 0).all(axis=1)) & ((rb == 0).all(axis=1))
+    return np.where(norm > 0, (ra * rb).sum(axis=1) / np.where(norm > 0, norm, 1), both_constant.astype(float))
 
 
 def tflite_counterpart(config: SoftmaxConfig) -> SoftmaxConfig:
@@ -114,14 +150,15 @@ def report(configs: dict[str, SoftmaxConfig], row_sets: dict[str, np.ndarray]) -
 
 
 def markdown_table(records: list[dict]) -> str:
-    header = ("| config | rows | max err (LSB) | mean err (LSB) | KL | argmax | max \\|Σp−1\\| | = tflite |\n"
-              "|---|---|---|---|---|---|---|---|\n")
+    header = ("| config | rows | max err (LSB) | mean err (LSB) | KL | argmax | rank ρ | max \\|Σp−1\\| | = tflite |\n"
+              "|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in records:
         identical = "–" if r["bit_identical_to_tflite"] is None else f"{100 * r['bit_identical_to_tflite']:.1f}%"
         lines.append(f"| {r['config']} | {r['row_set']} {r['rows']} | {r['max_abs_error_lsb']:.2f} | "
                      f"{r['mean_abs_error_lsb']:.3f} | {r['kl_divergence']:.2e} | "
-                     f"{100 * r['argmax_agreement']:.1f}% | {r['max_sum_error']:.4f} | {identical} |")
+                     f"{100 * r['argmax_agreement']:.1f}% | {r['rank_correlation']:.3f} | {r['max_sum_error']:.4f} | "
+                     f"{identical} |")
     return header + "\n".join(lines) + "\n"
 
 
@@ -174,6 +211,8 @@ def write_report(base: SoftmaxConfig, out_dir: Path, rows: int = 2000, seed: int
         if float(np.float32(base.beta)) == 1.0:
             configs["tinymind"] = replace(tflite_counterpart(base), mode="tinymind")
         configs.update(knob_grid(tflite_counterpart(base)))
+        calibration = np.concatenate([int8_rows(kind, base.n, rows, seed + 1) for kind in ROW_SETS])
+        configs.update(surrogates(base, calibration))
     row_sets = {kind: int8_rows(kind, base.n, rows, seed) for kind in ROW_SETS}
     row_sets.update(user_rows or {})
     records = report(configs, row_sets)
@@ -190,6 +229,36 @@ def write_report(base: SoftmaxConfig, out_dir: Path, rows: int = 2000, seed: int
         f"# Softmax accuracy (n={base.n}, input_scale={base.input_scale}, beta={base.beta}, {rows} rows per set)\n\n"
         + markdown_table(records))
     return paths
+
+
+def base2_grid_shift(input_scale: float) -> int:
+    """The ``base2_grid_shift`` whose input LSB ``ln 2 / 2^g`` is nearest to ``input_scale`` (in log scale)."""
+    low, high = GRID_SHIFT_RANGE
+    return int(min(max(round(math.log2(math.log(2) / float(np.float32(input_scale)))), low), high))
+
+
+def surrogates(base: SoftmaxConfig, calibration_rows: np.ndarray | None = None) -> dict[str, SoftmaxConfig]:
+    """The surrogate modes on ``base``'s row length and β·s: ``hccs`` and ``poly`` on their default knobs and, given
+    ``calibration_rows``, with the parameters :func:`int8attn.calibrate.calibrate` fits to them; ``base2`` with ITA's
+    chunks and with whole rows, on its own grid: logits read at ``ln 2 / 2^g``, the :func:`base2_grid_shift` nearest
+    to ``base``'s β·s (β = 1)."""
+    from int8attn.calibrate import calibrate
+
+    scale = float(np.float32(base.beta)) * float(np.float32(base.input_scale))
+    exact = replace(tflite_counterpart(base), beta=1.0, input_scale=scale)
+    shift = base2_grid_shift(scale)
+    on_grid = replace(exact, mode="base2", base2_grid_shift=shift, input_scale=math.log(2) / (1 << shift))
+    configs = {"hccs": replace(exact, mode="hccs")}
+    if calibration_rows is not None:
+        fitted = calibrate({"rows": calibration_rows}, "hccs", scale)["heads"][0]
+        configs["hccs calibrated"] = replace(exact, mode="hccs", hccs_b=fitted["b"], hccs_s=fitted["s"],
+                                             hccs_dmax=fitted["dmax"])
+    configs |= {f"base2 g{shift}": on_grid, f"base2 g{shift} row": replace(on_grid, base2_chunk=base.n),
+                "poly": replace(exact, mode="poly")}
+    if calibration_rows is not None:
+        fitted = calibrate({"rows": calibration_rows}, "poly", scale)["heads"][0]
+        configs["poly calibrated"] = replace(exact, mode="poly", poly_b=fitted["b"], poly_delta=fitted["delta"])
+    return configs
 
 
 def point_metrics(config: SoftmaxConfig, rows: int, seed: int) -> dict:

@@ -8,6 +8,7 @@ code 2.
 """
 
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -106,10 +107,15 @@ def _add_unit_options(parser: argparse.ArgumentParser, unit: Unit, *, structural
             text += f" (default: {explained})"
         group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, **_option_type(spec),
                            help=text.replace("%", "%%"))
+    if unit.parameter_files is not None:
+        importlib.import_module(unit.parameter_files).add_parameter_file_options(parser)
 
 
 def _config(unit: Unit, args: argparse.Namespace) -> Any:
-    return unit.make_config({name: getattr(args, name) for name in params(unit.config_type)})
+    values = {name: getattr(args, name) for name in params(unit.config_type)}
+    if unit.parameter_files is not None:
+        values |= importlib.import_module(unit.parameter_files).parameters_from_files(args)
+    return unit.make_config(values)
 
 
 def _value_text(value: Any) -> str:
@@ -237,14 +243,21 @@ def _accuracy(unit: Unit, args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from int8attn.sweep import SweepError, run_sweep
+    from int8attn.bench import README, ReadmeError, with_table
+    from int8attn.sweep import SweepError, load_sweep, run_sweep
 
     try:
+        block = f"sweep-{load_sweep(args.file)['name']}"
+        if args.update_readme:
+            with_table(README, "", block)
         paths = run_sweep(args.file, args.out_dir, jobs=args.jobs, executor=args.executor)
-    except SweepError as error:
+    except (SweepError, ReadmeError) as error:
         raise UsageError(error) from None
     for path in paths.values():
         print(f"wrote {path}")
+    if args.update_readme:
+        README.write_text(with_table(README, paths["markdown"].read_text().split("\n", 2)[2], block))
+        print(f"updated the {block} block of {README}")
     return 0
 
 
@@ -255,7 +268,7 @@ def _synth_table(args: argparse.Namespace) -> int:
     try:
         if args.update_readme:
             with_table(README, "", "synth")
-        json_path, md_path = benchmark_table(output_folder(args.out_dir), seed=args.seed)
+        json_path, md_path = benchmark_table(output_folder(args.out_dir), seed=args.seed, jobs=args.jobs)
     except (ToolMissing, ReadmeError) as error:
         raise UsageError(error) from None
     table = md_path.read_text()
@@ -357,12 +370,26 @@ def build_parser() -> argparse.ArgumentParser:
             add_options(unit_parser, unit)
             unit_parser.set_defaults(handler=lambda args, unit=unit, handler=handler: handler(unit, args))
 
+    calibrated = [unit for unit in UNITS.values() if unit.calibrate is not None]
+    calibrate = commands.add_parser("calibrate", help="fit a unit's parameters to representative inputs ("
+                                    + ",".join(unit.name for unit in calibrated) + ")", allow_abbrev=False)
+    calibrate_units = calibrate.add_subparsers(dest="unit", required=True)
+    for unit in calibrated:
+        module = importlib.import_module(unit.calibrate)
+        unit_parser = calibrate_units.add_parser(unit.name, help=module.SUMMARY, allow_abbrev=False,
+                                                 description=f"{module.SUMMARY}.")
+        module.add_arguments(unit_parser)
+        unit_parser.set_defaults(handler=module.command)
+
     table = commands.add_parser("synth-table", help="the README's resource/Fmax table: default softmax at "
-                                "(N, P) = (10, 1), (64, 4), (256, 8) on xc7, ecp5 and ice40", allow_abbrev=False)
+                                "(N, P) = (10, 1), (64, 4), (256, 8) and the other modes on xc7, ecp5 and ice40",
+                                allow_abbrev=False)
     table.add_argument("--seed", type=_integer("integers >= 0", low=0), default=1,
                        help="nextpnr seed (default: %(default)s)")
     table.add_argument("-o", "--out-dir", type=Path, default=Path("build/reports/synth"),
                        help="output folder (default: %(default)s)")
+    table.add_argument("--jobs", type=_integer("integers >= 1", low=1), default=2,
+                       help="runs in parallel (default: %(default)s)")
     table.add_argument("--update-readme", action="store_true", help="replace the synth block of ./README.md")
     table.set_defaults(handler=_synth_table)
 
@@ -373,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="points run in parallel (default: %(default)s)")
     sweep.add_argument("--executor", help="dask://HOST:PORT: run the points on a Dask cluster instead")
     sweep.add_argument("-o", "--out-dir", type=Path, help="output folder (default: build/sweeps/<name>)")
+    sweep.add_argument("--update-readme", action="store_true",
+                       help="replace the sweep-<name> block of ./README.md with the summary table")
     sweep.set_defaults(handler=_sweep)
 
     bench = commands.add_parser("bench", help="measure model throughput and RTL elements/cycle and latency",
