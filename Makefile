@@ -41,6 +41,7 @@ synth-table: $(STAMP)
 
 sweep: $(STAMP)
 	$(INT8ATTN) sweep sweep.toml --jobs 2
+	$(INT8ATTN) sweep sweep_modes.toml --jobs 2 --update-readme
 
 golden: $(STAMP)
 	$(INT8ATTN) golden-vectors

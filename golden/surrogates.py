@@ -22,6 +22,8 @@ import numpy as np
 from int8attn.golden.base2 import MAX_SHIFT, NUMERATOR, ONE, base2_softmax, exponent_shift
 from int8attn.golden.config import DIFF_RANGE, SoftmaxConfig
 from int8attn.golden.hccs import (
+    B_RANGE,
+    DMAX_RANGE,
     INV_MAX,
     Q15_NUMERATOR,
     U8_NUMERATOR,
@@ -159,6 +161,11 @@ class Base2Model(SurrogateModel, modes=("base2",)):
         """The running sum is rescaled between chunks (``base2_chunk < n``)."""
         return self.config.base2_chunk < self.config.n
 
+    @property
+    def shortest_chunk(self) -> int:
+        """Columns of the row's shortest chunk: the last one's ``n mod chunk`` when that is not 0."""
+        return min(self.config.base2_chunk, self.config.n % self.config.base2_chunk or self.config.base2_chunk)
+
     @cached_property
     def shift_table(self) -> np.ndarray:
         """``shift(d)``, capped at 9 (where every term and output is 0), for ``d`` in 0..255."""
@@ -221,6 +228,15 @@ class PolyModel(SurrogateModel, modes=("poly",)):
         reach = np.maximum(self.offset - np.arange(DIFF_RANGE, dtype=np.int64), 0)
         return reach ** self.config.poly_n + self.floor
 
+    @property
+    def linear_score(self) -> tuple[int, int, int] | None:
+        """Degree 1 as HCCS's clipped line, ``(B, S, Dmax) = (b_q + δ_q, 1, b_q)``, where those fit HCCS's ranges;
+        ``None`` otherwise."""
+        b, dmax = self.offset + self.floor, self.offset
+        if self.config.poly_n == 1 and b <= B_RANGE[1] and dmax <= DMAX_RANGE[1]:
+            return b, 1, dmax
+        return None
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         score = self.score_table[self.diffs(x)]
         inv = self.numerator // score.sum(axis=1, keepdims=True)
@@ -250,11 +266,11 @@ def check_surrogate(config: SoftmaxConfig) -> None:
         if errors:
             raise ConfigError("; ".join(errors))
     elif config.mode == "base2":
-        chunk, lanes = config.base2_chunk, config.lanes
-        if chunk < config.n and (chunk % lanes or chunk < 2 * lanes):
-            raise ConfigError(f"base2_chunk={chunk} must be a multiple of lanes={lanes} of at least {2 * lanes} (a "
-                              f"beat lies in one chunk, a chunk lasts two beats or more) or at least n={config.n} "
-                              "(one chunk)")
+        chunk, lanes, n = config.base2_chunk, config.lanes, config.n
+        if chunk < n and (chunk % lanes or chunk < 2 * lanes or 0 < n % chunk < 2 * lanes):
+            raise ConfigError(f"base2_chunk={chunk} must be a multiple of lanes={lanes} of at least {2 * lanes} that "
+                              f"leaves a last chunk of 0 or at least {2 * lanes} of n={n} columns (a beat lies in one "
+                              f"chunk, a chunk lasts two beats or more), or at least n={n} (one chunk)")
     elif config.mode == "poly":
         offset, floor = poly_grid(config)
         if not 1 <= offset <= POLY_MAX_OFFSET:

@@ -1,11 +1,14 @@
 """Accumulators: the row sum of the exp terms, and the chunked running sum of ITA's streaming softmax."""
 
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.hdl.pipeline import check_target, delay
 from int8attn.hdl.tree import reduce_tree, tree_stages
+
+FINE_BITS = 2
+"""The low bits of the shift that :class:`ChunkedAccumulator`'s second shift register applies."""
 
 
 def _signature(lanes: int, term_width: int, sum_width: int, beat_flags: dict | None = None) -> dict:
@@ -111,8 +114,8 @@ class ChunkedAccumulator(wiring.Component):
     chunk's sum ``S`` is out, the running total becomes ``S`` for the first chunk of a row and ``(total >> shift) + S``
     for the others; the total after the row's last chunk is the row sum. Shifts of ``sum_width`` or more clear the
     total. The shift comes with a chunk's first beat, clamped to ``sum_width`` as it is delayed, so ``total >> shift``
-    is registered while the chunk's terms are summed and the loop holds one adder; a chunk must therefore last at
-    least two beats.
+    is registered while the chunk's terms are summed (in :attr:`shift_stages` registers) and the loop holds one
+    adder; a chunk must therefore last at least two beats.
 
     Parameters
     ----------
@@ -122,6 +125,8 @@ class ChunkedAccumulator(wiring.Component):
         Width of ``shift``.
     target : str
         One of ``TARGETS``.
+    chunk_beats : int
+        Beats of the shortest chunk, at least 2.
 
     Members
     -------
@@ -141,8 +146,12 @@ class ChunkedAccumulator(wiring.Component):
         The row sum, valid with ``sum_valid``.
     """
 
-    def __init__(self, lanes: int, term_width: int, sum_width: int, shift_width: int, target: str = "generic"):
+    def __init__(self, lanes: int, term_width: int, sum_width: int, shift_width: int, target: str = "generic",
+                 chunk_beats: int = 2):
+        if chunk_beats < 2:
+            raise ValueError(f"chunk_beats must be at least 2, not {chunk_beats}")
         self.chunk = Accumulator(lanes, term_width, sum_width, target=target)
+        self.chunk_beats = chunk_beats
         super().__init__(_signature(lanes, term_width, sum_width, {
             "shift": In(unsigned(shift_width)),
             "row_first": In(1),
@@ -158,6 +167,12 @@ class ChunkedAccumulator(wiring.Component):
         """The chunk sum's latency and the running total's register."""
         return self.chunk.latency + 1
 
+    @property
+    def shift_stages(self) -> int:
+        """Registers of ``total >> shift``: one, or two (a multiple of 4, then the rest) when chunks last three beats
+        or more and leave the time."""
+        return 1 if self.chunk_beats < 3 else 2
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.chunk = chunk = self.chunk
@@ -172,9 +187,19 @@ class ChunkedAccumulator(wiring.Component):
         shift = delay(m, clamped, latency, enable=self.en, name="chunk_shift")
         total = Signal.like(self.sum, name="total")
         shifted = Signal.like(self.sum, name="shifted_total")
+        if self.shift_stages == 2:
+            coarse = Signal.like(self.sum, name="coarse_shifted_total")
+            coarse_opens = delay(m, opens, 1, enable=self.en, name="coarse_opens")
+            fine_shift = delay(m, shift[:FINE_BITS], 1, enable=self.en, name="fine_shift")
         with m.If(self.en):
-            with m.If(opens):
-                m.d.sync += shifted.eq(total >> shift)
+            if self.shift_stages == 1:
+                with m.If(opens):
+                    m.d.sync += shifted.eq(total >> shift)
+            else:
+                with m.If(opens):
+                    m.d.sync += coarse.eq(total >> Cat(Const(0, FINE_BITS), shift[FINE_BITS:]))
+                with m.If(coarse_opens):
+                    m.d.sync += shifted.eq(coarse >> fine_shift)
             m.d.sync += self.sum_valid.eq(chunk.sum_valid & row_last)
             with m.If(chunk.sum_valid):
                 m.d.sync += total.eq(Mux(row_first, 0, shifted) + chunk.sum)

@@ -38,6 +38,20 @@ def _step(complement: Value, numerator_bit: Value, divisor: Value, width: int) -
     return (trial + Mux(positive, operand, ~operand) + ~positive)[:width + 1]
 
 
+def _addend(positive: Value, divisor: Value, width: int) -> Value:
+    """:func:`_step`'s second term, ``d`` or ``~d`` on ``width + 1`` bits, with its carry in ``~positive`` below
+    it: ``width + 2`` bits, for :func:`_sum`."""
+    operand = Cat(divisor[:width], Const(0, 1))
+    return Cat(~positive, Mux(positive, operand, ~operand))
+
+
+def _sum(complement: Value, inverted_bit: Value, addend: Value, width: int) -> Value:
+    """:func:`_step`'s result from the complement, the numerator bit's complement and the :func:`_addend` as they
+    are, so that a carry chain takes them from registers: a low 1 added to the addend's low bit carries it in."""
+    trial = Cat(Const(1, 1), inverted_bit, complement)[:width + 2]
+    return (trial + addend)[1:width + 2]
+
+
 class _DivisorUnit(wiring.Component):
     """A stream of divisors in, one result per divisor out, on ``quotient_width`` bits: the subclass's property,
     from the ``min_divisor`` and whatever else the subclass sets before it calls this constructor."""
@@ -82,6 +96,14 @@ class ConstantDivider(_DivisorUnit):
     width, the divisor and a shift register loaded with the numerator's ``Q`` low bits that shifts its top bit into
     the remainder and the quotient bit in at the bottom each step, until it holds the quotient.
 
+    With ``halves`` each step takes two registers, so that no LUT comes before a carry chain: the first
+    registers the :func:`_addend`, ``d`` or ``~d`` picked by the remainder's sign (a LUT per bit); the second the sum
+    (:func:`_sum`), a carry chain whose inputs are all registers. The pipelined form copies the remainder's
+    complement into the first register of each step, records the quotient bits there, and tests a divisor above
+    the step's width there. The iterative form picks the addend every cycle but the load, which loads it with ``d``
+    (the remainder starts positive), and sums on every other cycle from the one after the load; its shift register
+    holds the numerator's bits complemented, as the sum takes them.
+
     Parameters
     ----------
     numerator : int
@@ -95,6 +117,9 @@ class ConstantDivider(_DivisorUnit):
         every :attr:`initiation_interval` cycles.
     target : str
         FPGA family (:data:`~int8attn.golden.params.TARGETS`); the divider uses no vendor primitive.
+    halves : bool
+        Two registers per step: twice the latency (and the iterative form's interval), a carry chain alone between
+        registers (ECP5: 248 MHz alone for base2's divider against 211 with one register per step).
 
     Members
     -------
@@ -106,12 +131,13 @@ class ConstantDivider(_DivisorUnit):
     """
 
     def __init__(self, numerator: int, divisor_width: int, min_divisor: int, pipelined: bool,
-                 target: str = "generic"):
+                 target: str = "generic", halves: bool = False):
         _check_divisor_range(divisor_width, min_divisor)
         if numerator < min_divisor:
             raise ValueError(f"numerator must be at least min_divisor ({min_divisor}), not {numerator}")
         self._numerator = numerator
         self._pipelined = pipelined
+        self._halves = halves
         self.min_divisor = min_divisor
         super().__init__(divisor_width, target)
 
@@ -133,10 +159,17 @@ class ConstantDivider(_DivisorUnit):
         return "divide"
 
     @property
+    def halves(self) -> bool:
+        """Each step takes two registers."""
+        return self._halves
+
+    @property
     def latency(self) -> int:
-        """Cycles from an accepted divisor to its quotient on ``o``: a register per step, and the iterative form's
-        load of the divisor before them."""
-        return self.quotient_width if self._pipelined else self.iterative_interval(self._numerator, self.min_divisor)
+        """Cycles from an accepted divisor to its quotient on ``o``: pipelined, ``Q`` (``2·Q`` in :attr:`halves`);
+        iterative, :meth:`iterative_interval`."""
+        if self._pipelined:
+            return self.quotient_width * (2 if self._halves else 1)
+        return self.iterative_interval(self._numerator, self.min_divisor, self._halves)
 
     @property
     def initiation_interval(self) -> int:
@@ -144,10 +177,12 @@ class ConstantDivider(_DivisorUnit):
         return 1 if self._pipelined else self.latency
 
     @staticmethod
-    def iterative_interval(numerator: int, min_divisor: int) -> int:
-        """:attr:`initiation_interval` of the iterative form, before building one: a step per quotient bit and the
-        load."""
-        return (numerator // min_divisor).bit_length() + 1
+    def iterative_interval(numerator: int, min_divisor: int, halves: bool) -> int:
+        """:attr:`initiation_interval` of the iterative form, before building one: a cycle per quotient bit and the
+        load, ``Q + 1``; in :attr:`halves`, two cycles per quotient bit, the load being the first step's first,
+        ``2·Q``."""
+        steps = (numerator // min_divisor).bit_length()
+        return 2 * steps if halves else steps + 1
 
     def _prefix(self, steps: int) -> int:
         """The numerator's bits that ``steps`` steps have brought into the remainder."""
@@ -159,7 +194,12 @@ class ConstantDivider(_DivisorUnit):
 
     def elaborate(self, platform):
         m = Module()
-        if self._pipelined:
+        if self._halves:
+            if self._pipelined:
+                self._elaborate_pipelined_halves(m)
+            else:
+                self._elaborate_iterative_halves(m)
+        elif self._pipelined:
             self._elaborate_pipelined(m)
         else:
             self._elaborate_iterative(m)
@@ -178,16 +218,9 @@ class ConstantDivider(_DivisorUnit):
             numerator_bit = Const((self._numerator >> (steps - step)) & 1, 1)
             result = _step(complement, numerator_bit, divisors[step - 1], width)
             if step == steps:
-                with m.If(enable):
-                    m.d.sync += [self.o.payload.eq(Cat(result[width], resolved)), self.o.valid.eq(valid)]
-                if above is not None:
-                    with m.If(enable & above):
-                        m.d.sync += self.o.payload[0].eq(0)
+                self._output(m, enable, Cat(result[width], resolved), valid, above)
                 break
-            # The restart value is the register's initial value too, so that the restart is a synchronous set or
-            # reset of each bit.
-            restart = _complement(self._prefix(step), width + 1)
-            complement = Signal(width + 1, name=f"remainder_complement{step}", init=restart.value, reset_less=True)
+            complement, restart = self._remainder_register(step)
             statements = [complement.eq(result)]
             quotient = resolved
             if step > 1:
@@ -208,6 +241,70 @@ class ConstantDivider(_DivisorUnit):
                 with m.If(enable & restarting):
                     m.d.sync += complement.eq(restart)
             resolved = Cat(bit, quotient)
+
+    def _output(self, m: Module, enable: Value, quotient: Value, valid: Value, above: Value | None) -> None:
+        """The last step's register, ``o``, taking ``quotient`` with its low bit cleared when the divisor is
+        ``above`` the step's width."""
+        with m.If(enable):
+            m.d.sync += [self.o.payload.eq(quotient), self.o.valid.eq(valid)]
+        if above is not None:
+            with m.If(enable & above):
+                m.d.sync += self.o.payload[0].eq(0)
+
+    def _remainder_register(self, step: int) -> tuple[Signal, Const]:
+        """The pipelined form's register of the remainder's complement after step ``step``, and the constant it
+        restarts at for a divisor above the step's width."""
+        width = self._width(step)
+        restart = _complement(self._prefix(step), width + 1)
+        # The restart value is the register's initial value too, so that the restart is a synchronous set or reset
+        # of each bit.
+        return Signal(width + 1, name=f"remainder_complement{step}", init=restart.value, reset_less=True), restart
+
+    def _elaborate_pipelined_halves(self, m: Module) -> None:
+        enable = self._advance(m)
+        steps = self.quotient_width
+        divisors = delay_line(m, self.i.payload, 2 * steps - 2, enable=enable, name="divisor")
+        valid = delay(m, self.i.valid, 2 * steps - 1, enable=enable, name="valid")
+        complement = _complement(self._prefix(0), self._width(1) + 1)
+        quotient = Const(0, 0)
+        held = None
+        for step in range(1, steps + 1):
+            width = self._width(step)
+            divisor = divisors[2 * step - 2]
+            addend = Signal(width + 2, name=f"addend{step}", reset_less=True)
+            statements = [addend.eq(_addend(complement[-1], divisor, width))]
+            if step > 1:
+                copy = Signal(len(complement), name=f"{complement.name}_copy", reset_less=True)
+                recorded = Signal(step - 1, name=f"quotient{step}_copy", reset_less=True)
+                bit = complement[-1] if held is None else complement[-1] & ~held
+                statements += [copy.eq(complement), recorded.eq(Cat(bit, quotient))]
+                complement, quotient = copy, recorded
+            above = None
+            if width < self.divisor_width:
+                above = Signal(name=f"divisor_above{step}", reset_less=True)
+                statements.append(above.eq(divisor[width:].any()))
+            with m.If(enable):
+                m.d.sync += statements
+            inverted_bit = Const(~self._numerator >> (steps - step) & 1, 1)
+            result = _sum(complement, inverted_bit, addend, width)
+            if step == steps:
+                self._output(m, enable, Cat(result[width], quotient), valid, above)
+                break
+            complement, restart = self._remainder_register(step)
+            statements = [complement.eq(result)]
+            if step > 1:
+                summed = Signal(step - 1, name=f"quotient{step}", reset_less=True)
+                statements.append(summed.eq(quotient))
+                quotient = summed
+            held = None
+            if above is not None:
+                held = Signal(name=f"divisor_above{step}_held", reset_less=True)
+                statements.append(held.eq(above))
+            with m.If(enable):
+                m.d.sync += statements
+            if above is not None:
+                with m.If(enable & above):
+                    m.d.sync += complement.eq(restart)
 
     def _above(self, divisor: Value, step: int) -> Value | None:
         """Whether ``divisor`` exceeds step ``step``'s width: a register for a later step, else from ``divisor``
@@ -242,6 +339,34 @@ class ConstantDivider(_DivisorUnit):
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [busy.eq(1), divisor.eq(self.i.payload), complement.eq(start), shifting.eq(low_bits),
                          remaining.eq(steps)]
+
+    def _elaborate_iterative_halves(self, m: Module) -> None:
+        steps = self.quotient_width
+        width = self.divisor_width
+        start = _complement(self._prefix(0), width + 1)
+        inverted_bits = ~self._numerator & ((1 << steps) - 1)
+        divisor = Signal(width, name="divisor", reset_less=True)
+        addend = Signal(width + 2, name="addend", reset_less=True)
+        complement = Signal(width + 1, name="remainder_complement", init=start.value, reset_less=True)
+        shifting = Signal(steps, name="numerator_quotient", init=inverted_bits, reset_less=True)
+        remaining = Signal(range(2 * steps), name="remaining_cycles")
+        busy = Signal(name="busy")
+        load = Signal(name="load")
+        m.d.comb += [self.o.payload.eq(shifting), self.i.ready.eq(~busy | (self.o.valid & self.o.ready)),
+                     load.eq(self.i.valid & self.i.ready)]
+        result = _sum(complement, shifting[-1], addend, width)
+        m.d.sync += addend.eq(_addend(complement[-1], divisor, width))
+        with m.If(remaining[0]):
+            m.d.sync += [complement.eq(result), shifting.eq(Cat(result[width], shifting[:-1]))]
+        with m.If(remaining != 0):
+            m.d.sync += remaining.eq(remaining - 1)
+        with m.If(remaining == 1):
+            m.d.sync += self.o.valid.eq(1)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += [busy.eq(0), self.o.valid.eq(0)]
+        with m.If(load):
+            m.d.sync += [busy.eq(1), divisor.eq(self.i.payload), addend.eq(_addend(Const(1, 1), self.i.payload, width)),
+                         complement.eq(start), shifting.eq(inverted_bits), remaining.eq(2 * steps - 1)]
 
 
 class LeadingOneReciprocal(_DivisorUnit):

@@ -91,7 +91,7 @@ def saturating_fractions(steps: int) -> int:
     return count
 
 
-def _staged_any(m: Module, bits: Value, stages: int, enable: Value, name: str) -> Value:
+def staged_any(m: Module, bits: Value, stages: int, enable: Value, name: str) -> Value:
     """Whether any of ``bits`` is set, known ``stages`` registers later: each register takes the OR of every group
     of :data:`OR_GROUP` bits, and what remains after the last one is ORed with no register."""
     for stage in range(stages):
@@ -359,7 +359,7 @@ class Reciprocal(wiring.Component):
         below = saturating_fractions(self.steps)
         bits = below.bit_length()
         stages = min(SATURATION_STAGES, elapsed)
-        saturates = ~_staged_any(m, fraction[bits:], stages, enable, "above_saturation") & delay(
+        saturates = ~staged_any(m, fraction[bits:], stages, enable, "above_saturation") & delay(
             m, fraction[:bits] < below, stages, enable=enable, name="low_fraction")
         saturates = delay(m, saturates, elapsed - stages, enable=enable, name="saturates")
         for step in range(self.steps):
@@ -384,7 +384,7 @@ class Reciprocal(wiring.Component):
         slack = update.latency - update.addend_latency
         registered = max(slack - 1, 0)
         round_up = (delay(m, product.o[HALF_BITS], registered, enable=enable, name=f"round_half{step}")
-                    & _staged_any(m, product.o[:HALF_BITS], registered, enable, f"round_low{step}_"))
+                    & staged_any(m, product.o[:HALF_BITS], registered, enable, f"round_low{step}_"))
         x_then, saturates_then = (delay(m, value, registered, enable=enable, name=f"{name}{step}_round")
                                   for value, name in ((x, "x"), (saturates, "saturates")))
         # The rest of the update: x + 4v = (x mod 4) + 4·(⌊x/4⌋ + v), and in the last step

@@ -108,9 +108,11 @@ class Softmax(FrameStreams, wiring.Component):
                                       target=target)
 
     def _build_surrogate(self) -> None:
-        """The stages of the surrogate modes: a score stage (``hccs``: ``B − S·min(d, Dmax)`` computed, ``poly``: a
-        score ROM, ``base2``: ``256 >> shift(d)`` decoded), a divider by a constant numerator (``hccs`` ``clb``: a
-        leading-one reciprocal) and a scaling MAC (``base2``: a shifter)."""
+        """The stages of the surrogate modes: a score stage (``hccs``, and ``poly`` of degree 1 where it fits:
+        ``B − S·min(d, Dmax)`` computed; ``poly``: a score ROM; ``base2``: ``256 >> shift(d)`` decoded), a divider by
+        a constant numerator (``hccs`` ``clb``: a leading-one reciprocal) and a scaling MAC (``base2``: a shifter).
+        The divider is iterative when a row lasts as long as a division, on the vendor targets with two registers per
+        step when a row lasts as long as that (:class:`ConstantDivider`'s ``halves``), else pipelined."""
         config, model = self.config, self.model
         lanes, target = config.lanes, config.target
         if config.mode == "hccs":
@@ -118,8 +120,11 @@ class Softmax(FrameStreams, wiring.Component):
             self.exp_rom = ClippedLinearScore(lanes, params.b, params.s, params.dmax, target=target)
             min_sum = config.n * params.floor_score
         elif config.mode == "poly":
-            table = model.score_table[:model.rom_depth]
-            self.exp_rom = ExpRom(lanes, table, table, target=target)
+            if model.linear_score is not None:
+                self.exp_rom = ClippedLinearScore(lanes, *model.linear_score, target=target)
+            else:
+                table = model.score_table[:model.rom_depth]
+                self.exp_rom = ExpRom(lanes, table, table, target=target)
             min_sum = int(model.score_table[0]) + (config.n - 1) * model.floor
         else:
             self.exp_rom = Base2Terms(lanes, config.base2_grid_shift, target=target)
@@ -130,14 +135,17 @@ class Softmax(FrameStreams, wiring.Component):
             self.chunk_maxima = Ram(8, self.banks * config.beats, target=target)
             self.chunk_index = LutIndex(lanes, registered=target != "generic")
             self.accumulator = ChunkedAccumulator(lanes, self.exp_rom.sum_width, sum_bits, SUM_SHIFT_BITS,
-                                                  target=target)
+                                                  target=target, chunk_beats=model.shortest_chunk // lanes)
         else:
             self.accumulator = Accumulator(lanes, self.exp_rom.sum_width, sum_bits, target=target)
         if config.mode == "hccs" and config.hccs_reciprocal == "clb":
             self.reciprocal = LeadingOneReciprocal(model.clb_table(sum_bits), sum_bits, min_sum, target=target)
         else:
-            pipelined = ConstantDivider.iterative_interval(model.numerator, min_sum) > config.beats
-            self.reciprocal = ConstantDivider(model.numerator, sum_bits, min_sum, pipelined=pipelined, target=target)
+            halves = target != "generic" and (
+                ConstantDivider.iterative_interval(model.numerator, min_sum, halves=True) <= config.beats)
+            pipelined = ConstantDivider.iterative_interval(model.numerator, min_sum, halves) > config.beats
+            self.reciprocal = ConstantDivider(model.numerator, sum_bits, min_sum, pipelined=pipelined, target=target,
+                                              halves=halves)
         inv_width = self.reciprocal.quotient_width
         if config.mode == "base2":
             self.final_mac = ShiftOut(lanes, inv_width, target=target)

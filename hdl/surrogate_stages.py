@@ -23,7 +23,7 @@ from int8attn.golden.hccs import B_RANGE, DMAX_RANGE, OUTPUT_BITS, S_RANGE
 from int8attn.hdl.exp_rom import DIFF_BITS, ExpRomPort
 from int8attn.hdl.multiplier import MAX_WIDTH, Multiplier
 from int8attn.hdl.pipeline import check_target, delay
-from int8attn.hdl.reciprocal import OR_GROUP, _staged_any
+from int8attn.hdl.reciprocal import OR_GROUP, staged_any
 from int8attn.hdl.streams import LaneBeat
 
 SHIFT_BITS = MAX_SHIFT.bit_length()
@@ -342,7 +342,7 @@ class ScaleMac(_OutputStage):
             m.d.comb += [multiplier.en.eq(self.en), multiplier.a.eq(self.exp[lane]),
                          multiplier.b.eq(self.reciprocal)]
             code = delay(m, multiplier.o[low:high], self.or_stages, enable=self.en, name=f"code{lane}")
-            saturated = _staged_any(m, multiplier.o[high:], self.or_stages, self.en, f"saturated{lane}_")
+            saturated = staged_any(m, multiplier.o[high:], self.or_stages, self.en, f"saturated{lane}_")
             with m.If(self.en):
                 m.d.sync += self.o.payload.data[lane].eq(code | saturated.replicate(self.code_bits))
         return m

@@ -19,6 +19,7 @@ def flatten(record: dict, families: list[str]) -> dict:
         row[f"{kind}_max_err_lsb"] = metrics.get("max_abs_error_lsb")
         row[f"{kind}_mean_err_lsb"] = metrics.get("mean_abs_error_lsb")
         row[f"{kind}_kl"] = metrics.get("kl_divergence")
+        row[f"{kind}_rank_correlation"] = metrics.get("rank_correlation")
         row[f"{kind}_identical_to_tflite"] = metrics.get("bit_identical_to_tflite")
     if "rtl_check" in record:
         row["rtl_check_passed"] = record["rtl_check"]["passed"]
@@ -71,34 +72,57 @@ def _has_accuracy(rows: list[dict]) -> bool:
 
 
 def _error_plot(good: list[dict], family: str, out_dir: Path) -> dict[str, Path]:
-    import matplotlib.pyplot as plt
-
+    """Pareto plots of accuracy on the :data:`ACCURACY_SET` rows: max error against LUTs, and KL divergence (which
+    compares modes whose LSBs differ) against LUTs and against elements/s."""
     luts = [r[f"{family}_luts"] for r in good]
     errors = [r[f"{ACCURACY_SET}_max_err_lsb"] for r in good]
-    front = set(pareto_front(list(zip(luts, errors, strict=True))))
+    kl = [r[f"{ACCURACY_SET}_kl"] for r in good]
+    paths = {"error_vs_luts": _pareto_plot(good, luts, errors, f"LUTs ({family})",
+                                           f"max |error| (output LSB, {ACCURACY_SET} rows)",
+                                           out_dir / "error_vs_luts.png")}
+    paths["kl_vs_luts"] = _pareto_plot(good, luts, kl, f"LUTs ({family})", f"KL divergence ({ACCURACY_SET} rows)",
+                                       out_dir / "kl_vs_luts.png")
+    rate = [(r, r.get(f"{family}_elements_per_s"), k) for r, k in zip(good, kl, strict=True)]
+    rate = [entry for entry in rate if entry[1] is not None]
+    if rate:
+        rows, throughput, divergence = (list(column) for column in zip(*rate, strict=True))
+        paths["kl_vs_elements_per_s"] = _pareto_plot(
+            rows, [-value for value in throughput], divergence, f"elements/s at Fmax ({family})",
+            f"KL divergence ({ACCURACY_SET} rows)", out_dir / "kl_vs_elements_per_s.png", negated_x=True)
+    return paths
+
+
+def _pareto_plot(good: list[dict], x: list[float], y: list[float], x_label: str, y_label: str, path: Path,
+                 negated_x: bool = False) -> Path:
+    """Points ``(x, y)`` (lower is better on both; ``negated_x``: ``x`` holds the negated values of a quantity where
+    higher is better, plotted as they are), the Pareto front dashed and labelled."""
+    import matplotlib.pyplot as plt
+
+    front = set(pareto_front(list(zip(x, y, strict=True))))
+    shown = [-value for value in x] if negated_x else x
     figure, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-    axis.scatter(luts, errors, c=["tab:red" if i in front else "tab:blue" for i in range(len(good))])
-    ordered = sorted(front, key=lambda i: luts[i])
-    axis.plot([luts[i] for i in ordered], [errors[i] for i in ordered], "r--", label="Pareto front")
+    axis.scatter(shown, y, c=["tab:red" if i in front else "tab:blue" for i in range(len(good))])
+    ordered = sorted(front, key=lambda i: shown[i])
+    axis.plot([shown[i] for i in ordered], [y[i] for i in ordered], "r--", label="Pareto front")
     for i in ordered:
-        axis.annotate(good[i]["point"], (luts[i], errors[i]), fontsize=6)
-    axis.set_xlabel(f"LUTs ({family})")
-    axis.set_ylabel(f"max |error| (output LSB, {ACCURACY_SET} rows)")
-    axis.set_yscale("symlog", linthresh=1)
+        axis.annotate(good[i]["point"], (shown[i], y[i]), fontsize=6)
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(y_label)
+    axis.set_yscale("symlog", linthresh=1e-3 if "KL" in y_label else 1)
     axis.legend()
-    path = out_dir / "error_vs_luts.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
-    return {"error_vs_luts": path}
+    return path
 
 
 def markdown(sweep: dict, rows: list[dict], family: str | None) -> str:
     lines = [f"# Sweep `{sweep['name']}`: {len(rows)} points, families {', '.join(sweep['run']['families']) or '–'}",
              ""]
     accuracy = _has_accuracy(rows)
-    header = ["point", *(("max err (LSB)", "mean err (LSB)", "= tflite") if accuracy else ()), "latency (cycles)"]
+    header = ["point", *(("max err (LSB)", "mean err (LSB)", "KL", "rank ρ", "= tflite") if accuracy else ()),
+              "latency (cycles)"]
     if family:
-        header += [f"{family} LUT", "FF", "DSP", "BRAM", "Fmax (MHz)"]
+        header += [f"{family} LUT", "FF", "DSP", "BRAM", "Fmax (MHz)", "elements/s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         if r["error"]:
@@ -107,11 +131,15 @@ def markdown(sweep: dict, rows: list[dict], family: str | None) -> str:
         cells = [r["point"]]
         if accuracy:
             identical = r[f"{ACCURACY_SET}_identical_to_tflite"]
+            rank = r.get(f"{ACCURACY_SET}_rank_correlation")
             cells += [f"{r[f'{ACCURACY_SET}_max_err_lsb']:.2f}", f"{r[f'{ACCURACY_SET}_mean_err_lsb']:.3f}",
+                      f"{r[f'{ACCURACY_SET}_kl']:.2e}", "–" if rank is None else f"{rank:.3f}",
                       "–" if identical is None else f"{100 * identical:.1f}%"]
         cells.append(str(r.get("latency_cycles", "–")))
         if family:
             cells += [str(r.get(f"{family}_{c}")) for c in ("luts", "ffs", "dsp", "bram", "fmax_mhz")]
+            rate = r.get(f"{family}_elements_per_s")
+            cells.append("–" if rate is None else f"{rate / 1e6:.0f} M")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if accuracy:

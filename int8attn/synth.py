@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -377,10 +378,16 @@ TABLE_CONFIGS = {
 }
 """The softmax configurations of the README table: TFLite's at three shapes, TinyMind's, and a reduced ``lut`` one
 (64-entry 10-bit exp ROM, 6-bit reciprocal table) small enough for an iCE40UP5K."""
+SURROGATE_TABLE_CONFIGS = {
+    f"{mode} {n}, {lanes}": SoftmaxConfig(n=n, lanes=lanes, mode=mode)
+    for mode in ("hccs", "base2", "poly") for n, lanes in ((10, 1), (64, 4), (256, 8))}
+"""The surrogate modes on their default knobs at the three shapes of ``tflite``: ``base2`` streams ITA's 16-column
+chunks at (64, 4) and (256, 8)."""
 TABLE_FAMILIES = ("xc7", "ecp5", "ice40")
-TABLE_RUNS = tuple(("generic", family) for family in TABLE_FAMILIES) + tuple(
-    (family, family) for family in TABLE_FAMILIES)
-"""(target, family) of each table row: the portable Verilog on every family, then each family's own target."""
+OWN_TARGET_RUNS = tuple((family, family) for family in TABLE_FAMILIES)
+TABLE_RUNS = tuple(("generic", family) for family in TABLE_FAMILIES) + OWN_TARGET_RUNS
+"""(target, family) of each table row of :data:`TABLE_CONFIGS`: the portable Verilog on every family, then each
+family's own target; the surrogates (:data:`SURROGATE_TABLE_CONFIGS`) take :data:`OWN_TARGET_RUNS` only."""
 HLS4ML_ANCHOR = {"source": "hls4ml softmax_stable, io_stream, N=10, Vivado HLS on xc7z020",
                  "luts": 2184, "ffs": 829, "dsp": 1, "bram18": 2, "latency_cycles": 24, "initiation_interval": 10}
 
@@ -413,17 +420,26 @@ def table_report(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SE
     return report
 
 
-def benchmark_table(out_dir: Path, seed: int = DEFAULT_SEED) -> tuple[Path, Path]:
-    """Synthesise :data:`TABLE_CONFIGS` for every (target, family) of :data:`TABLE_RUNS`; write
-    ``synth.json``/``synth.md``."""
+def table_runs() -> list[tuple[str, Any, str, str]]:
+    """(label, configuration, target, family) of every row of the README table, in its order."""
+    runs = [(label, config, target, family) for label, config in TABLE_CONFIGS.items()
+            for target, family in TABLE_RUNS]
+    return runs + [(label, config, target, family) for label, config in SURROGATE_TABLE_CONFIGS.items()
+                   for target, family in OWN_TARGET_RUNS]
+
+
+def _table_row(run: tuple[str, Any, str, str], out_dir: Path, seed: int) -> dict:
+    label, config, target, family = run
+    folder = out_dir / f"{label.split(' (')[0].replace(', ', '_p').replace(' ', '_n')}_{target}_{family}"
+    return {"configuration": label, "parameters": config.as_dict() | {"target": target}, "target": target,
+            "family": family, "report": table_report(replace(config, target=target), family, folder, seed)}
+
+
+def benchmark_table(out_dir: Path, seed: int = DEFAULT_SEED, jobs: int = 1) -> tuple[Path, Path]:
+    """Synthesise every row of :func:`table_runs`, ``jobs`` at a time; write ``synth.json``/``synth.md``."""
     out_dir = Path(out_dir)
-    records = []
-    for label, config in TABLE_CONFIGS.items():
-        for target, family in TABLE_RUNS:
-            folder = out_dir / f"{label.split(' (')[0].replace(', ', '_p').replace(' ', '_n')}_{target}"
-            records.append({"configuration": label, "parameters": config.as_dict() | {"target": target},
-                            "target": target, "family": family,
-                            "report": table_report(replace(config, target=target), family, folder, seed)})
+    with ProcessPoolExecutor(jobs) as pool:
+        records = list(pool.map(partial(_table_row, out_dir=out_dir, seed=seed), table_runs()))
     json_path = out_dir / "synth.json"
     json_path.write_text(json.dumps({"tools": tool_versions(), "seed": seed, "rows": records,
                                      "anchor": HLS4ML_ANCHOR}, indent=2) + "\n")

@@ -1,9 +1,10 @@
 """The surrogate modes' reciprocal units against exact Python arithmetic and the HCCS golden model.
 
-* :class:`ConstantDivider`, both forms, for the numerators of HCCS (8-bit ``div`` at several ``inv_shift``, Q15),
+* :class:`ConstantDivider`, both forms with a register per step and in halves (two),
+  for the numerators of HCCS (8-bit ``div`` at several ``inv_shift``, Q15),
   base2 and poly: boundary and random divisors (every one at a small width) offered with random gaps and taken at
   random; every quotient against ``//``, in order, with the stream contract; latency and initiation interval with
-  ``o`` always taken.
+  ``o`` always taken, against :meth:`~ConstantDivider.iterative_interval` too.
 * :class:`LeadingOneReciprocal` with the HCCS ``clb`` tables against :func:`~int8attn.golden.hccs.reciprocal`.
 * Verilator's lint of the emitted Verilog.
 """
@@ -105,42 +106,51 @@ def check_timing(dut, inputs: list[int]) -> None:
 
 
 FORMS = pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "iterative"])
+HALVES = pytest.mark.parametrize("halves", [False, True], ids=["one_register", "halves"])
 
 
+@HALVES
 @FORMS
 @pytest.mark.parametrize("case", list(DIVIDERS))
-def test_constant_divider_matches_floor_division(case: str, pipelined: bool):
+def test_constant_divider_matches_floor_division(case: str, pipelined: bool, halves: bool):
     numerator, width, low = DIVIDERS[case]
-    dut = ConstantDivider(numerator, width, low, pipelined)
+    dut = ConstantDivider(numerator, width, low, pipelined, halves=halves)
     assert dut.quotient_width == (numerator // low).bit_length() <= 16
     inputs = divisors(width, low, width)
     check_results(dut, inputs, lambda d: numerator // d, width)
 
 
+@HALVES
 @FORMS
 @pytest.mark.parametrize(("numerator", "low"), [(U8_NUMERATOR << 5, 1), (BASE2_NUMERATOR, MIN_SUM),
                                                (Q15_NUMERATOR, 37)])
-def test_constant_divider_exhaustive(numerator: int, low: int, pipelined: bool):
-    dut = ConstantDivider(numerator, EXHAUSTIVE_WIDTH, low, pipelined)
+def test_constant_divider_exhaustive(numerator: int, low: int, pipelined: bool, halves: bool):
+    dut = ConstantDivider(numerator, EXHAUSTIVE_WIDTH, low, pipelined, halves=halves)
     inputs = list(range(low, 1 << EXHAUSTIVE_WIDTH))
     check_results(dut, inputs, lambda d: numerator // d, low)
 
 
+@HALVES
 @FORMS
-def test_constant_divider_under_backpressure(pipelined: bool):
+def test_constant_divider_under_backpressure(pipelined: bool, halves: bool):
     """Divisors offered back to back while ``o`` is mostly not taken: the pipeline fills and stalls."""
     numerator, width, low = DIVIDERS["hccs_shift15"]
-    dut = ConstantDivider(numerator, width, low, pipelined)
+    dut = ConstantDivider(numerator, width, low, pipelined, halves=halves)
     check_results(dut, divisors(width, low, 3)[:80], lambda d: numerator // d, 3, gap=0, stall=0.8)
 
 
+@HALVES
 @FORMS
 @pytest.mark.parametrize("case", ["hccs_shift15", "base2", "hccs_shift1"])
-def test_constant_divider_latency_and_initiation_interval(case: str, pipelined: bool):
+def test_constant_divider_latency_and_initiation_interval(case: str, pipelined: bool, halves: bool):
+    """A register per step, and the iterative form's load; two per step in halves, the load being the first."""
     numerator, width, low = DIVIDERS[case]
-    dut = ConstantDivider(numerator, width, low, pipelined)
-    assert dut.latency == dut.quotient_width + (not pipelined)
+    dut = ConstantDivider(numerator, width, low, pipelined, halves=halves)
+    steps = dut.quotient_width
+    interval = 2 * steps if halves else steps + 1
+    assert dut.latency == (interval - 1 if pipelined and not halves else interval)
     assert dut.initiation_interval == (1 if pipelined else dut.latency)
+    assert ConstantDivider.iterative_interval(numerator, low, halves) == interval
     assert (dut.pipelined, dut.method, dut.numerator) == (pipelined, "divide", numerator)
     check_timing(dut, divisors(width, low, 1)[:12])
 
@@ -197,6 +207,8 @@ def test_constructor_checks(build: Callable[[], object], message: str):
 @pytest.mark.parametrize("dut", [
     pytest.param(lambda: ConstantDivider(U8_NUMERATOR << 15, 20, MIN_SUM, True), id="pipelined"),
     pytest.param(lambda: ConstantDivider(U8_NUMERATOR << 15, 20, MIN_SUM, False), id="iterative"),
+    pytest.param(lambda: ConstantDivider(U8_NUMERATOR << 15, 20, MIN_SUM, True, halves=True), id="pipelined_halves"),
+    pytest.param(lambda: ConstantDivider(U8_NUMERATOR << 15, 20, MIN_SUM, False, halves=True), id="iterative_halves"),
     pytest.param(lambda: clb_unit("u8_shift15")[0], id="leading_one"),
 ])
 def test_verilator_lint_is_clean(dut: Callable[[], object], tmp_path: Path):

@@ -32,6 +32,7 @@ def rows(n: int, count: int = 200) -> np.ndarray:
     ({"mode": "hccs", "hccs_sum": "int16", "n": 64}, "N*B <= 32767"),
     ({"mode": "hccs", "hccs_b": 32768}, "hccs_b=32768 is out of range; allowed: integers 0..32767"),
     ({"mode": "base2", "n": 64, "lanes": 32}, "base2_chunk=16 must be a multiple of lanes=32"),
+    ({"mode": "base2", "n": 20, "lanes": 4, "base2_chunk": 8}, "leaves a last chunk of 0 or at least 8 of n=20"),
     ({"mode": "base2", "base2_grid_shift": 9}, "base2_grid_shift=9 is out of range; allowed: integers 0..8"),
     ({"mode": "poly", "poly_b": 100.0}, "allowed: 1..255 LSBs"),
     ({"mode": "poly", "poly_n": 4}, "poly_n=4 is out of range; allowed: integers 1..3"),

@@ -2,10 +2,12 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
 from int8attn.sweep import SweepError, load_sweep, run_sweep
+from int8attn.sweep_report import pareto_front
 
 SWEEP = """
 name = "t"
@@ -39,6 +41,7 @@ def test_every_point_is_reported_and_an_interrupted_sweep_resumes(tmp_path):
     assert len(json.loads(paths["json"].read_text())["points"]) == 5
     assert "failed: ConfigError" in paths["markdown"].read_text()
     assert paths["error_vs_luts"].stat().st_size > 0 and paths["luts_vs_lanes"].stat().st_size > 0
+    assert paths["kl_vs_luts"].stat().st_size > 0
 
     cache = sorted((tmp_path / "out" / "cache").glob("*.json"))
     assert len(cache) == 5
@@ -47,6 +50,13 @@ def test_every_point_is_reported_and_an_interrupted_sweep_resumes(tmp_path):
     run_sweep(tmp_path / "sweep.toml", tmp_path / "out", jobs=1)
     assert cache[0].exists()
     assert {path: path.stat().st_mtime_ns for path in cache[1:]} == kept
+
+
+def test_pareto_front_and_the_modes_sweep_file():
+    assert pareto_front([(1, 5), (2, 2), (3, 3), (4, 1), (2, 6)]) == [0, 1, 3]
+    sweep = load_sweep(Path(__file__).parents[2] / "sweep_modes.toml")
+    modes = {parameters["mode"] for parameters in sweep["points"].values()}
+    assert modes == {"tflite", "tinymind", "lut", "hccs", "base2", "poly"}
 
 
 @pytest.mark.parametrize(("text", "message"), [
