@@ -46,8 +46,9 @@ class SoftmaxConfig(Implementation):
         Zero point of the input, −128..127. It cancels in ``x − max(x)`` and changes no output.
     mode : str
         ``tflite`` (bit-exact with TFLite's reference kernel), ``tinymind`` (bit-exact with TinyMind's int8 softmax;
-        β must be 1) or ``lut`` (the ``tflite`` datapath with the knobs below). The knobs apply to ``lut`` only;
-        their defaults make ``lut`` identical to ``tflite``.
+        β must be 1) or ``lut`` (the ``tflite`` datapath with the knobs below), or a surrogate
+        (:mod:`int8attn.golden.surrogates`): ``hccs``, ``base2`` or ``poly``. Each mode takes its own knobs
+        (:data:`MODE_KNOBS`); the ``lut`` knobs' defaults make ``lut`` identical to ``tflite``.
     rom_depth : int or None
         Exp ROM entries kept, 1..256: diffs of ``rom_depth`` or more below the row maximum count as 0. ``None``
         keeps every entry that can be non-zero.
@@ -65,7 +66,16 @@ class SoftmaxConfig(Implementation):
     reciprocal_bits : int
         Index bits of the reciprocal table, 1..12.
     output_bits : int
-        Output width B, 4..16: probabilities on the 1/2^B grid with zero point −2^(B−1).
+        Output width B, 4..16: probabilities on the 1/2^B grid with zero point −2^(B−1); in mode ``hccs`` 8 (uint8
+        codes) or 16 (int16 Q15 codes).
+    hccs_b, hccs_s, hccs_dmax, hccs_reciprocal, hccs_inv_shift, hccs_sum
+        Mode ``hccs`` (:mod:`int8attn.golden.hccs`): the score ``B − S·min(d, Dmax)``, the ``div`` or ``clb``
+        reciprocal, its fraction bits, and the sum rule (``wide``: as wide as ``N·B`` needs; ``int16``: aie4ml's
+        ``N·B ≤ 32767``).
+    base2_chunk, base2_grid_shift
+        Mode ``base2`` (:mod:`int8attn.golden.base2`): columns per streaming step and the input LSB ``ln 2 / 2^g``.
+    poly_n, poly_b, poly_delta
+        Mode ``poly`` (:class:`~int8attn.golden.surrogates.PolyModel`): degree, offset and floor.
     target, interface : str
         See :class:`~int8attn.golden.params.Implementation`.
     """

@@ -47,9 +47,12 @@ class SurrogateModel(SoftmaxModel):
     -------
     output_scale : float
         Probability of one output code.
+    smallest_sum : int
+        The smallest row sum the mode can reach; its normaliser divides by no less.
     """
 
     output_scale: float
+    smallest_sum: int
 
     @property
     def output_zero_point(self) -> int:
@@ -88,6 +91,7 @@ class HccsModel(SurrogateModel, modes=("hccs",)):
         self.params = hccs_params(config)
         self.output_bits = config.output_bits
         self.sum_bits = max(config.n * self.params.b, 1).bit_length()
+        self.smallest_sum = config.n * self.params.floor_score
 
     @property
     def output_dtype(self) -> type:
@@ -146,6 +150,8 @@ class Base2Model(SurrogateModel, modes=("base2",)):
     """
 
     output_scale = 1 / 255
+    smallest_sum = ONE
+    """The row maximum's own term."""
 
     def __init__(self, config: SoftmaxConfig):
         super().__init__(config)
@@ -204,9 +210,9 @@ class PolyModel(SurrogateModel, modes=("poly",)):
     def __init__(self, config: SoftmaxConfig):
         super().__init__(config)
         self.offset, self.floor = poly_grid(config)
-        smallest_sum = self.score_table[0] + (config.n - 1) * self.floor
+        self.smallest_sum = int(self.score_table[0]) + (config.n - 1) * self.floor
         self.inv_shift = max((shift for shift in range(POLY_INV_SHIFT_RANGE[0], POLY_INV_SHIFT_RANGE[1] + 1)
-                              if (U8_NUMERATOR << shift) // smallest_sum <= INV_MAX), default=0)
+                              if (U8_NUMERATOR << shift) // self.smallest_sum <= INV_MAX), default=0)
         self.sum_bits = int(config.n * self.score_table[0]).bit_length()
 
     @property

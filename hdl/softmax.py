@@ -1,11 +1,12 @@
-"""The int8 softmax unit: max reduction → LUT index → exp ROM → accumulator → reciprocal → final MAC."""
+"""The int8 softmax unit: max reduction → LUT index → exp ROM → accumulator → reciprocal → final MAC; in the
+surrogate modes a score stage, a divider and a scaling stage take the exp ROM's, the reciprocal's and the MAC's
+places."""
 
 from amaranth import Module, Mux, Signal, Value, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
-from int8attn.golden.base2 import ONE
 from int8attn.golden.config import SURROGATE_MODES
 from int8attn.hdl.accumulator import Accumulator, ChunkedAccumulator
 from int8attn.hdl.divide_mac import DivideMac
@@ -25,9 +26,9 @@ ROOM_DELAY = 3
 """Cycles by which a pass's view of a queue's room lags: the count of beats inside and its comparison are registered,
 so the room flag leaves a margin for the beats that may have been taken in since."""
 OUTPUT_QUEUE_LATENCY = 2
+"""Cycles from a beat entering the (registered-output) output queue to its ``o.valid``."""
 SUM_SHIFT_BITS = 8
 """Width of the running-sum shift of a chunked ``base2`` unit: a maximum grows by at most 255."""
-"""Cycles from a beat entering the (registered-output) output queue to its ``o.valid``."""
 EXP_ROM_FILE = "exp_rom.hex"
 SCORE_ROM_FILE = "score_rom.hex"
 ROM_FORMATS = {
@@ -118,18 +119,14 @@ class Softmax(FrameStreams, wiring.Component):
         if config.mode == "hccs":
             params = model.params
             self.exp_rom = ClippedLinearScore(lanes, params.b, params.s, params.dmax, target=target)
-            min_sum = config.n * params.floor_score
+        elif config.mode == "poly" and model.linear_score is not None:
+            self.exp_rom = ClippedLinearScore(lanes, *model.linear_score, target=target)
         elif config.mode == "poly":
-            if model.linear_score is not None:
-                self.exp_rom = ClippedLinearScore(lanes, *model.linear_score, target=target)
-            else:
-                table = model.score_table[:model.rom_depth]
-                self.exp_rom = ExpRom(lanes, table, table, target=target)
-            min_sum = int(model.score_table[0]) + (config.n - 1) * model.floor
+            table = model.score_table[:model.rom_depth]
+            self.exp_rom = ExpRom(lanes, table, table, target=target)
         else:
             self.exp_rom = Base2Terms(lanes, config.base2_grid_shift, target=target)
-            min_sum = ONE
-        sum_bits = model.sum_bits
+        sum_bits, min_sum = model.sum_bits, model.smallest_sum
         if self.chunked:
             self.chunk_max_reduce = MaxReduce(lanes, target)
             self.chunk_maxima = Ram(8, self.banks * config.beats, target=target)
