@@ -32,9 +32,9 @@ BETAS = (1.0, 0.5)
 ZERO_POINTS = (0, -128, 127, 5)
 QUANTISATIONS = tuple(itertools.product(INPUT_SCALES, BETAS))
 CYCLE_TEST_MAX_BEATS = 32
-VENDOR_CYCLE_TEST_MAX_BEATS = 16
+VENDOR_CYCLE_TEST_MAX_BEATS = 10
 """The vendor targets' Verilog runs on Icarus with their primitives' models, slowly: their cycle test takes the rows
-of up to 16 beats (`make bench` measures every shape's throughput and latency on every target)."""
+of up to 10 beats (`make bench` measures every shape's throughput and latency on every target)."""
 CYCLE_TEST_ROWS = 1000
 
 REGRESSION = tuple(
