@@ -46,8 +46,10 @@ class Softmax(FrameStreams, wiring.Component):
     while :class:`MaxReduce` finds the row maximum. The sum pass then reads the row back, turns each element into a
     ROM index (:class:`LutIndex`), sums the terms (:class:`ExpRom`, :class:`Accumulator`) and queues the indices.
     :class:`Reciprocal` turns the sum into a scale and a shift, and :class:`FinalMac` (modes ``tflite``, ``lut``) or
-    :class:`DivideMac` (mode ``tinymind``) scales the queued exponentials of the row. Rows overlap in every stage,
-    so ``lanes`` elements are accepted and produced every cycle on back-to-back rows.
+    :class:`DivideMac` (mode ``tinymind``) scales the queued exponentials of the row. The surrogate modes put their
+    own stages in those places (:meth:`_build_surrogate`); a chunked ``base2`` unit also keeps each chunk's running
+    maximum beside the row buffer. Rows overlap in every stage, so ``lanes`` elements are accepted and produced every
+    cycle on back-to-back rows.
 
     Framing: a beat with ``last`` set before beat ``n/lanes − 1``, or beat ``n/lanes − 1`` without ``last``, raises the
     sticky ``error`` output; the row is dropped and input resumes after the next beat with ``last`` set.
@@ -62,8 +64,8 @@ class Softmax(FrameStreams, wiring.Component):
     i : In(stream.Signature(LaneBeat(lanes)))
         Input rows.
     o : Out(stream.Signature(LaneBeat(lanes, output_bits)))
-        Probabilities (scale 2^−B, zero point −2^(B−1); B = 8 but in mode ``lut``), ``last`` on the final beat of
-        each row.
+        Probabilities (scale 2^−B, zero point −2^(B−1); B = 8 but in mode ``lut``; the surrogates' unsigned codes with
+        zero point 0, Q15 for ``hccs`` with 16-bit output), ``last`` on the final beat of each row.
     error : Out(1)
         Sticky framing error, cleared by reset.
     """
