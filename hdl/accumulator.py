@@ -130,20 +130,12 @@ class ChunkedAccumulator(wiring.Component):
 
     Members
     -------
-    en : In(1)
-        Clock enable of the whole unit.
-    valid, first, last : In(1)
-        A beat is presented; it opens / closes its chunk.
+    Those of :class:`Accumulator`, ``first`` and ``last`` opening and closing a chunk, and:
+
     shift : In(unsigned(shift_width))
         With a chunk's first beat: the right shift of the total before the chunk's sum is added.
     row_first, row_last : In(1)
         With a chunk's last beat: the chunk opens / closes its row.
-    terms : In(ArrayLayout(unsigned(term_width), lanes))
-        The beat's terms.
-    sum_valid : Out(1)
-        High :attr:`latency` enabled cycles after a row's last beat, for one enabled cycle.
-    sum : Out(unsigned(sum_width))
-        The row sum, valid with ``sum_valid``.
     """
 
     def __init__(self, lanes: int, term_width: int, sum_width: int, shift_width: int, target: str = "generic",

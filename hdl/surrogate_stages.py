@@ -293,17 +293,8 @@ class ScaleMac(_OutputStage):
 
     Members
     -------
-    en : Out(1)
-        The stage advances this cycle (``~o.valid | o.ready``); the stages before it must hold their outputs when it
-        is low.
-    valid, last : In(1)
-        A beat is presented; it closes its row.
-    exp : In(ArrayLayout(unsigned(score_width), lanes))
-        Scores of the beat.
-    reciprocal : In(unsigned(inv_width))
-        The row's ``inv``.
-    o : Out(stream.Signature(LaneBeat(lanes, output_bits, signed=output_bits == 16)))
-        Codes, :attr:`latency` cycles after the beat.
+    Those of :class:`_OutputStage`, with ``exp`` the beat's scores (``unsigned(score_width)``), ``reciprocal`` the
+    row's ``inv`` and ``o`` signed 16-bit lanes for ``output_bits = 16``, unsigned 8-bit ones otherwise.
     """
 
     def __init__(self, lanes: int, score_width: int, inv_width: int, inv_shift: int, output_bits: int,
@@ -366,17 +357,8 @@ class ShiftOut(_OutputStage):
 
     Members
     -------
-    en : Out(1)
-        The stage advances this cycle (``~o.valid | o.ready``); the stages before it must hold their outputs when it
-        is low.
-    valid, last : In(1)
-        A beat is presented; it closes its row.
-    exp : In(ArrayLayout(unsigned(4), lanes))
-        Shifts of the beat (:class:`Base2Terms`' ``out`` port).
-    reciprocal : In(unsigned(inv_width))
-        The row's ``inv``.
-    o : Out(stream.Signature(LaneBeat(lanes, 8, signed=False)))
-        Codes, :attr:`latency` cycles after the beat.
+    Those of :class:`_OutputStage`, with ``exp`` the beat's 4-bit shifts (:class:`Base2Terms`' ``out`` port),
+    ``reciprocal`` the row's ``inv`` and ``o`` unsigned 8-bit lanes.
     """
 
     LATENCY = 2

@@ -8,7 +8,6 @@ code 2.
 """
 
 import argparse
-import importlib
 import json
 import math
 import sys
@@ -107,14 +106,14 @@ def _add_unit_options(parser: argparse.ArgumentParser, unit: Unit, *, structural
             text += f" (default: {explained})"
         group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, **_option_type(spec),
                            help=text.replace("%", "%%"))
-    if unit.parameter_files is not None:
-        importlib.import_module(unit.parameter_files).add_parameter_file_options(parser)
+    if unit.calibrate is not None:
+        unit.calibration_module.add_parameter_file_options(parser)
 
 
 def _config(unit: Unit, args: argparse.Namespace) -> Any:
     values = {name: getattr(args, name) for name in params(unit.config_type)}
-    if unit.parameter_files is not None:
-        values |= importlib.import_module(unit.parameter_files).parameters_from_files(args)
+    if unit.calibrate is not None:
+        values |= unit.calibration_module.parameters_from_files(args)
     return unit.make_config(values)
 
 
@@ -375,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     + ",".join(unit.name for unit in calibrated) + ")", allow_abbrev=False)
     calibrate_units = calibrate.add_subparsers(dest="unit", required=True)
     for unit in calibrated:
-        module = importlib.import_module(unit.calibrate)
+        module = unit.calibration_module
         unit_parser = calibrate_units.add_parser(unit.name, help=module.SUMMARY, allow_abbrev=False,
                                                  description=f"{module.SUMMARY}.")
         module.add_arguments(unit_parser)

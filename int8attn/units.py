@@ -55,13 +55,8 @@ class Unit:
         Name of the configuration field that holds the elements of one input frame (row).
     accuracy : str or None
         Module behind ``int8attn accuracy`` (see :attr:`accuracy_module`); ``None`` when the unit has none.
-    parameter_files : str or None
-        Module whose ``add_parameter_file_options(parser)`` adds options that read parameters from files and whose
-        ``parameters_from_files(args)`` returns the fields they set, for every command that takes the unit's
-        parameters; ``None`` when the unit has none.
     calibrate : str or None
-        Module behind ``int8attn calibrate`` (``add_arguments(parser)``, ``command(args)``); ``None`` when the unit
-        has none.
+        Module behind ``int8attn calibrate`` (see :attr:`calibration_module`); ``None`` when the unit has none.
 
     """
 
@@ -74,7 +69,6 @@ class Unit:
     tests: tuple[str, ...]
     frame: str
     accuracy: str | None = None
-    parameter_files: str | None = None
     calibrate: str | None = None
 
     @property
@@ -122,13 +116,22 @@ class Unit:
             raise ValueError(f"unit {self.name} has no accuracy report")
         return importlib.import_module(self.accuracy)
 
+    @property
+    def calibration_module(self) -> Any:
+        """The module behind ``int8attn calibrate``: ``SUMMARY``, ``add_arguments(parser)`` and ``command(args)``, and
+        for every command that takes the unit's parameters ``add_parameter_file_options(parser)``, options that read
+        calibrated parameters from a file, and ``parameters_from_files(args)``, the fields they set."""
+        if self.calibrate is None:
+            raise ValueError(f"unit {self.name} has no calibration")
+        return importlib.import_module(self.calibrate)
+
 
 UNITS: dict[str, Unit] = {unit.name: unit for unit in (
     Unit(name="softmax", summary="int8 softmax (TFLite, TinyMind, LUT knobs; surrogates HCCS, base-2, poly)",
          config="int8attn.golden.config:SoftmaxConfig", model="int8attn.golden.softmax:SoftmaxModel",
          component="int8attn.hdl.softmax:Softmax", testbench="int8attn.verif.tb_softmax",
          tests=("check", "cycle", "framing"), frame="n", accuracy="int8attn.accuracy",
-         parameter_files="int8attn.calibrate", calibrate="int8attn.calibrate"),
+         calibrate="int8attn.calibrate"),
     Unit(name="requant", summary="int32 accumulators to int8/int16 (TFLite MultiplyByQuantizedMultiplier)",
          config="int8attn.golden.requant:RequantConfig", model="int8attn.golden.requant:RequantModel",
          component="int8attn.hdl.requant:Requantizer", testbench="int8attn.verif.tb_requant",

@@ -129,9 +129,13 @@ def test_surrogate_regression(config: SoftmaxConfig, simulator: str, rows: int, 
 
 VENDOR_TARGETS = tuple(target for target in TARGETS if target != "generic")
 VENDOR_REGRESSION = tuple(replace(config, target=target) for target in VENDOR_TARGETS for config in REGRESSION)
+VENDOR_SURROGATES = {("hccs", 10, 2), ("hccs", 64, 4), ("base2", 64, 4), ("poly", 10, 1)}
+"""The surrogate configurations of the regression also run on every vendor target: HCCS's leading-one and divide
+reciprocals, base2's chunked sum, poly's degree 3."""
 VENDOR_MODES = tuple(replace(config, target=target) for target in VENDOR_TARGETS
                      for config in (TINYMIND[4], MODES["d64-w8-nr1-b6"], MODES["d96-w14-rlut10-b12-a24"],
-                                    SURROGATES[3], SURROGATES[4], SURROGATES[7 + 4], SURROGATES[14 + 2]))
+                                    *(config for config in SURROGATES
+                                      if (config.mode, config.n, config.lanes) in VENDOR_SURROGATES)))
 
 
 def target_id(config: SoftmaxConfig) -> str:
