@@ -14,6 +14,8 @@ Kinds of value
     One of ``choices``.
 ``ints``, ``floats``
     A non-empty tuple of such values, at most ``max_items`` long; written on the command line comma-separated.
+``path``
+    A file's path (``str``); the configuration reads and checks the file itself.
 """
 
 import math
@@ -23,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-KINDS = ("int", "float", "choice", "ints", "floats")
+KINDS = ("int", "float", "choice", "ints", "floats", "path")
 
 
 class ConfigError(ValueError):
@@ -76,6 +78,8 @@ class Param:
             text = f"integers {self.low}..{self.high}"
         elif self.kind in ("float", "floats"):
             text = "a finite number > 0 (as float32)"
+        elif self.kind == "path":
+            text = "a file's path"
         else:
             text = ", ".join(self.choices)
         if self.kind in ("ints", "floats"):
@@ -100,6 +104,9 @@ class Param:
                 raise ConfigError(f"{name}={whole!r} is out of range; allowed: {self.allowed}")
         elif self.kind in ("float", "floats"):
             if not is_positive_float32(item):
+                raise ConfigError(f"{name}={whole!r} is out of range; allowed: {self.allowed}")
+        elif self.kind == "path":
+            if not isinstance(item, str) or not item:
                 raise ConfigError(f"{name}={whole!r} is out of range; allowed: {self.allowed}")
         elif item not in self.choices:
             raise ConfigError(f"{name}={whole!r} is unknown; allowed: {self.allowed}")

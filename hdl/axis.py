@@ -165,6 +165,10 @@ class AxisWrapper(wiring.Component):
         """Beats per frame of each stream, by the core's stream name (the keys of :attr:`axis_streams`)."""
         return self.core.frame_beats
 
+    @property
+    def cycles_per_frame(self) -> int:
+        return self.core.cycles_per_frame
+
     def port_descriptions(self) -> dict[str, str]:
         """The clock, the reset, each AXI4-Stream port, and the core's other ports as the core describes them."""
         descriptions = {CLOCK: "clock, rising edge (ACLK)",

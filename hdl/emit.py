@@ -139,6 +139,7 @@ def sidecar(unit: Unit, config: Any, dut: wiring.Component) -> dict:
         "latency_cycles": dut.latency,
         "latency_from": dut.latency_from,
         "elements_per_cycle": dut.elements_per_cycle,
+        "cycles_per_frame": dut.cycles_per_frame,
         "artefacts": sorted([*dut.artefacts(), core_name(unit)]),
     }
     extra = dut.describe()

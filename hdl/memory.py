@@ -97,7 +97,8 @@ class Rom(wiring.Component):
 
     * ``ecp5``: ``DP16KD`` blocks in 1K × 18 mode, ``REGMODE "OUTREG"``, ``CE`` and ``OCE`` from ``en``, ``RST`` low;
       ``INITVAL_xx`` from the table (:func:`initvals`). Each pair of ports shares blocks through the block's ports A
-      and B; words wider than 18 bits are split across blocks side by side.
+      and B; words wider than 18 bits are split across blocks side by side. A table of more than 1024 words takes
+      the generic form instead.
     * ``generic``, ``ice40``, ``xc7``: an :class:`amaranth.lib.memory.Memory` with a synchronous read port per port,
       each followed by a register, all enabled by ``en``. On ``ice40`` the memory carries ``rom_style = "block"``:
       Yosys would build a small table from 4-input LUTs several levels deep (17.5 ns for a 64-word reciprocal table
@@ -110,7 +111,7 @@ class Rom(wiring.Component):
     Parameters
     ----------
     table : sequence of int
-        Contents, 1..1024 words, each in ``0..2**width − 1``.
+        Contents, at least one word, each in ``0..2**width − 1``.
     width : int
         Word width, ≥ 1.
     ports : int
@@ -136,8 +137,8 @@ class Rom(wiring.Component):
 
     def __init__(self, table: Sequence[int], width: int, *, ports: int = 1, target: str = "generic"):
         self.table = [int(value) for value in table]
-        if not 1 <= len(self.table) <= BLOCK_DEPTH:
-            raise ValueError(f"table must hold 1..{BLOCK_DEPTH} words, not {len(self.table)}")
+        if not self.table:
+            raise ValueError("table must hold at least one word")
         if width < 1:
             raise ValueError(f"width must be ≥ 1, not {width}")
         outside = [value for value in self.table if not 0 <= value < 1 << width]
@@ -162,12 +163,15 @@ class Rom(wiring.Component):
 
     @property
     def blocks(self) -> int:
-        """``DP16KD`` blocks instantiated (``ecp5``): one per 18-bit slice of a word and pair of ports; else 0."""
-        return -(-self.ports // BLOCK_PORTS) * len(_slices(self.width)) if self.target == "ecp5" else 0
+        """``DP16KD`` blocks instantiated (``ecp5`` up to 1024 words): one per 18-bit slice of a word and pair of
+        ports; else 0."""
+        if self.target != "ecp5" or len(self.table) > BLOCK_DEPTH:
+            return 0
+        return -(-self.ports // BLOCK_PORTS) * len(_slices(self.width))
 
     def elaborate(self, platform):
         m = Module()
-        if self.target == "ecp5":
+        if self.blocks:
             self._elaborate_dp16kd(m)
             return m
         padded = self.table + [0] * ((1 << self.address_bits) - len(self.table))

@@ -45,7 +45,8 @@ class LaneBeat(data.StructLayout):
 
 class FrameStreams:
     """Mixin of a unit with one input stream ``i`` and one output stream ``o``, both ``config.lanes`` lanes wide and
-    ``config.beats`` beats per frame: the emitter's ``elements_per_cycle`` and ``frame_beats``."""
+    ``config.beats`` beats per frame, one frame every ``config.beats`` cycles at full rate: the emitter's
+    ``elements_per_cycle``, ``frame_beats`` and ``cycles_per_frame``."""
 
     config: Any
 
@@ -57,6 +58,11 @@ class FrameStreams:
     def frame_beats(self) -> dict[str, int]:
         """Beats per frame on each stream."""
         return {"i": self.config.beats, "o": self.config.beats}
+
+    @property
+    def cycles_per_frame(self) -> int:
+        """Cycles per frame at full rate."""
+        return self.config.beats
 
 
 class Queue(wiring.Component):

@@ -80,6 +80,8 @@ def _option_type(spec: Param) -> dict[str, Any]:
     """``add_argument`` keywords that parse one parameter as :class:`Param` describes it."""
     if spec.kind == "choice":
         return {"type": _choice(spec.choices), "metavar": "{" + ",".join(spec.choices) + "}"}
+    if spec.kind == "path":
+        return {"type": str, "metavar": "FILE"}
     single = _integer(spec.allowed) if spec.kind in ("int", "ints") else _number
     if spec.kind in ("ints", "floats"):
         return {"type": _items(single, spec.allowed), "metavar": "V[,V...]"}
@@ -178,14 +180,15 @@ def _golden(unit: Unit, args: argparse.Namespace) -> int:
     model = unit.make_model(config)
     frame = unit.frame_elements(config)
     rows = _load_rows(args.input, frame, model.input_dtype)
-    outputs = model(rows.reshape(-1, frame)).reshape(rows.shape)
+    outputs = model(rows.reshape(-1, frame)).reshape(*rows.shape[:-1], -1)
     try:
         with open(args.output, "wb") as file:
             np.save(file, outputs, allow_pickle=False)
     except OSError as error:
         raise UsageError(f"cannot write {args.output} ({error.strerror}); allowed: a writable file path") from None
     count = 1 if rows.ndim == 1 else rows.shape[0]
-    print(f"wrote {args.output}: {count} row(s) x {frame} {outputs.dtype} outputs ({model.output_description})")
+    print(f"wrote {args.output}: {count} row(s) x {outputs.shape[-1]} {outputs.dtype} outputs "
+          f"({model.output_description})")
     return 0
 
 
@@ -306,7 +309,7 @@ def _add_golden(parser: argparse.ArgumentParser, unit: Unit) -> None:
                         help=f"input rows (.npy), shape (rows, {unit.frame}); a 1-D array of length {unit.frame} is "
                              "one row")
     parser.add_argument("--out", dest="output", type=Path, required=True,
-                        help="output .npy, same shape as the input")
+                        help="output .npy: one output row per input row")
 
 
 def _add_sim(parser: argparse.ArgumentParser, unit: Unit) -> None:

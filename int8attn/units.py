@@ -13,7 +13,8 @@ A unit's pieces follow one contract:
 * component: ``component(config)`` is an Amaranth ``wiring.Component`` with stream members of
   :class:`~int8attn.hdl.streams.LaneBeat` payloads, read-only ``latency`` and ``latency_from`` (``"first"`` or
   ``"last"``: the input beat of a frame that ``latency`` counts from), ``elements_per_cycle``, ``frame_beats``
-  (beats per frame of each stream member), ``port_descriptions()`` (Verilog port name → meaning), ``describe()``
+  (beats per frame of each stream member), ``cycles_per_frame`` (cycles a frame takes at full rate; an output
+  stream's beats are evenly spaced over them), ``port_descriptions()`` (Verilog port name → meaning), ``describe()``
   (unit-specific sidecar sections) and ``artefacts()`` (file name → text written beside the Verilog).
 * testbench: a cocotb module whose tests are listed in ``tests``; the runner runs them by name.
 """
@@ -57,6 +58,9 @@ class Unit:
         Module behind ``int8attn accuracy`` (see :attr:`accuracy_module`); ``None`` when the unit has none.
     calibrate : str or None
         Module behind ``int8attn calibrate`` (see :attr:`calibration_module`); ``None`` when the unit has none.
+    folder : tuple of (str, str)
+        The default output folder's name after the unit's: ``(prefix, field)`` pairs joined by ``_``; empty for
+        ``<frame><value>_p<lanes>``.
 
     """
 
@@ -70,6 +74,7 @@ class Unit:
     frame: str
     accuracy: str | None = None
     calibrate: str | None = None
+    folder: tuple[tuple[str, str], ...] = ()
 
     @property
     def config_type(self) -> type:
@@ -100,14 +105,20 @@ class Unit:
         return getattr(config, self.frame)
 
     @property
+    def _folder_fields(self) -> tuple[tuple[str, str], ...]:
+        return self.folder or ((self.frame, self.frame), ("p", "lanes"))
+
+    @property
     def folder_pattern(self) -> str:
         """The default output folder's name, with the parameters it depends on in braces."""
-        return f"{self.name}_{self.frame}{{{self.frame}}}_p{{lanes}}[_{{target}}][_{{interface}}]"
+        shape = "_".join(f"{prefix}{{{name}}}" for prefix, name in self._folder_fields)
+        return f"{self.name}_{shape}[_{{target}}][_{{interface}}]"
 
     def folder_name(self, config: Any) -> str:
         suffix = "".join(f"_{value}" for value, default in ((config.target, "generic"), (config.interface, "stream"))
                          if value != default)
-        return f"{self.name}_{self.frame}{self.frame_elements(config)}_p{config.lanes}{suffix}"
+        shape = "_".join(f"{prefix}{getattr(config, name)}" for prefix, name in self._folder_fields)
+        return f"{self.name}_{shape}{suffix}"
 
     @property
     def accuracy_module(self) -> Any:
@@ -136,6 +147,10 @@ UNITS: dict[str, Unit] = {unit.name: unit for unit in (
          config="int8attn.golden.requant:RequantConfig", model="int8attn.golden.requant:RequantModel",
          component="int8attn.hdl.requant:Requantizer", testbench="int8attn.verif.tb_requant",
          tests=("check", "cycle"), frame="channels"),
+    Unit(name="dense", summary="int8 fully connected layer, pe x simd folded (TFLite FULLY_CONNECTED, TinyMind QDense)",
+         config="int8attn.golden.dense:DenseConfig", model="int8attn.golden.dense:DenseModel",
+         component="int8attn.hdl.dense:Dense", testbench="int8attn.verif.tb_dense", tests=("check", "cycle"),
+         frame="in_features", folder=(("in", "in_features"), ("out", "out_features"), ("pe", "pe"), ("simd", "simd"))),
 )}
 
 

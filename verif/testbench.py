@@ -216,8 +216,9 @@ class StreamTB:
         Every frame's first output beat must come exactly ``latency_cycles`` after its reference input beat, which
         the sidecar's ``latency_from`` names: the frame's ``last`` input beat (units that need the whole frame, like
         softmax) or its ``first`` (units that work beat by beat, output beat ``k`` following input beat ``k``), the
-        latest over the input streams. Output beats must follow each other without a gap, and the run must take no
-        longer than the sidecar's ``elements_per_cycle`` allows. Returns the report fields ``elements_per_cycle``
+        latest over the input streams. An output stream's beats must come evenly spaced, ``cycles_per_frame /
+        beats_per_frame`` cycles apart (back to back for most units), and the run must take no longer than
+        ``cycles_per_frame`` a row allows. Returns the report fields ``elements_per_cycle``
         (sustained), ``latency_cycles`` (distinct values), ``span_cycles`` and ``elements``.
         """
         latency_from = self.sidecar["latency_from"]
@@ -238,35 +239,38 @@ class StreamTB:
                 if latency != self.latency and len(self.errors) < MAX_REPORTED:
                     self.errors.append(f"row {record.index}: first output beat {latency} cycles after its "
                                        f"{latency_from} input beat, expected {self.latency}")
-        for key in self.outputs:
+        frame_cycles = self.sidecar["cycles_per_frame"]
+        intervals = {key: frame_cycles // spec.beats_per_frame for key, spec in self.outputs.items()}
+        for key, interval in intervals.items():
             beats = self.monitors[key].beats
             gaps = [(before.cycle, after.cycle) for before, after in zip(beats, beats[1:], strict=False)
-                    if after.cycle != before.cycle + 1]
-            self.errors += [f"{key} stream: valid low for {after - before - 1} cycle(s) before cycle {after}"
-                            for before, after in gaps[:MAX_REPORTED]]
+                    if after.cycle != before.cycle + interval]
+            self.errors += [f"{key} stream: beat at cycle {after}, {after - before} cycles after the one before; "
+                            f"expected {interval}" for before, after in gaps[:MAX_REPORTED]]
         firsts = [beats[0].cycle for beats in inputs.values() if beats]
         lasts = [self.monitors[key].beats[-1].cycle for key in self.outputs if self.monitors[key].beats]
         span = max(lasts) - min(firsts) + 1 if firsts and lasts else 0
-        nominal = self.sidecar["elements_per_cycle"]
         frame = max(spec.elements for spec in self.inputs.values())
-        tail = max(spec.beats_per_frame for spec in self.outputs.values()) - min(
+        tail = max((spec.beats_per_frame - 1) * intervals[key] + 1 for key, spec in self.outputs.items()) - min(
             spec.beats_per_frame - offsets[name] for name, spec in self.inputs.items())
-        bound = -(-count * frame // nominal) + self.latency + tail
+        bound = count * frame_cycles + self.latency + tail
         if span > bound:
             self.errors.append(f"{count} rows took {span} cycles from first input to last output, more than {bound} "
-                               f"at {nominal} elements/cycle")
+                               f"at {frame_cycles} cycles a row")
         return {"elements_per_cycle": self.sustained_rate(), "latency_cycles": sorted(set(latencies)),
                 "span_cycles": span, "elements": self.scoreboard.frames_done * frame}
 
     def sustained_rate(self) -> float | None:
-        """Elements per cycle kept up on every stream: beats × lanes over the cycles from its first to its last beat,
-        the lowest over the streams (the pipeline's fill, once per run, is in none)."""
+        """Input elements per cycle kept up on every stream: its frames (beats over ``beats_per_frame``) times the
+        input frame's elements, over the cycles from its first to its last beat, the lowest over the streams (the
+        pipeline's fill, once per run, is in none)."""
+        frame = max(spec.elements for spec in self.inputs.values())
         rates = []
         for key, spec in self.streams.items():
             beats = self.monitors[key].beats
             if len(beats) < 2:
                 return None
-            rates.append(len(beats) * spec.layout.lanes / (beats[-1].cycle - beats[0].cycle + 1))
+            rates.append(len(beats) / spec.beats_per_frame * frame / (beats[-1].cycle - beats[0].cycle + 1))
         return min(rates)
 
     def finish(self, **measured: object) -> None:

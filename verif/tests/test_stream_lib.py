@@ -163,7 +163,7 @@ def add_unit() -> tuple[str, dict]:
     dut = SaturatingAdd(LANES)
     facts = {"unit": "add", "top": "add", "parameters": {"lanes": LANES}, "ports": emit.ports(dut),
              "streams": emit.streams(dut), "latency_cycles": dut.latency, "latency_from": dut.latency_from,
-             "elements_per_cycle": LANES}
+             "elements_per_cycle": LANES, "cycles_per_frame": dut.frame_beats["o"]}
     return verilog.convert(dut, name="add", emit_src=False), facts
 
 
