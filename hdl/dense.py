@@ -259,7 +259,7 @@ class Dense(wiring.Component):
         m.d.comb += [centred[lane].eq(self.i.payload.data[lane] - zero_point) for lane in range(simd)]
         inputs = delay(m, centred, stages["operands"], enable=enable, name="stream_inputs")
         if folds > 1:
-            m.submodules.row_buffer = buffer = Ram(operand_layout.size, beats, target=config.target)
+            m.submodules.row_buffer = buffer = Ram(operand_layout.size, max(beats, 2), target=config.target)
             m.d.comb += [buffer.w_en.eq(self.i.valid & self.i.ready), buffer.w_addr.eq(beat),
                          buffer.w_data.eq(centred), buffer.r_en.eq(enable), buffer.r_addr.eq(beat)]
             from_stream = delay(m, streaming, stages["operands"], enable=enable, name="from_stream")

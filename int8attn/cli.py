@@ -197,6 +197,9 @@ def _sim(unit: Unit, args: argparse.Namespace) -> int:
     from int8attn.verif.runner import SimulatorMissing, run
 
     options = {name: getattr(args, name) for name in ("rows", "seed") if getattr(args, name) is not None}
+    if args.input is not None:
+        _load_rows(args.input, unit.frame_elements(config), unit.make_model(config).input_dtype)
+        options["frames"] = args.input.resolve()
     try:
         result = run(config, args.simulator, waves=args.waves, **options)
     except SimulatorMissing as error:
@@ -320,6 +323,8 @@ def _add_sim(parser: argparse.ArgumentParser, unit: Unit) -> None:
                         help="random rows to check, after the directed rows (default: the runner's, 64)")
     parser.add_argument("--seed", type=_integer("integers >= 0", low=0),
                         help="seed of the rows and of the stall patterns (default: the runner's, 1)")
+    parser.add_argument("--in", dest="input", type=Path,
+                        help=f"input rows (.npy, shape (rows, {unit.frame})) to check instead of the random rows")
     parser.add_argument("--waves", action="store_true", help="record an FST waveform (rebuilds with tracing)")
 
 

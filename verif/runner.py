@@ -138,6 +138,8 @@ class TBSettings:
         Probability of an idle input cycle and of a cycle with output ``ready`` low.
     directed : bool
         Whether ``check`` also sends the directed rows.
+    frames : Path or None
+        A ``.npy`` of input frames (``rows × elements``) that ``check`` sends instead of its random rows.
     """
 
     sidecar: Path
@@ -147,17 +149,18 @@ class TBSettings:
     idle: float = 0.2
     backpressure: float = 0.2
     directed: bool = True
+    frames: Path | None = None
 
     PREFIX = "INT8ATTN_"
 
     def to_env(self) -> dict[str, str]:
         return {self.PREFIX + item.name.upper(): str(int(value) if isinstance(value, bool) else value)
-                for item in fields(self) for value in [getattr(self, item.name)]}
+                for item in fields(self) for value in [getattr(self, item.name)] if value is not None}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "TBSettings":
         kinds = {"sidecar": Path, "result": Path, "rows": int, "seed": int, "idle": float, "backpressure": float,
-                 "directed": lambda text: bool(int(text))}
+                 "directed": lambda text: bool(int(text)), "frames": Path}
         values = {}
         for name, kind in kinds.items():
             text = environ.get(cls.PREFIX + name.upper())
@@ -321,7 +324,7 @@ def _selected(test: str, allowed: Sequence[str]) -> tuple[str, ...]:
 
 def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_module: str, tests: Sequence[str],
              simulator: str, build_dir: Path, rows: int = 64, seed: int = 1, idle: float = 0.2,
-             backpressure: float = 0.2, directed: bool = True, waves: bool = False,
+             backpressure: float = 0.2, directed: bool = True, frames: Path | None = None, waves: bool = False,
              library: SimulationLibrary | None = None) -> SimResult:
     """Build ``sources`` (unless ``build_dir`` holds that build) and run cocotb ``tests`` of ``test_module``.
 
@@ -336,7 +339,7 @@ def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_modu
     label = "-".join(tests)
     log = build_dir / f"{label}.log"
     settings = TBSettings(sidecar=sidecar, result=build_dir / f"{label}.json", rows=rows, seed=seed, idle=idle,
-                          backpressure=backpressure, directed=directed)
+                          backpressure=backpressure, directed=directed, frames=frames)
 
     def failed(message: str) -> SimResult:
         return SimResult(simulator, tests, 0, 0, [message], 0, None, [], False, {}, build_dir, log)
@@ -391,8 +394,8 @@ def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_modu
 
 
 def run(config: Any, simulator: str = "verilator", *, test: str | None = None, rows: int = 64, seed: int = 1,
-        idle: float = 0.2, backpressure: float = 0.2, directed: bool = True, waves: bool = False,
-        build_dir: Path | None = None) -> SimResult:
+        idle: float = 0.2, backpressure: float = 0.2, directed: bool = True, frames: Path | None = None,
+        waves: bool = False, build_dir: Path | None = None) -> SimResult:
     """Emit, build and simulate the registered unit of ``config``; return what its testbench checked.
 
     A vendor ``target``'s Verilog is simulated with the simulation models of the primitives it instantiates
@@ -406,7 +409,7 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
         ``"verilator"`` or ``"icarus"``.
     test : str, optional
         Test(s) of the unit's testbench to run, comma-separated, from the unit's ``tests``; its first by default.
-    rows, seed, idle, backpressure, directed
+    rows, seed, idle, backpressure, directed, frames
         Testbench parameters, see :class:`TBSettings`.
     waves : bool
         Record a waveform (the design is rebuilt with tracing): FST, except on Verilator without ``lz4.h``
@@ -436,5 +439,5 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
         emitted = emit.emit(config, build_dir / "rtl")
         return simulate([emitted.verilog], emitted.sidecar, toplevel=unit.name, test_module=unit.testbench,
                         tests=tests, simulator=simulator, build_dir=build_dir, rows=rows, seed=seed, idle=idle,
-                        backpressure=backpressure, directed=directed, waves=waves,
+                        backpressure=backpressure, directed=directed, frames=frames, waves=waves,
                         library=simulation_library(config.target))

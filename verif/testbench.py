@@ -295,12 +295,16 @@ class StreamTB:
 
 async def check_test(dut: HierarchyObject, stimuli: Stimuli, directed: Directed | None = None, *,
                      model: Callable[[Any], Any] | None = None) -> None:
-    """The ``check`` test: ``INT8ATTN_ROWS`` random frames and the directed ones, random idle input cycles and
-    output backpressure; every output bit checked."""
+    """The ``check`` test: ``INT8ATTN_ROWS`` random frames (or the frames of ``INT8ATTN_FRAMES``) and the directed
+    ones, random idle input cycles and output backpressure; every output bit checked."""
     settings = TBSettings.from_env()
     tb = StreamTB(dut, settings, "check", idle=settings.idle, backpressure=settings.backpressure, model=model)
     await tb.reset()
-    frames = list(stimuli(tb, settings.rows))
+    if settings.frames is None:
+        frames = list(stimuli(tb, settings.rows))
+    else:
+        rows = np.atleast_2d(np.load(settings.frames))
+        frames = [(f"{settings.frames.name} row {index}", row) for index, row in enumerate(rows)]
     if settings.directed and directed is not None:
         frames += directed(tb)
     for label, frame in frames:
