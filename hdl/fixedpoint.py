@@ -63,6 +63,26 @@ def clamp(value: ValueLike, low: int, high: int) -> Value:
     return result
 
 
+def saturate(value: ValueLike, bits: int) -> Value:
+    """Signed ``value`` limited to the range of ``signed(bits)``, as combinational logic without carry chains.
+
+    ``value`` fits when its bits from ``bits − 1`` up are all equal (a wide AND and NOR of those bits); otherwise
+    its sign picks the bound. The result has shape ``signed(bits)``, so a :func:`clamp` to a range inside it compares
+    ``bits``-bit values only.
+    """
+    value = Value.cast(value)
+    if bits < 1:
+        raise ValueError(f"bits must be ≥ 1, not {bits}")
+    if not value.shape().signed:
+        raise ValueError(f"value must be signed, not {value.shape()!r}")
+    if len(value) <= bits:
+        return value.as_signed()
+    top = value[bits - 1:]
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    bounded = Mux(value[-1], Const(low, signed(bits)), Const(high, signed(bits)))
+    return Mux(~top.any() | top.all(), value[:bits].as_signed(), bounded)
+
+
 class SaturatingRoundingDoublingHighMul(wiring.Component):
     """gemmlowp ``SaturatingRoundingDoublingHighMul``: ``a·b / 2^31`` rounded to nearest, saturated.
 

@@ -20,6 +20,16 @@ def delay(m: Module, value: Value, cycles: int, *, enable: Value | None = None, 
     return delay_line(m, value, cycles, enable=enable, name=name)[-1]
 
 
+def event_counter(m: Module, event: Value, width: int, name: str) -> Signal:
+    """A ``width``-bit count of the cycles with ``event``; the increment is computed ahead, so ``event`` only selects
+    between two registers."""
+    count = Signal(width, name=name)
+    following = Signal(width, init=1, name=f"{name}_next")
+    with m.If(event):
+        m.d.sync += [count.eq(following), following.eq(following + 1)]
+    return count
+
+
 def delay_line(m: Module, value: Value, cycles: int, *, enable: Value | None = None,
                name: str = "delayed") -> list[Value]:
     """``value`` followed by its ``cycles`` registered copies: element ``k`` is ``value`` delayed by ``k``."""

@@ -6,7 +6,14 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.golden.requant import RequantConfig, RequantModel
-from int8attn.hdl.fixedpoint import INT32, RoundingDivideByPot, SaturatingRoundingDoublingHighMul, ShiftLeft, clamp
+from int8attn.hdl.fixedpoint import (
+    INT32,
+    RoundingDivideByPot,
+    SaturatingRoundingDoublingHighMul,
+    ShiftLeft,
+    clamp,
+    saturate,
+)
 from int8attn.hdl.pipeline import delay
 from int8attn.hdl.streams import FrameStreams, LaneBeat
 
@@ -34,7 +41,10 @@ class Requantizer(FrameStreams, wiring.Component):
       (:class:`~int8attn.hdl.fixedpoint.SaturatingRoundingDoublingHighMul`: the product, then the rounding).
     * ``rounding_divide``: ``z = RDBPOT(y, max(−shift, 0))`` (:class:`~int8attn.hdl.fixedpoint.RoundingDivideByPot`),
       absent when no channel shifts right.
-    * ``output``: ``clamp(wrap32(z + output_zero_point), act_min, act_max)``, registered.
+    * ``zero_point``: ``wrap32(z + output_zero_point)``, registered on the vendor targets (its carry chain and the
+      clamp's comparisons take two ECP5 cycles at 200 MHz); absent on ``generic`` and with a zero point of 0.
+    * ``output``: saturated to the output width from its high bits (:func:`~int8attn.hdl.fixedpoint.saturate`, no
+      carry chain), then ``clamp(…, act_min, act_max)`` on that width, registered.
 
     ``valid``, ``last`` and the channel's values are delayed alongside with :func:`~int8attn.hdl.pipeline.delay`.
 
@@ -94,6 +104,7 @@ class Requantizer(FrameStreams, wiring.Component):
             "left_shift": self.left_shift_blocks[0].latency if self.left_shift_blocks else 0,
             "srdhm": self.srdhm_blocks[0].latency,
             "rounding_divide": self.divide_blocks[0].latency if self.divide_blocks else 0,
+            "zero_point": int(self.model.output_zero_point != 0 and self.config.target != "generic"),
             "output": OUTPUT_LATENCY,
         }
 
@@ -164,10 +175,12 @@ class Requantizer(FrameStreams, wiring.Component):
                 m.d.comb += [divider.en.eq(enable), divider.x.eq(quotient), divider.exponent.eq(right_shift)]
                 quotient = divider.o
 
+            with_zero_point = delay(m, (quotient + zero_point)[:ACCUMULATOR_BITS].as_signed(), stages["zero_point"],
+                                 enable=enable, name=f"with_zero_point{lane}")
             result = Signal(signed(self.config.output_bits), name=f"out{lane}")
             with m.If(enable):
-                m.d.sync += result.eq(clamp((quotient + zero_point)[:ACCUMULATOR_BITS].as_signed(),
-                                            self.model.act_min, self.model.act_max))
+                m.d.sync += result.eq(clamp(saturate(with_zero_point, self.config.output_bits), self.model.act_min,
+                                            self.model.act_max))
             m.d.comb += self.o.payload.data[lane].eq(result)
 
         latency = self.latency

@@ -16,17 +16,20 @@ from int8attn.hdl.final_mac import FinalMac
 from int8attn.hdl.lut_index import LutIndex
 from int8attn.hdl.max_reduce import MaxReduce
 from int8attn.hdl.memory import Ram
-from int8attn.hdl.pipeline import delay
+from int8attn.hdl.pipeline import delay, event_counter
 from int8attn.hdl.reciprocal import Reciprocal
-from int8attn.hdl.streams import LUT_RAM_TARGETS, FrameStreams, LaneBeat, Queue, ShallowQueue
+from int8attn.hdl.streams import (
+    LUT_RAM_TARGETS,
+    OUTPUT_QUEUE_LATENCY,
+    ROOM_DELAY,
+    FrameStreams,
+    LaneBeat,
+    Queue,
+    ShallowQueue,
+)
 from int8attn.hdl.surrogate_stages import Base2Terms, ClippedLinearScore, ScaleMac, ShiftOut
 
 INDEX_QUEUE_SLACK = 4
-ROOM_DELAY = 3
-"""Cycles by which a pass's view of a queue's room lags: the count of beats inside and its comparison are registered,
-so the room flag leaves a margin for the beats that may have been taken in since."""
-OUTPUT_QUEUE_LATENCY = 2
-"""Cycles from a beat entering the (registered-output) output queue to its ``o.valid``."""
 SUM_SHIFT_BITS = 8
 """Width of the running-sum shift of a chunked ``base2`` unit: a maximum grows by at most 255."""
 EXP_ROM_FILE = "exp_rom.hex"
@@ -368,7 +371,7 @@ class Softmax(FrameStreams, wiring.Component):
         read_address = Signal(range(self.banks * beats))
         read_beat = Signal(range(max(beats, 2)))
         issue = row_maxima.r_rdy & room
-        issued = self._counter(m, issue, count_width, "issued")
+        issued = event_counter(m, issue, count_width, "issued")
         releases = issue & (read_beat == beats - 1)
         m.d.comb += [
             row_buffer.r_addr.eq(read_address),
@@ -442,8 +445,8 @@ class Softmax(FrameStreams, wiring.Component):
         out_beat = Signal(range(max(beats, 2)))
         closes_row = Signal(init=beats == 1)
         take = out_room & index_queue.r_rdy & scales.r_rdy
-        taken = self._counter(m, take, count_width, "taken")
-        delivered = self._counter(m, self.o.valid & self.o.ready, count_width, "delivered")
+        taken = event_counter(m, take, count_width, "taken")
+        delivered = event_counter(m, self.o.valid & self.o.ready, count_width, "delivered")
         in_output = Signal(count_width)
         m.d.sync += [
             in_output.eq(taken - delivered),
@@ -543,16 +546,6 @@ class Softmax(FrameStreams, wiring.Component):
         m.d.comb += self.chunk_maxima.r_addr.eq(read_address)
         return opens, closes, {"maximum": maximum, "shift": shift, "row_first": chunk_row_first,
                                "row_last": delay(m, row_end, latency + 1, name="chunk_row_last")}
-
-    @staticmethod
-    def _counter(m: Module, event: Value, width: int, name: str) -> Signal:
-        """A ``width``-bit count of the cycles with ``event``; the increment is computed ahead, so ``event`` only
-        selects between two registers."""
-        count = Signal(width, name=name)
-        following = Signal(width, init=1, name=f"{name}_next")
-        with m.If(event):
-            m.d.sync += [count.eq(following), following.eq(following + 1)]
-        return count
 
     def _next(self, address: Signal):
         """The row buffer address after ``address``: its banks follow each other, so rows are read and written at

@@ -11,6 +11,12 @@ from int8attn.hdl.memory import LATENCY as RAM_LATENCY
 from int8attn.hdl.memory import Ram
 from int8attn.hdl.pipeline import check_target, delay_line
 
+ROOM_DELAY = 3
+"""Cycles by which a writer's view of a queue's room lags: the count of words inside and its comparison are registered,
+so the room flag leaves a margin for the words that may have been sent since."""
+OUTPUT_QUEUE_LATENCY = 2
+"""Cycles from a word entering a registered-output queue (:class:`ShallowQueue`,
+:class:`~amaranth.lib.fifo.SyncFIFOBuffered`) to its ``r_rdy``."""
 LUT_RAM_TARGETS = ("ecp5", "xc7")
 r"""Targets with LUT RAM (ECP5 ``TRELLIS_DPR16X4``, 7-series ``RAM32M``), where queues are :class:`ShallowQueue`\ s."""
 

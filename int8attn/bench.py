@@ -1,8 +1,9 @@
 """Benchmarks behind ``int8attn bench`` and ``make bench``.
 
-Measures the golden model's throughput and, for each softmax configuration of :data:`MATRIX` and each requantizer of
-:data:`REQUANT_MATRIX`, the elements per cycle and the latency of the generated RTL in a Verilator simulation (the
-runner's ``cycle`` test: back-to-back frames, no idle input cycle, output always ready). Writes
+Measures the golden model's throughput and, for each softmax configuration of :data:`MATRIX`, each requantizer of
+:data:`REQUANT_MATRIX` and each dense unit of :data:`DENSE_MATRIX`, the elements per cycle (dense: MACs per cycle
+and the multipliers' utilisation) and the latency of the generated RTL in a Verilator simulation (the runner's
+``cycle`` test: back-to-back frames, no idle input cycle, output always ready). Writes
 ``build/reports/bench.json`` and ``build/reports/bench.md``; with ``update_readme`` the table also replaces the
 ``bench`` block of ``README.md`` (:func:`with_table`).
 """
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
+from int8attn.golden.dense import DenseConfig
 from int8attn.golden.requant import RequantConfig
 from int8attn.golden.stimuli import int8_rows
 from int8attn.units import unit_of
@@ -31,6 +33,17 @@ REQUANT_MATRIX = (
     RequantConfig(channels=64, lanes=16, weight_scales=tuple(float(s) for s in np.geomspace(1e-4, 2.0, 64))),
     *(RequantConfig(channels=16, lanes=4, target=target) for target in VENDOR_TARGETS),
 )
+DENSE_MATRIX = (
+    DenseConfig(in_features=16, out_features=16),
+    DenseConfig(in_features=16, out_features=16, pe=4, simd=4),
+    DenseConfig(in_features=64, out_features=64, pe=8, simd=8),
+    DenseConfig(in_features=64, out_features=64, pe=8, simd=8,
+                weight_scale=tuple(float(scale) for scale in np.geomspace(1e-3, 1e-2, 64))),
+    DenseConfig(in_features=64, out_features=64, pe=8, simd=8, target="ecp5"),
+    DenseConfig(in_features=64, out_features=64, pe=8, simd=8, target="xc7"),
+)
+UTILISATION_FLOOR = 0.95
+"""Issue 10's target: the dense engine keeps at least 95 % of its ``pe · simd`` multipliers busy."""
 LATENCY_SLACK = 40
 """Latency bound of the softmax (issue 8): row beats + 40 cycles. The ``generic`` target keeps it."""
 VENDOR_LATENCY_SLACK = 100
@@ -87,7 +100,7 @@ def measure(config: Any, rows: int) -> dict:
         "unit": unit.name,
         "parameters": config.as_dict(),
         "frame": frame,
-        "lanes": config.lanes,
+        "lanes": getattr(config, "lanes", None),
         "elements_per_cycle": result.elements_per_cycle,
         "latency_cycles": max(latencies) if latencies else None,
         "latencies_measured": latencies,
@@ -100,6 +113,12 @@ def measure(config: Any, rows: int) -> dict:
         "passed": result.passed,
         "errors": result.errors,
     }
+    if isinstance(config, DenseConfig):
+        cycle = result.reports.get("cycle", {})
+        macs = (cycle["rows"] * config.in_features * config.out_features / cycle["span_cycles"]
+                if cycle.get("span_cycles") else None)
+        record |= {"multipliers": config.pe * config.simd, "macs_per_cycle": macs,
+                   "utilisation": None if macs is None else macs / (config.pe * config.simd)}
     record["problems"] = _problems(record)
     return record
 
@@ -115,6 +134,9 @@ def _problems(record: dict) -> list[str]:
         problems.append(f"latency {record['latency_cycles']} exceeds the bound {record['latency_bound']}")
     if record["elements_per_cycle"] is None:
         problems.append("no elements/cycle measured")
+    elif record["unit"] == "dense":
+        if record["utilisation"] < UTILISATION_FLOOR:
+            problems.append(f"utilisation {record['utilisation']:.3f} is below {UTILISATION_FLOOR}")
     elif record["elements_per_cycle"] < THROUGHPUT_FLOOR * record["lanes"]:
         problems.append(f"{record['elements_per_cycle']:.3f} elements/cycle is below {THROUGHPUT_FLOOR}·P")
     return problems
@@ -135,7 +157,7 @@ def markdown(report: dict) -> str:
         "| over N/P + 40 | check |",
         "|:---|---:|---:|:---|---:|---:|---:|---:|---:|---:|:---|",
     ]
-    for record in report["units"]:
+    for record in (record for record in report["units"] if record["unit"] != "dense"):
         epc = "–" if record["elements_per_cycle"] is None else f"{record['elements_per_cycle']:.3f}"
         latency = "–" if record["latency_cycles"] is None else record["latency_cycles"]
         bound = "–" if record["latency_bound"] is None else record["latency_bound"]
@@ -144,6 +166,26 @@ def markdown(report: dict) -> str:
         check = "; ".join(record["problems"]) or "ok"
         cells = [record["unit"], record["frame"], record["lanes"], _label(record), record["rows"], epc, latency,
                  record["sidecar_latency_cycles"], bound, over, check]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    lines += [
+        "",
+        "Dense: MACs/cycle is rows × in × out over the cycles from the first input beat to the last output beat (the "
+        "pipeline's fill included once); utilisation divides it by the engine's `pe · simd` multipliers (issue 10's "
+        f"target ≥ {UTILISATION_FLOOR}). Latency counts from a row's last input beat to its first output beat.",
+        "",
+        "| in × out | pe × simd | configuration | rows | cycles/row | MACs/cycle | utilisation | latency (cycles) "
+        "| sidecar latency | check |",
+        "|:---|:---|:---|---:|---:|---:|---:|---:|---:|:---|",
+    ]
+    for record in (record for record in report["units"] if record["unit"] == "dense"):
+        parameters = record["parameters"]
+        macs = "–" if record["macs_per_cycle"] is None else f"{record['macs_per_cycle']:.2f}"
+        utilisation = "–" if record["utilisation"] is None else f"{record['utilisation']:.3f}"
+        cycles = parameters["in_features"] // parameters["simd"] * (parameters["out_features"] // parameters["pe"])
+        cells = [f"{parameters['in_features']} × {parameters['out_features']}",
+                 f"{parameters['pe']} × {parameters['simd']}", _label(record), record["rows"], cycles, macs,
+                 utilisation, record["latency_cycles"], record["sidecar_latency_cycles"],
+                 "; ".join(record["problems"]) or "ok"]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     lines += [
         "",
@@ -159,6 +201,8 @@ def _label(record: dict) -> str:
     parameters = record["parameters"]
     if record["unit"] == "requant":
         kind = "per-channel" if len(parameters["weight_scales"] or parameters["multipliers"]) > 1 else "per-tensor"
+    elif record["unit"] == "dense":
+        kind = "per-channel" if len(parameters["weight_scale"] or ()) > 1 else "per-tensor"
     else:
         kind = parameters["mode"]
     return kind if parameters["target"] == "generic" else f"{kind}, target {parameters['target']}"
@@ -188,7 +232,7 @@ def run(quick: bool = False, update_readme: bool = False) -> int:
     records = []
     softmax = [SoftmaxConfig(n=n, lanes=lanes, target=target) for target in ("generic", *VENDOR_TARGETS)
                for n, lanes in MATRIX]
-    for config in softmax + list(REQUANT_MATRIX):
+    for config in softmax + list(REQUANT_MATRIX) + list(DENSE_MATRIX):
         label = unit_of(config).folder_name(config)
         print(f"{label}: cycle test on {SIMULATOR} ...", flush=True)
         records.append(measure(config, sim_rows))

@@ -1,6 +1,12 @@
 """An independent transcription of TinyMind's integer C++ (``cpp/qaffine.hpp``) on Python integers, for the tests
-that check the models against TinyMind's formulas."""
+that check the models against TinyMind's formulas, and the loader of TinyMind's encoder-stack vectors."""
 
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINYMIND_STACK = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "tinymind_encoder_stack.npz"
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 
@@ -40,3 +46,12 @@ def requantizer_apply(requantizer: dict[str, int], acc: int) -> int:
     mul = saturating_rounding_doubling_high_mul(shifted, requantizer["multiplier"])
     with_zp = int32(rounding_divide_by_pot(mul, max(shift, 0)) + requantizer["zero_point"])
     return min(max(with_zp, requantizer["qmin"]), requantizer["qmax"])
+
+
+def load_encoder_stack() -> dict[str, np.ndarray]:
+    """Every array of the shared ``tinymind_encoder_stack.npz``; skips the test when the repo's ``../shared`` lacks
+    it."""
+    if not TINYMIND_STACK.exists():
+        pytest.skip(f"TinyMind encoder vectors not found at {TINYMIND_STACK} (the repo's ../shared)")
+    with np.load(TINYMIND_STACK) as archive:
+        return {key: archive[key] for key in archive.files}

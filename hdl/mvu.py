@@ -1,0 +1,318 @@
+"""The folded matrix–vector engine shared by the dense and matmul units (as FINN's MVAU), with the requantizer.
+
+``pe`` processing elements each compute one output channel from ``simd`` products per cycle. A row of ``beats ·
+simd`` inputs is multiplied by a ``[folds · pe, beats · simd]`` matrix in ``folds · beats`` steps: in fold ``f``,
+PE ``k`` computes channel ``f·pe + k``. The first fold takes the row straight from the input stream and writes it
+into a buffer that the later folds replay, so a row is accepted only while its first fold is computed: the input
+waits no longer than the engine needs and the latency from a row's last input beat is a constant. The matrix lives
+outside the engine (a ROM of weights, RAM banks of an operand): the engine names the word each step needs
+(``weights_addr``) and takes it :data:`WEIGHT_LATENCY` cycles later.
+"""
+
+from collections.abc import Sequence
+
+from amaranth import Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from int8attn.golden.requant import RequantConfig
+from int8attn.hdl.memory import LATENCY as WEIGHT_LATENCY
+from int8attn.hdl.memory import Ram
+from int8attn.hdl.multiplier import Multiplier
+from int8attn.hdl.pipeline import check_target, delay, event_counter
+from int8attn.hdl.requant import ACCUMULATOR_BITS, Requantizer
+from int8attn.hdl.streams import LUT_RAM_TARGETS, OUTPUT_QUEUE_LATENCY, ROOM_DELAY, LaneBeat, ShallowQueue
+from int8attn.hdl.tree import reduce_tree, tree_stages
+
+OPERAND_BITS = 9
+"""Width of an int8 value minus its zero point: −255..255."""
+ACCUMULATE_LATENCY = 1
+OPERAND_REGISTER = 1
+"""A register after the memories' reads and the choice between streamed and replayed inputs: each input feeds
+``pe`` multipliers, and on an ECP5 the route from a block RAM through that choice to the DSP blocks alone takes
+about 4 ns."""
+
+
+class DotProduct(wiring.Component):
+    """``Σ_s a[s]·b[s]`` over ``lanes`` pairs of signed operands: a :class:`~int8attn.hdl.multiplier.Multiplier`
+    per pair, then a registered adder tree.
+
+    Parameters
+    ----------
+    lanes : int
+        Pairs per cycle, ≥ 1.
+    a_bits, b_bits : int
+        Widths of the signed operands.
+    target : str
+        Target of the multipliers and of the tree's depth per stage.
+
+    Attributes
+    ----------
+    sum_shape : Shape
+        Signed, wide enough for every sum.
+
+    Members
+    -------
+    en : In(1)
+        Clock enable of every register.
+    a, b : In(ArrayLayout(signed(bits), lanes))
+        The operands.
+    o : Out(sum_shape)
+        Their dot product, :attr:`latency` enabled cycles later.
+    """
+
+    def __init__(self, lanes: int, a_bits: int, b_bits: int, target: str = "generic"):
+        if lanes < 1:
+            raise ValueError(f"lanes must be ≥ 1, not {lanes}")
+        self.lanes = lanes
+        self.target = check_target(target)
+        self.multipliers = [Multiplier(signed(a_bits), signed(b_bits), target) for _ in range(lanes)]
+        self.sum_shape = signed(a_bits + b_bits + (lanes - 1).bit_length())
+        super().__init__({
+            "en": In(1),
+            "a": In(data.ArrayLayout(signed(a_bits), lanes)),
+            "b": In(data.ArrayLayout(signed(b_bits), lanes)),
+            "o": Out(self.sum_shape),
+        })
+
+    @property
+    def latency(self) -> int:
+        """The multipliers' latency plus the tree's register stages."""
+        return self.multipliers[0].latency + (tree_stages(self.lanes, self.target) if self.lanes > 1 else 0)
+
+    def elaborate(self, platform):
+        m = Module()
+        products = []
+        for lane, multiplier in enumerate(self.multipliers):
+            m.submodules[f"multiplier{lane}"] = multiplier
+            m.d.comb += [multiplier.en.eq(self.en), multiplier.a.eq(self.a[lane]), multiplier.b.eq(self.b[lane])]
+            products.append(multiplier.o)
+        total, _ = reduce_tree(m, products, lambda x, y: x + y, self.sum_shape, enable=self.en, target=self.target)
+        m.d.comb += self.o.eq(total)
+        return m
+
+
+class FoldedEngine(wiring.Component):
+    """Rows of int8 inputs times a matrix held outside, accumulated in int32 and requantized.
+
+    The pipeline never stalls: a step (fold ``f``, beat ``b``) issues only when its input beat is there (fold 0), the
+    matrix is in place (``weights_ready``) and the output queue has room for every beat in flight, so nothing but
+    the queue's read port sees the sink's ``ready``. Stages of a step:
+
+    * ``operands``: the inputs ``x − input_zero_point`` (from the stream in fold 0, delayed as long as a memory read,
+      else replayed from the row buffer) and the matrix word ``f·beats + b`` (``weights``), both registered once
+      more (:data:`OPERAND_REGISTER`).
+    * ``dot_product``: one :class:`DotProduct` per PE.
+    * ``accumulate``: ``acc = (b = 0 ? bias : acc) + dot`` in 32 bits, wrapping as int32 does; after a row's last
+      beat the accumulators leave, ``pe`` lanes a beat, for
+    * ``requantizer``: :class:`~int8attn.hdl.requant.Requantizer` of ``requant``, and
+    * ``output_queue``: a :class:`~int8attn.hdl.streams.ShallowQueue` in LUT RAM (a
+      :class:`~amaranth.lib.fifo.SyncFIFOBuffered` without it) of :attr:`output_queue_depth` beats.
+
+    A frame is ``rows`` rows: its output frame is ``rows · folds`` beats with ``last`` on the final one, and its input
+    ``rows · beats`` beats with ``last`` on the final one. A ``last`` anywhere else, or missing there, raises the
+    sticky ``error`` output; the frame is still taken as its count of beats.
+
+    Parameters
+    ----------
+    folds, beats, simd, pe, rows : int
+        Folds and input beats per row, lanes of the input and of the output, rows per frame; all ≥ 1.
+    input_zero_point : int
+        Subtracted from every input.
+    weight_bits : int
+        Width of a signed matrix element.
+    biases : sequence of int
+        ``folds · pe`` int32 biases, channel ``c`` at ``c``.
+    requant : RequantConfig
+        The output requantizer (``lanes = pe``).
+    target : str
+        Target of the multipliers, the row buffer and the requantizer.
+
+    Members
+    -------
+    i : In(stream.Signature(LaneBeat(simd, 8)))
+        Input rows.
+    o : Out(stream.Signature(LaneBeat(pe, requant.output_bits)))
+        Output rows, ``folds`` beats each, one every ``beats`` cycles at full rate.
+    error : Out(1)
+        Sticky framing error, cleared by reset.
+    weights_ready : In(1, init=1)
+        Steps issue only while it is high (the matrix of the coming frame is in place).
+    weights_en : Out(1)
+        Clock enable of the matrix memories' read and output registers (always high: the pipeline never stalls).
+    weights_addr : Out(range(folds · beats))
+        Word of the step being issued.
+    weights : In(ArrayLayout(ArrayLayout(signed(weight_bits), simd), pe))
+        Each PE's word, :data:`WEIGHT_LATENCY` cycles after ``weights_addr``.
+    frame_done : Out(1)
+        The last step of a frame issues in this cycle.
+    """
+
+    def __init__(self, *, folds: int, beats: int, simd: int, pe: int, rows: int, input_zero_point: int,
+                 weight_bits: int, biases: Sequence[int], requant: RequantConfig, target: str = "generic"):
+        for name, value in (("folds", folds), ("beats", beats), ("simd", simd), ("pe", pe), ("rows", rows)):
+            if value < 1:
+                raise ValueError(f"{name} must be ≥ 1, not {value}")
+        if len(biases) != folds * pe:
+            raise ValueError(f"biases must hold folds·pe = {folds * pe} values, not {len(biases)}")
+        if requant.lanes != pe or requant.channels != folds * pe:
+            raise ValueError(f"requant must have lanes = pe = {pe} and channels = folds·pe = {folds * pe}")
+        self.folds, self.beats, self.simd, self.pe, self.rows = folds, beats, simd, pe, rows
+        self.input_zero_point = input_zero_point
+        self.weight_bits = weight_bits
+        self.biases = [int(bias) for bias in biases]
+        self.target = check_target(target)
+        self.dot_products = [DotProduct(simd, OPERAND_BITS, weight_bits, target) for _ in range(pe)]
+        self.requantizer = Requantizer(requant)
+        super().__init__({
+            "i": In(stream.Signature(LaneBeat(simd, 8))),
+            "o": Out(stream.Signature(LaneBeat(pe, requant.output_bits))),
+            "error": Out(1),
+            "weights_ready": In(1, init=1),
+            "weights_en": Out(1),
+            "weights_addr": Out(range(max(folds * beats, 2))),
+            "weights": In(data.ArrayLayout(data.ArrayLayout(signed(weight_bits), simd), pe)),
+            "frame_done": Out(1),
+        })
+
+    @property
+    def stages(self) -> dict[str, int]:
+        """Cycles of each stage from a step's issue to its output beat."""
+        return {
+            "operands": WEIGHT_LATENCY + OPERAND_REGISTER,
+            "dot_product": self.dot_products[0].latency,
+            "accumulate": ACCUMULATE_LATENCY,
+            "requantizer": self.requantizer.latency,
+            "output_queue": OUTPUT_QUEUE_LATENCY,
+        }
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a row's last input beat being accepted to its first output beat being valid, without
+        stalls."""
+        return sum(self.stages.values())
+
+    @property
+    def output_queue_depth(self) -> int:
+        """Beats the output queue holds: every beat in flight when the sink stops taking them, with the room flag's
+        lag."""
+        return self.latency + ROOM_DELAY + 1
+
+    @property
+    def multipliers(self) -> int:
+        """Multipliers of the engine, ``pe · simd`` (the requantizer's are apart)."""
+        return self.pe * self.simd
+
+    def elaborate(self, platform):
+        m = Module()
+        folds, beats, simd, pe = self.folds, self.beats, self.simd, self.pe
+        stages = self.stages
+
+        fold = Signal(range(max(folds, 2)), name="fold")
+        beat = Signal(range(max(beats, 2)), name="beat")
+        row = Signal(range(max(self.rows, 2)), name="row")
+        row_end = Signal(name="row_end") if beats > 1 else Const(1)
+        fold_end = Signal(name="fold_end") if folds > 1 else Const(1)
+        frame_end = Signal(name="frame_end") if self.rows > 1 else Const(1)
+        streaming = Signal(init=1, name="streaming") if folds > 1 else Const(1)
+        room = Signal(name="room")
+        can_issue = room & self.weights_ready
+        issue = Signal(name="issue")
+        m.d.comb += [self.i.ready.eq(can_issue & streaming), issue.eq(can_issue & (self.i.valid | ~streaming)),
+                     self.frame_done.eq(issue & row_end & fold_end & frame_end)]
+        with m.If(issue):
+            self._count(m, beat, row_end, beats)
+            with m.If(row_end):
+                self._count(m, fold, fold_end, folds)
+                if folds > 1:
+                    m.d.sync += streaming.eq(fold_end)
+                with m.If(fold_end):
+                    self._count(m, row, frame_end, self.rows)
+        with m.If(self.i.valid & self.i.ready & (self.i.payload.last != (row_end & frame_end))):
+            m.d.sync += self.error.eq(1)
+
+        operand_layout = data.ArrayLayout(signed(OPERAND_BITS), simd)
+        centred = Signal(operand_layout, name="centred")
+        m.d.comb += [centred[lane].eq(self.i.payload.data[lane] - self.input_zero_point) for lane in range(simd)]
+        accept = self.i.valid & self.i.ready
+        inputs = delay(m, centred, WEIGHT_LATENCY, name="stream_inputs")
+        if folds > 1:
+            inputs = Mux(delay(m, streaming, WEIGHT_LATENCY, name="from_stream"), inputs,
+                         self._replayed(m, centred, accept, beat))
+        inputs = delay(m, inputs, OPERAND_REGISTER, name="inputs")
+        weights = delay(m, self.weights, OPERAND_REGISTER, name="weights")
+        m.d.comb += [self.weights_en.eq(1), self.weights_addr.eq(fold * beats + beat if folds > 1 else beat)]
+
+        flags = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "fold": len(fold), "frame_end": 1}),
+                       name="flags")
+        m.d.comb += [flags.valid.eq(issue), flags.first.eq(beat == 0), flags.last.eq(row_end), flags.fold.eq(fold),
+                     flags.frame_end.eq(fold_end & frame_end)]
+        step = delay(m, flags, stages["operands"] + stages["dot_product"], name="step")
+        bias_fold = delay(m, flags.fold, stages["operands"] + stages["dot_product"] - 1, name="bias_fold")
+        biases = self._biases(m, bias_fold)
+
+        m.submodules.requantizer = requantizer = self.requantizer
+        for k in range(pe):
+            product = m.submodules[f"dot_product{k}"] = self.dot_products[k]
+            m.d.comb += [product.en.eq(1), product.a.eq(inputs), product.b.eq(weights[k])]
+            accumulator = Signal(signed(ACCUMULATOR_BITS), name=f"acc{k}")
+            total = Signal(signed(ACCUMULATOR_BITS), name=f"total{k}")
+            m.d.comb += total.eq(Mux(step.first, biases[k] + product.o, accumulator + product.o))
+            with m.If(step.valid):
+                m.d.sync += accumulator.eq(total)
+                with m.If(step.last):
+                    m.d.sync += requantizer.i.payload.data[k].eq(total)
+        m.d.sync += requantizer.i.valid.eq(step.valid & step.last)
+        with m.If(step.valid & step.last):
+            m.d.sync += requantizer.i.payload.last.eq(step.frame_end)
+
+        out_width = len(self.o.payload.as_value())
+        if self.target in LUT_RAM_TARGETS:
+            output_queue = ShallowQueue(out_width, self.output_queue_depth)
+        else:
+            output_queue = fifo.SyncFIFOBuffered(width=out_width, depth=self.output_queue_depth)
+        m.submodules.output_queue = output_queue
+        m.d.comb += [requantizer.o.ready.eq(1), output_queue.w_en.eq(requantizer.o.valid),
+                     output_queue.w_data.eq(requantizer.o.payload), self.o.valid.eq(output_queue.r_rdy),
+                     self.o.payload.eq(output_queue.r_data), output_queue.r_en.eq(self.o.ready)]
+        count_width = (2 * self.output_queue_depth).bit_length()
+        issued = event_counter(m, issue & row_end, count_width, "issued")
+        delivered = event_counter(m, self.o.valid & self.o.ready, count_width, "delivered")
+        in_output = Signal(count_width, name="in_output")
+        m.d.sync += [in_output.eq(issued - delivered), room.eq(in_output < self.output_queue_depth - ROOM_DELAY)]
+        return m
+
+    @staticmethod
+    def _count(m: Module, counter: Signal, at_end, length: int) -> None:
+        """Advance ``counter`` through ``0 … length − 1`` and its registered flag ``at_end`` (the counter is at
+        ``length − 1``); nothing to count when ``length`` is 1."""
+        if length == 1:
+            return
+        m.d.sync += [counter.eq(Mux(at_end, 0, counter + 1)), at_end.eq(~at_end & (counter == length - 2))]
+
+    def _replayed(self, m: Module, centred, accept, beat):
+        """The inputs of the beat that a later fold's step names, :data:`WEIGHT_LATENCY` cycles after its issue: a
+        register for one-beat rows, else the row buffer (:class:`~int8attn.hdl.memory.Ram`), written a cycle after
+        the beat is accepted (at least two cycles before a later fold reads it)."""
+        layout = centred.shape()
+        if self.beats == 1:
+            held = Signal(layout, name="held")
+            with m.If(accept):
+                m.d.sync += held.eq(centred)
+            return delay(m, held, WEIGHT_LATENCY, name="replayed")
+        m.submodules.row_buffer = buffer = Ram(layout.size, self.beats, target=self.target)
+        m.d.sync += [buffer.w_en.eq(accept), buffer.w_addr.eq(beat), buffer.w_data.eq(centred)]
+        m.d.comb += buffer.r_addr.eq(beat)
+        return layout(buffer.r_data)
+
+    def _biases(self, m: Module, fold) -> list:
+        """Each PE's bias for the fold ``fold`` names a cycle earlier: constants when every fold has the same, else
+        a memory."""
+        table = [self.biases[f * self.pe:(f + 1) * self.pe] for f in range(self.folds)]
+        if all(row == table[0] for row in table):
+            return table[0]
+        m.submodules.bias_table = table_memory = memory.Memory(
+            shape=data.ArrayLayout(signed(ACCUMULATOR_BITS), self.pe), depth=self.folds, init=table)
+        read = table_memory.read_port()
+        m.d.comb += read.addr.eq(fold)
+        return [read.data[k] for k in range(self.pe)]
