@@ -93,7 +93,21 @@ class MatmulConfig(Implementation):
             if size % fold:
                 divisors = ", ".join(str(d) for d in range(1, min(size, MAX_FOLD) + 1) if size % d == 0)
                 raise ConfigError(f"{name}={fold} does not divide {whole}={size}; allowed: {divisors}")
+        fast, limit = ("pe", self.pe) if self.adj_y else ("simd", self.simd)
+        if limit > self.m:
+            raise ConfigError(f"{fast}={limit} is out of range with adj_y={self.adj_y}; allowed: at most m={self.m} "
+                              "(the RHS stream would outpace the engine)")
         self.multiplier()
+
+    @property
+    def folds(self) -> int:
+        """Output beats per LHS row, ``n / pe``."""
+        return self.n // self.pe
+
+    @property
+    def beats(self) -> int:
+        """Input beats per LHS row, ``k / simd``."""
+        return self.k // self.simd
 
     def multiplier(self) -> tuple[int, int]:
         """TFLite's ``(multiplier, shift)``."""

@@ -217,7 +217,8 @@ class Ram(wiring.Component):
 
     * ``ecp5``: ``DP16KD`` blocks in 1K × 18 mode, written through port A (``WRITEMODE "NORMAL"``, ``CE = w_en``)
       and read through port B (``REGMODE "OUTREG"``, ``CE`` and ``OCE`` from ``r_en``), ``RST`` low; words wider
-      than 18 bits split across blocks side by side. A RAM deeper than 1024 words takes the generic form instead.
+      than 18 bits split across blocks side by side. A RAM deeper than 1024 words, or written by lanes, takes the
+      generic form instead (Yosys maps it onto the blocks and their byte enables).
     * ``generic``, ``ice40``, ``xc7``: an :class:`amaranth.lib.memory.Memory` with a write port and a synchronous
       read port followed by a register.
 
@@ -229,16 +230,19 @@ class Ram(wiring.Component):
         Words, ≥ 1.
     target : str
         One of :data:`~int8attn.golden.params.TARGETS`.
+    lanes : int
+        Write lanes, dividing ``width``: lane ``j`` is bits ``[j·w, (j + 1)·w)`` with ``w = width / lanes``, written
+        on its own enable.
 
     Attributes
     ----------
-    width, depth, address_bits : int
+    width, depth, address_bits, lanes : int
     target : str
 
     Members
     -------
-    w_en : In(1)
-        Write ``w_data`` to ``w_addr`` at this clock edge.
+    w_en : In(lanes)
+        Write lane ``j`` of ``w_data`` to ``w_addr`` at this clock edge when bit ``j`` is high.
     w_addr : In(unsigned(address_bits))
         Address written.
     w_data : In(unsigned(width))
@@ -251,17 +255,20 @@ class Ram(wiring.Component):
         The word at ``r_addr``, :attr:`latency` enabled cycles after ``r_addr``.
     """
 
-    def __init__(self, width: int, depth: int, *, target: str = "generic"):
+    def __init__(self, width: int, depth: int, *, target: str = "generic", lanes: int = 1):
         if width < 1:
             raise ValueError(f"width must be ≥ 1, not {width}")
         if depth < 1:
             raise ValueError(f"depth must be ≥ 1, not {depth}")
+        if lanes < 1 or width % lanes:
+            raise ValueError(f"lanes must divide width={width}, not {lanes}")
         self.width = width
         self.depth = depth
+        self.lanes = lanes
         self.target = check_target(target)
         self.address_bits = _address_bits(depth)
         super().__init__({
-            "w_en": In(1),
+            "w_en": In(lanes),
             "w_addr": In(unsigned(self.address_bits)),
             "w_data": In(unsigned(width)),
             "r_en": In(1, init=1),
@@ -276,8 +283,10 @@ class Ram(wiring.Component):
 
     @property
     def blocks(self) -> int:
-        """``DP16KD`` blocks instantiated (``ecp5`` up to 1024 words): one per 18-bit slice of a word; else 0."""
-        return len(_slices(self.width)) if self.target == "ecp5" and self.depth <= BLOCK_DEPTH else 0
+        """``DP16KD`` blocks instantiated (``ecp5`` up to 1024 words, one write lane): one per 18-bit slice of a word;
+        else 0."""
+        blocks = self.target == "ecp5" and self.depth <= BLOCK_DEPTH and self.lanes == 1
+        return len(_slices(self.width)) if blocks else 0
 
     def elaborate(self, platform):
         m = Module()
@@ -293,7 +302,7 @@ class Ram(wiring.Component):
                 m.d.comb += self.r_data[offset:offset + width].eq(read_data)
             return m
         m.submodules.memory = ram = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
-        write = ram.write_port()
+        write = ram.write_port(granularity=self.width // self.lanes if self.lanes > 1 else None)
         read = ram.read_port()
         m.d.comb += [write.en.eq(self.w_en), write.addr.eq(self.w_addr), write.data.eq(self.w_data),
                      read.en.eq(self.r_en), read.addr.eq(self.r_addr)]

@@ -26,7 +26,8 @@ from int8attn.hdl.tree import reduce_tree, tree_stages
 
 OPERAND_BITS = 9
 """Width of an int8 value minus its zero point: −255..255."""
-ACCUMULATE_LATENCY = 1
+ACCUMULATE_LATENCY = 2
+"""The row sum's register and the bias addition's."""
 OPERAND_REGISTER = 1
 """A register after the memories' reads and the choice between streamed and replayed inputs: each input feeds
 ``pe`` multipliers, and on an ECP5 the route from a block RAM through that choice to the DSP blocks alone takes
@@ -35,7 +36,8 @@ about 4 ns."""
 
 class DotProduct(wiring.Component):
     """``Σ_s a[s]·b[s]`` over ``lanes`` pairs of signed operands: a :class:`~int8attn.hdl.multiplier.Multiplier`
-    per pair, then a registered adder tree.
+    per pair (on ``ecp5`` with its product registered again in the fabric: the route from a DSP block to the tree
+    alone took 4.5 ns in a 64-multiplier engine), then a registered adder tree.
 
     Parameters
     ----------
@@ -66,7 +68,8 @@ class DotProduct(wiring.Component):
             raise ValueError(f"lanes must be ≥ 1, not {lanes}")
         self.lanes = lanes
         self.target = check_target(target)
-        self.multipliers = [Multiplier(signed(a_bits), signed(b_bits), target) for _ in range(lanes)]
+        self.multipliers = [Multiplier(signed(a_bits), signed(b_bits), target, fabric_register=target == "ecp5")
+                            for _ in range(lanes)]
         self.sum_shape = signed(a_bits + b_bits + (lanes - 1).bit_length())
         super().__init__({
             "en": In(1),
@@ -103,8 +106,11 @@ class FoldedEngine(wiring.Component):
       else replayed from the row buffer) and the matrix word ``f·beats + b`` (``weights``), both registered once
       more (:data:`OPERAND_REGISTER`).
     * ``dot_product``: one :class:`DotProduct` per PE.
-    * ``accumulate``: ``acc = (b = 0 ? bias : acc) + dot`` in 32 bits, wrapping as int32 does; after a row's last
-      beat the accumulators leave, ``pe`` lanes a beat, for
+    * ``accumulate``: a running int32 sum of every dot product, never cleared, so that its loop is a single adder
+      (a bubble's operands are zeroed on the way in): a row's sum is the running sum after its last beat minus the
+      one before its first, and ``wrap32(end − start + bias)`` (int32 arithmetic, as the kernels' accumulators
+      wrap) is formed as ``end + (bias − start)``, the bracket computed while the row's later beats go by (a
+      one-beat row adds its dot product and the bias directly); ``pe`` lanes a beat, for
     * ``requantizer``: :class:`~int8attn.hdl.requant.Requantizer` of ``requant``, and
     * ``output_queue``: a :class:`~int8attn.hdl.streams.ShallowQueue` in LUT RAM (a
       :class:`~amaranth.lib.fifo.SyncFIFOBuffered` without it) of :attr:`output_queue_depth` beats.
@@ -239,6 +245,8 @@ class FoldedEngine(wiring.Component):
         if folds > 1:
             inputs = Mux(delay(m, streaming, WEIGHT_LATENCY, name="from_stream"), inputs,
                          self._replayed(m, centred, accept, beat))
+        if self.beats > 1:
+            inputs = Mux(delay(m, issue, WEIGHT_LATENCY, name="operand_valid"), inputs, 0)
         inputs = delay(m, inputs, OPERAND_REGISTER, name="inputs")
         weights = delay(m, self.weights, OPERAND_REGISTER, name="weights")
         m.d.comb += [self.weights_en.eq(1), self.weights_addr.eq(fold * beats + beat if folds > 1 else beat)]
@@ -248,23 +256,35 @@ class FoldedEngine(wiring.Component):
         m.d.comb += [flags.valid.eq(issue), flags.first.eq(beat == 0), flags.last.eq(row_end), flags.fold.eq(fold),
                      flags.frame_end.eq(fold_end & frame_end)]
         step = delay(m, flags, stages["operands"] + stages["dot_product"], name="step")
-        bias_fold = delay(m, flags.fold, stages["operands"] + stages["dot_product"] - 1, name="bias_fold")
-        biases = self._biases(m, bias_fold)
+        biases = self._biases(m, delay(m, flags.fold, stages["operands"] + stages["dot_product"], name="bias_fold"))
 
         m.submodules.requantizer = requantizer = self.requantizer
+        row_started = delay(m, step.valid & step.first, 1, name="row_started")
         for k in range(pe):
             product = m.submodules[f"dot_product{k}"] = self.dot_products[k]
             m.d.comb += [product.en.eq(1), product.a.eq(inputs), product.b.eq(weights[k])]
-            accumulator = Signal(signed(ACCUMULATOR_BITS), name=f"acc{k}")
-            total = Signal(signed(ACCUMULATOR_BITS), name=f"total{k}")
-            m.d.comb += total.eq(Mux(step.first, biases[k] + product.o, accumulator + product.o))
-            with m.If(step.valid):
-                m.d.sync += accumulator.eq(total)
-                with m.If(step.last):
-                    m.d.sync += requantizer.i.payload.data[k].eq(total)
-        m.d.sync += requantizer.i.valid.eq(step.valid & step.last)
+            row_end_sum = Signal(signed(ACCUMULATOR_BITS), name=f"row_end_sum{k}")
+            offset = Signal(signed(ACCUMULATOR_BITS), name=f"offset{k}")
+            if self.beats == 1:
+                with m.If(step.valid):
+                    m.d.sync += row_end_sum.eq(product.o)
+                m.d.comb += offset.eq(biases[k])
+            else:
+                running = Signal(signed(ACCUMULATOR_BITS), name=f"running{k}")
+                row_start_sum = Signal(signed(ACCUMULATOR_BITS), name=f"row_start_sum{k}")
+                m.d.sync += running.eq(running + product.o)
+                with m.If(step.valid & step.first):
+                    m.d.sync += row_start_sum.eq(running)
+                with m.If(step.valid & step.last):
+                    m.d.sync += row_end_sum.eq(running + product.o)
+                with m.If(row_started):
+                    m.d.sync += offset.eq(biases[k] - row_start_sum)
+            m.d.sync += requantizer.i.payload.data[k].eq(row_end_sum + offset)
+        row_done = delay(m, step.valid & step.last, 1, name="row_done")
+        row_frame_end = Signal(name="row_frame_end")
         with m.If(step.valid & step.last):
-            m.d.sync += requantizer.i.payload.last.eq(step.frame_end)
+            m.d.sync += row_frame_end.eq(step.frame_end)
+        m.d.sync += [requantizer.i.valid.eq(row_done), requantizer.i.payload.last.eq(row_frame_end)]
 
         out_width = len(self.o.payload.as_value())
         if self.target in LUT_RAM_TARGETS:

@@ -151,6 +151,10 @@ UNITS: dict[str, Unit] = {unit.name: unit for unit in (
          config="int8attn.golden.dense:DenseConfig", model="int8attn.golden.dense:DenseModel",
          component="int8attn.hdl.dense:Dense", testbench="int8attn.verif.tb_dense", tests=("check", "cycle"),
          frame="in_features", folder=(("in", "in_features"), ("out", "out_features"), ("pe", "pe"), ("simd", "simd"))),
+    Unit(name="matmul", summary="int8 [M, K] x [K, N] per frame (TFLite BATCH_MATMUL), pe x simd folded",
+         config="int8attn.golden.matmul:MatmulConfig", model="int8attn.golden.matmul:MatmulModel",
+         component="int8attn.hdl.matmul:Matmul", testbench="int8attn.verif.tb_matmul", tests=("check", "cycle"),
+         frame="k", folder=(("m", "m"), ("k", "k"), ("n", "n"), ("pe", "pe"), ("simd", "simd"))),
 )}
 
 

@@ -33,6 +33,7 @@ from int8attn.verif.stream import (
     StreamMonitor,
     StreamSink,
     StreamSource,
+    StreamSpec,
     random_pauses,
     streams_of,
 )
@@ -153,6 +154,11 @@ class StreamTB:
         return next(iter(self.sinks.values()))
 
     @property
+    def first_input(self) -> StreamSpec:
+        """The unit's first input stream, whose elements the sidecar's ``elements_per_cycle`` counts."""
+        return next(iter(self.inputs.values()))
+
+    @property
     def frame_beats(self) -> int:
         """Beats of a frame on the longest stream."""
         return max(spec.beats_per_frame for spec in self.streams.values())
@@ -218,8 +224,10 @@ class StreamTB:
         softmax) or its ``first`` (units that work beat by beat, output beat ``k`` following input beat ``k``), the
         latest over the input streams. An output stream's beats must come evenly spaced, ``cycles_per_frame /
         beats_per_frame`` cycles apart (back to back for most units), and the run must take no longer than
-        ``cycles_per_frame`` a row allows. Returns the report fields ``elements_per_cycle``
-        (sustained), ``latency_cycles`` (distinct values), ``span_cycles`` and ``elements``.
+        ``cycles_per_frame`` a row allows, plus the latency, the last frame's output beats and one input frame (an
+        input may have to arrive in full before the first frame starts). Returns the report fields
+        ``elements_per_cycle`` (sustained), ``latency_cycles`` (distinct values), ``span_cycles`` and ``elements``
+        (of the first input stream).
         """
         latency_from = self.sidecar["latency_from"]
         if latency_from not in LATENCY_REFERENCES:
@@ -250,10 +258,10 @@ class StreamTB:
         firsts = [beats[0].cycle for beats in inputs.values() if beats]
         lasts = [self.monitors[key].beats[-1].cycle for key in self.outputs if self.monitors[key].beats]
         span = max(lasts) - min(firsts) + 1 if firsts and lasts else 0
-        frame = max(spec.elements for spec in self.inputs.values())
-        tail = max((spec.beats_per_frame - 1) * intervals[key] + 1 for key, spec in self.outputs.items()) - min(
-            spec.beats_per_frame - offsets[name] for name, spec in self.inputs.items())
-        bound = count * frame_cycles + self.latency + tail
+        frame = self.first_input.elements
+        tail = max((spec.beats_per_frame - 1) * intervals[key] + 1 for key, spec in self.outputs.items())
+        fill = max(spec.beats_per_frame for spec in self.inputs.values())
+        bound = count * frame_cycles + self.latency + tail + fill
         if span > bound:
             self.errors.append(f"{count} rows took {span} cycles from first input to last output, more than {bound} "
                                f"at {frame_cycles} cycles a row")
@@ -262,9 +270,9 @@ class StreamTB:
 
     def sustained_rate(self) -> float | None:
         """Input elements per cycle kept up on every stream: its frames (beats over ``beats_per_frame``) times the
-        input frame's elements, over the cycles from its first to its last beat, the lowest over the streams (the
+        first input's frame elements, over the cycles from its first to its last beat, the lowest over the streams (the
         pipeline's fill, once per run, is in none)."""
-        frame = max(spec.elements for spec in self.inputs.values())
+        frame = self.first_input.elements
         rates = []
         for key, spec in self.streams.items():
             beats = self.monitors[key].beats
