@@ -55,8 +55,8 @@ class MatmulConfig(Implementation):
     ----------
     m, k, n : int
         Rows of the LHS, the shared dimension, columns of the RHS; 1..4096.
-    adj_y : bool-like int
-        1: the RHS arrives as ``[N, K]`` (``Q·Kᵀ``), 0: as ``[K, N]``.
+    adj_y : bool
+        The RHS is ``[N, K]`` (the ``Q·Kᵀ`` form), used transposed; else ``[K, N]``.
     pe : int
         Output columns computed in parallel, 1..64, dividing ``n``.
     simd : int
@@ -74,7 +74,7 @@ class MatmulConfig(Implementation):
     m: int = param(4, kind="int", low=1, high=MAX_DIM, help="LHS rows (M)")
     k: int = param(16, kind="int", low=1, high=MAX_DIM, help="shared dimension (K)")
     n: int = param(4, kind="int", low=1, high=MAX_DIM, help="RHS columns (N)")
-    adj_y: int = param(0, kind="int", low=0, high=1, help="1: the RHS is stored [N, K] and used transposed")
+    adj_y: bool = param(False, kind="flag", help="the RHS is stored [N, K] and used transposed (TFLite's adj_y)")
     pe: int = param(1, kind="int", low=1, high=MAX_FOLD, structural=True, help="output columns in parallel, dividing n")
     simd: int = param(1, kind="int", low=1, high=MAX_FOLD, structural=True,
                       help="products of the shared dimension per cycle, dividing k")
@@ -100,6 +100,11 @@ class MatmulConfig(Implementation):
         self.multiplier()
 
     @property
+    def frame_elements(self) -> int:
+        """Elements of a frame's LHS, ``m · k``."""
+        return self.m * self.k
+
+    @property
     def folds(self) -> int:
         """Output beats per LHS row, ``n / pe``."""
         return self.n // self.pe
@@ -108,6 +113,25 @@ class MatmulConfig(Implementation):
     def beats(self) -> int:
         """Input beats per LHS row, ``k / simd``."""
         return self.k // self.simd
+
+    OPERAND_SHAPE: ClassVar[tuple[str, ...]] = ("m", "k", "n")
+    """The fields :meth:`from_operands` takes from the operands' shapes."""
+
+    @classmethod
+    def from_operands(cls, lhs: np.ndarray, rhs: np.ndarray, **parameters) -> "MatmulConfig":
+        """The configuration of ``lhs`` ``[.., M, K]`` and ``rhs`` (``[.., K, N]``, ``[.., N, K]`` with ``adj_y``),
+        int8 with equal leading dimensions; :class:`ConfigError` naming the operand otherwise."""
+        for name, array in (("lhs", lhs), ("rhs", rhs)):
+            if array.dtype != np.int8 or array.ndim < 2:
+                raise ConfigError(f"{name} has dtype {array.dtype} and shape {list(array.shape)}; allowed: int8 with "
+                                  "at least 2 dimensions")
+        m, k = lhs.shape[-2:]
+        rhs_k, n = rhs.shape[-1:-3:-1] if parameters.get("adj_y") else rhs.shape[-2:]
+        expected = f"[.., {'N, ' if parameters.get('adj_y') else ''}{k}{'' if parameters.get('adj_y') else ', N'}]"
+        if rhs_k != k or rhs.shape[:-2] != lhs.shape[:-2]:
+            raise ConfigError(f"rhs has shape {list(rhs.shape)}; allowed: {expected} with lhs's leading dimensions "
+                              f"{list(lhs.shape[:-2])} (lhs has shape {list(lhs.shape)})")
+        return cls(m=m, k=k, n=n, **parameters)
 
     def multiplier(self) -> tuple[int, int]:
         """TFLite's ``(multiplier, shift)``."""
@@ -161,7 +185,7 @@ class MatmulModel:
                              f"{list(rhs.shape[:-2])}")
         return batch_matmul(lhs, rhs, lhs_zero_point=config.lhs_zero_point, rhs_zero_point=config.rhs_zero_point,
                             multiplier=self.multiplier, shift=self.shift, output_zero_point=config.output_zero_point,
-                            adj_y=bool(config.adj_y))
+                            adj_y=config.adj_y)
 
     def __call__(self, frames: dict[str, np.ndarray]) -> np.ndarray:
         config = self.config

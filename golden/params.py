@@ -16,6 +16,8 @@ Kinds of value
     A non-empty tuple of such values, at most ``max_items`` long; written on the command line comma-separated.
 ``path``
     A file's path (``str``); the configuration reads and checks the file itself.
+``flag``
+    ``True`` or ``False``; on the command line an option without a value.
 """
 
 import math
@@ -25,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-KINDS = ("int", "float", "choice", "ints", "floats", "path")
+KINDS = ("int", "float", "choice", "ints", "floats", "path", "flag")
 
 
 class ConfigError(ValueError):
@@ -80,6 +82,8 @@ class Param:
             text = "a finite number > 0 (as float32)"
         elif self.kind == "path":
             text = "a file's path"
+        elif self.kind == "flag":
+            text = "True or False"
         else:
             text = ", ".join(self.choices)
         if self.kind in ("ints", "floats"):
@@ -107,6 +111,9 @@ class Param:
                 raise ConfigError(f"{name}={whole!r} is out of range; allowed: {self.allowed}")
         elif self.kind == "path":
             if not isinstance(item, str) or not item:
+                raise ConfigError(f"{name}={whole!r} is out of range; allowed: {self.allowed}")
+        elif self.kind == "flag":
+            if not isinstance(item, (bool, np.bool_)):
                 raise ConfigError(f"{name}={whole!r} is out of range; allowed: {self.allowed}")
         elif item not in self.choices:
             raise ConfigError(f"{name}={whole!r} is unknown; allowed: {self.allowed}")

@@ -1,5 +1,5 @@
-"""The dense unit: the folded engine (:class:`~int8attn.hdl.mvu.FoldedEngine`) with its weights in ROMs, bit-exact
-with :class:`~int8attn.golden.dense.DenseModel`.
+"""The dense unit: the folded engine (:class:`~int8attn.hdl.mvu.FoldedEngine`) with its weights in ROMs
+(:class:`DenseEngine`, also a stage of attention), bit-exact with :class:`~int8attn.golden.dense.DenseModel`.
 
 A row of ``in_features`` inputs takes ``beats = in_features / simd`` cycles per fold and ``folds = out_features /
 pe`` folds; output channel ``f·pe + k`` is PE ``k``'s result in fold ``f``, and PE ``k``'s weights are a ROM of
@@ -20,10 +20,96 @@ from int8attn.hdl.streams import LaneBeat
 WEIGHT_FILE = "dense_weights_pe{pe}.hex"
 
 
-class Dense(wiring.Component):
-    """The dense unit of one :class:`~int8attn.golden.dense.DenseConfig`: a :class:`~int8attn.hdl.mvu.FoldedEngine`
-    whose PE ``k`` reads ``w − weight_zero_point`` of its channels from a :class:`~int8attn.hdl.memory.Rom`, word
-    ``f·beats + b`` holding inputs ``b·simd …`` of channel ``f·pe + k``.
+class DenseEngine(wiring.Component):
+    """``requant(W·(x − input_zero_point) + bias)`` for rows ``x`` of int8 inputs: a
+    :class:`~int8attn.hdl.mvu.FoldedEngine` whose PE ``k`` reads its rows of ``W`` from a
+    :class:`~int8attn.hdl.memory.Rom`, word ``f·beats + b`` holding inputs ``b·simd …`` of channel ``f·pe + k``.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        ``[out, in]`` integers (the weights minus their zero point), in ``weight_bits`` signed bits.
+    weight_bits : int
+        Width of a signed weight: 8, or 9 with a weight zero point.
+    biases : sequence of int
+        ``out`` int32 biases.
+    input_zero_point : int
+    requant : RequantConfig
+        The output requantizer: ``out`` channels, ``pe`` lanes.
+    pe, simd : int
+        Output channels in parallel (dividing ``out``) and inputs per cycle (dividing ``in``).
+    target : str
+
+    Members
+    -------
+    i : In(stream.Signature(LaneBeat(simd, 8)))
+        Input rows, ``in / simd`` beats each, ``last`` on the final one.
+    o : Out(stream.Signature(LaneBeat(pe, requant.output_bits)))
+        Output rows, ``out / pe`` beats each, one every ``in / simd`` cycles at full rate.
+    error : Out(1)
+        Sticky framing error, cleared by reset.
+    """
+
+    def __init__(self, *, weights: np.ndarray, weight_bits: int, biases, input_zero_point: int,
+                 requant: RequantConfig, pe: int, simd: int, target: str = "generic"):
+        out_features, in_features = weights.shape
+        if out_features % pe or in_features % simd:
+            raise ValueError(f"pe={pe} must divide {out_features} and simd={simd} must divide {in_features}")
+        self.weights = np.asarray(weights, dtype=np.int64)
+        self.weight_bits = weight_bits
+        self.pe, self.simd = pe, simd
+        self.folds, self.beats = out_features // pe, in_features // simd
+        self.engine = FoldedEngine(folds=self.folds, beats=self.beats, simd=simd, pe=pe, rows=1,
+                                   input_zero_point=input_zero_point, weight_bits=weight_bits, biases=list(biases),
+                                   requant=requant, target=target)
+        self.weight_roms = [Rom(self.weight_words(k), simd * weight_bits, target=target) for k in range(pe)]
+        super().__init__({
+            "i": In(stream.Signature(LaneBeat(simd, 8))),
+            "o": Out(stream.Signature(LaneBeat(pe, requant.output_bits))),
+            "error": Out(1),
+        })
+
+    @property
+    def stages(self) -> dict[str, int]:
+        """Cycles of each stage from a step's issue to its output beat (the engine's)."""
+        return self.engine.stages
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a row's last input beat being accepted to its first output beat being valid, without
+        stalls."""
+        return self.engine.latency
+
+    @property
+    def multipliers(self) -> int:
+        """Multipliers of the engine, ``pe · simd`` (the requantizer's are apart)."""
+        return self.engine.multipliers
+
+    def weight_words(self, pe: int) -> list[int]:
+        """PE ``pe``'s ROM: word ``f·beats + b`` holds the weights of channel ``f·pe + pe`` for inputs ``b·simd + s``
+        in lane ``s``, two's complement."""
+        mask = (1 << self.weight_bits) - 1
+        rows = self.weights[pe::self.pe].reshape(self.folds, self.beats, self.simd)
+        lanes = (rows & mask).astype(object) << (np.arange(self.simd) * self.weight_bits)
+        return [int(word) for word in np.bitwise_or.reduce(lanes, axis=2).reshape(-1)]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = engine = self.engine
+        wiring.connect(m, wiring.flipped(self.i), engine.i)
+        wiring.connect(m, engine.o, wiring.flipped(self.o))
+        m.d.comb += self.error.eq(engine.error)
+        for k, rom in enumerate(self.weight_roms):
+            m.submodules[f"weight_rom{k}"] = rom
+            m.d.comb += [rom.en.eq(engine.weights_en), rom.addr[0].eq(engine.weights_addr),
+                         engine.weights[k].eq(data.ArrayLayout(engine.weights[k].shape().elem_shape,
+                                                               self.simd)(rom.data[0]))]
+        return m
+
+
+class Dense(DenseEngine):
+    """The dense unit of one :class:`~int8attn.golden.dense.DenseConfig`: a :class:`DenseEngine` of its weights
+    (``w − weight_zero_point``), biases and requantizer, with the unit's sidecar metadata.
 
     Parameters
     ----------
@@ -42,33 +128,10 @@ class Dense(wiring.Component):
     def __init__(self, config: DenseConfig):
         self.config = config
         self.model = DenseModel(config)
-        self.weight_bits = 8 if config.tensors.weight_zero_point == 0 else OPERAND_BITS
-        self.engine = FoldedEngine(folds=config.folds, beats=config.beats, simd=config.simd, pe=config.pe, rows=1,
-                                   input_zero_point=config.tensors.input_zero_point, weight_bits=self.weight_bits,
-                                   biases=self.model.bias.tolist(), requant=self.requant_config,
-                                   target=config.target)
-        self.weight_roms = [Rom(self.weight_words(pe), config.simd * self.weight_bits, target=config.target)
-                            for pe in range(config.pe)]
-        super().__init__({
-            "i": In(stream.Signature(LaneBeat(config.simd, 8))),
-            "o": Out(stream.Signature(LaneBeat(config.pe, 8))),
-            "error": Out(1),
-        })
-
-    @property
-    def requant_config(self) -> RequantConfig:
-        return self.config.requant_config()
-
-    @property
-    def stages(self) -> dict[str, int]:
-        """Cycles of each stage from a step's issue to its output beat (the engine's)."""
-        return self.engine.stages
-
-    @property
-    def latency(self) -> int:
-        """Cycles from a row's last input beat being accepted to its first output beat being valid, without
-        stalls."""
-        return self.engine.latency
+        super().__init__(weights=self.model.weights,
+                         weight_bits=8 if config.tensors.weight_zero_point == 0 else OPERAND_BITS,
+                         biases=self.model.bias.tolist(), input_zero_point=config.tensors.input_zero_point,
+                         requant=config.requant_config(), pe=config.pe, simd=config.simd, target=config.target)
 
     latency_from = "last"
 
@@ -86,20 +149,6 @@ class Dense(wiring.Component):
     def frame_beats(self) -> dict[str, int]:
         return {"i": self.config.beats, "o": self.config.folds}
 
-    @property
-    def multipliers(self) -> int:
-        """Multipliers of the engine, ``pe · simd`` (the requantizer's are apart)."""
-        return self.engine.multipliers
-
-    def weight_words(self, pe: int) -> list[int]:
-        """PE ``pe``'s ROM: word ``f·beats + b`` holds ``w − weight_zero_point`` of channel ``f·pe + pe`` for inputs
-        ``b·simd + s`` in lane ``s``, two's complement."""
-        config = self.config
-        mask = (1 << self.weight_bits) - 1
-        rows = self.model.weights[pe::config.pe].reshape(config.folds, config.beats, config.simd)
-        lanes = (rows & mask).astype(object) << (np.arange(config.simd) * self.weight_bits)
-        return [int(word) for word in np.bitwise_or.reduce(lanes, axis=2).reshape(-1)]
-
     def port_descriptions(self) -> dict[str, str]:
         config = self.config
         return {
@@ -115,7 +164,7 @@ class Dense(wiring.Component):
 
     def describe(self) -> dict:
         config, tensors = self.config, self.config.tensors
-        multipliers, shifts = self.requant_config.channel_multipliers()
+        multipliers, shifts = config.requant_config().channel_multipliers()
         return {
             "dense": {
                 "folds": config.folds, "beats": config.beats, "cycles_per_row": config.cycles_per_row,
@@ -138,17 +187,3 @@ class Dense(wiring.Component):
         digits = -(-self.config.simd * self.weight_bits // 4)
         return {WEIGHT_FILE.format(pe=pe): "".join(f"{word:0{digits}x}\n" for word in self.weight_words(pe))
                 for pe in range(self.config.pe)}
-
-    def elaborate(self, platform):
-        m = Module()
-        config = self.config
-        m.submodules.engine = engine = self.engine
-        wiring.connect(m, wiring.flipped(self.i), engine.i)
-        wiring.connect(m, engine.o, wiring.flipped(self.o))
-        m.d.comb += self.error.eq(engine.error)
-        for k, rom in enumerate(self.weight_roms):
-            m.submodules[f"weight_rom{k}"] = rom
-            m.d.comb += [rom.en.eq(engine.weights_en), rom.addr[0].eq(engine.weights_addr),
-                         engine.weights[k].eq(data.ArrayLayout(engine.weights[k].shape().elem_shape,
-                                                               config.simd)(rom.data[0]))]
-        return m

@@ -63,24 +63,26 @@ def clamp(value: ValueLike, low: int, high: int) -> Value:
     return result
 
 
-def saturate(value: ValueLike, bits: int) -> Value:
-    """Signed ``value`` limited to the range of ``signed(bits)``, as combinational logic without carry chains.
-
-    ``value`` fits when its bits from ``bits − 1`` up are all equal (a wide AND and NOR of those bits); otherwise
-    its sign picks the bound. The result has shape ``signed(bits)``, so a :func:`clamp` to a range inside it compares
-    ``bits``-bit values only.
-    """
+def saturation_test(value: ValueLike, bits: int) -> tuple[Value, Value, Value]:
+    """The parts :func:`saturated` chooses from: whether signed ``value`` fits ``signed(bits)`` (its bits from
+    ``bits − 1`` up are all equal: a wide AND and NOR, no carry chain), its sign, and its low ``bits`` bits."""
     value = Value.cast(value)
     if bits < 1:
         raise ValueError(f"bits must be ≥ 1, not {bits}")
     if not value.shape().signed:
         raise ValueError(f"value must be signed, not {value.shape()!r}")
     if len(value) <= bits:
-        return value.as_signed()
+        return Const(1), value[-1], value.as_signed()
     top = value[bits - 1:]
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    bounded = Mux(value[-1], Const(low, signed(bits)), Const(high, signed(bits)))
-    return Mux(~top.any() | top.all(), value[:bits].as_signed(), bounded)
+    return ~top.any() | top.all(), value[-1], value[:bits].as_signed()
+
+
+def saturated(fits: ValueLike, sign: ValueLike, low: ValueLike, bits: int) -> Value:
+    """The value :func:`saturation_test` split, limited to ``signed(bits)``: ``low`` when it fits, else the bound on
+    the side of ``sign``. Its shape is ``signed(bits)``, so a :func:`clamp` to a range inside it compares ``bits``-bit
+    values only."""
+    bound = Mux(sign, Const(-(1 << (bits - 1)), signed(bits)), Const((1 << (bits - 1)) - 1, signed(bits)))
+    return Mux(fits, Value.cast(low).as_signed(), bound)
 
 
 class SaturatingRoundingDoublingHighMul(wiring.Component):
@@ -100,6 +102,8 @@ class SaturatingRoundingDoublingHighMul(wiring.Component):
         Operand shapes, each within int32 (signed ≤ 32 bits or unsigned ≤ 31 bits).
     target : str
         FPGA family of the multiplier (:data:`~int8attn.hdl.multiplier.TARGETS`).
+    fabric_register : bool
+        The multiplier's ``fabric_register``: its DSP blocks' products registered again in the fabric.
 
     Members
     -------
@@ -113,10 +117,11 @@ class SaturatingRoundingDoublingHighMul(wiring.Component):
         ``SRDHM(a, b)``, :attr:`latency` enabled cycles after ``a`` and ``b``.
     """
 
-    def __init__(self, a_shape: ShapeLike = INT32, b_shape: ShapeLike = INT32, target: str = "generic"):
+    def __init__(self, a_shape: ShapeLike = INT32, b_shape: ShapeLike = INT32, target: str = "generic", *,
+                 fabric_register: bool = False):
         self.a_shape = _check_int32("a_shape", a_shape)
         self.b_shape = _check_int32("b_shape", b_shape)
-        self.multiplier = Multiplier(self.a_shape, self.b_shape, target)
+        self.multiplier = Multiplier(self.a_shape, self.b_shape, target, fabric_register=fabric_register)
         super().__init__({
             "en": In(1, init=1),
             "a": In(self.a_shape),

@@ -20,22 +20,31 @@ from int8attn.hdl.streams import LaneBeat
 BANKS = 2
 
 
-class Matmul(wiring.Component):
-    """The matmul unit of one :class:`~int8attn.golden.matmul.MatmulConfig`.
+class MatmulEngine(wiring.Component):
+    """``requant(Σ_k (lhs − lhs_zero_point)·(rhs − rhs_zero_point))`` of one ``[m, k]`` LHS and one RHS per frame:
+    a :class:`~int8attn.hdl.mvu.FoldedEngine` reading two banks of operand memories that the RHS stream fills.
 
-    Output column ``n = f·pe + k`` is PE ``k``'s channel in fold ``f``; PE ``k``'s operand memory (a
+    Output column ``n = f·pe + c`` is PE ``c``'s channel in fold ``f``; PE ``c``'s operand memory (a
     :class:`~int8attn.hdl.memory.Ram` written by lanes) holds ``rhs − rhs_zero_point`` of its columns, word ``bank ·
     folds·beats + f·beats + b`` holding rows ``b·simd …`` of the shared dimension in its ``simd`` lanes. The RHS
-    stream carries the tensor in its memory order: with ``adj_y`` (``[N, K]``) a beat is ``simd`` elements of one
-    column ``n`` (one PE's whole word), without (``[K, N]``) ``pe`` elements of one row ``k`` (lane ``k mod simd``
-    of every PE's word ``f·beats + k / simd``).
-
-    A bank is filled, then used for one frame of LHS rows, then freed when the frame's last step issues. A ``last``
-    misplaced on either input raises the sticky ``error``.
+    stream carries the tensor in its memory order: with ``adj_y`` (``[n, k]``) a beat is ``simd`` elements of one
+    column (one PE's whole word), without (``[k, n]``) ``pe`` elements of one row (lane ``row mod simd`` of every
+    PE's word ``f·beats + row / simd``). A bank is filled, then used for one frame of LHS rows, then freed when the
+    frame's last step issues, while the other bank fills. A ``last`` misplaced on either input raises the sticky
+    ``error``.
 
     Parameters
     ----------
-    config : MatmulConfig
+    m, k, n : int
+        LHS rows, shared dimension, RHS columns.
+    adj_y : bool
+        The RHS arrives as ``[n, k]``.
+    pe, simd : int
+        Output columns in parallel (dividing ``n``), shared-dimension elements per cycle (dividing ``k``).
+    lhs_zero_point, rhs_zero_point : int
+    requant : RequantConfig
+        The output requantizer: ``n`` channels, ``pe`` lanes.
+    target : str
 
     Members
     -------
@@ -43,33 +52,31 @@ class Matmul(wiring.Component):
         The LHS, row-major, ``m · k / simd`` beats a frame.
     rhs : In(stream.Signature(LaneBeat(simd if adj_y else pe, 8)))
         The RHS, row-major, ``n · k / lanes`` beats a frame.
-    o : Out(stream.Signature(LaneBeat(pe, 8)))
+    o : Out(stream.Signature(LaneBeat(pe, requant.output_bits)))
         The product, row-major, ``m · n / pe`` beats a frame, one every ``k / simd`` cycles at full rate.
     error : Out(1)
         Sticky framing error, cleared by reset.
     """
 
-    def __init__(self, config: MatmulConfig):
-        self.config = config
-        self.model = MatmulModel(config)
-        self.engine = FoldedEngine(folds=config.folds, beats=config.beats, simd=config.simd, pe=config.pe,
-                                   rows=config.m, input_zero_point=config.lhs_zero_point, weight_bits=OPERAND_BITS,
-                                   biases=[0] * config.n, requant=self.requant_config, target=config.target)
-        self.rhs_lanes = config.simd if config.adj_y else config.pe
-        self.operand_memories = [Ram(OPERAND_BITS * config.simd, BANKS * config.folds * config.beats,
-                                     target=config.target, lanes=config.simd) for _ in range(config.pe)]
+    def __init__(self, *, m: int, k: int, n: int, adj_y: bool, pe: int, simd: int, lhs_zero_point: int,
+                 rhs_zero_point: int, requant: RequantConfig, target: str = "generic"):
+        if n % pe or k % simd:
+            raise ValueError(f"pe={pe} must divide n={n} and simd={simd} must divide k={k}")
+        self.m, self.k, self.n, self.adj_y, self.pe, self.simd = m, k, n, adj_y, pe, simd
+        self.folds, self.beats = n // pe, k // simd
+        self.rhs_zero_point = rhs_zero_point
+        self.engine = FoldedEngine(folds=self.folds, beats=self.beats, simd=simd, pe=pe, rows=m,
+                                   input_zero_point=lhs_zero_point, weight_bits=OPERAND_BITS, biases=[0] * n,
+                                   requant=requant, target=target)
+        self.rhs_lanes = simd if adj_y else pe
+        self.operand_memories = [Ram(OPERAND_BITS * simd, BANKS * self.folds * self.beats, target=target, lanes=simd)
+                                 for _ in range(pe)]
         super().__init__({
-            "lhs": In(stream.Signature(LaneBeat(config.simd, 8))),
+            "lhs": In(stream.Signature(LaneBeat(simd, 8))),
             "rhs": In(stream.Signature(LaneBeat(self.rhs_lanes, 8))),
-            "o": Out(stream.Signature(LaneBeat(config.pe, 8))),
+            "o": Out(stream.Signature(LaneBeat(pe, requant.output_bits))),
             "error": Out(1),
         })
-
-    @property
-    def requant_config(self) -> RequantConfig:
-        multiplier, shift = self.model.multiplier, self.model.shift
-        return RequantConfig(channels=self.config.n, lanes=self.config.pe, multipliers=(multiplier,), shifts=(shift,),
-                             output_zero_point=self.config.output_zero_point, target=self.config.target)
 
     @property
     def stages(self) -> dict[str, int]:
@@ -79,29 +86,117 @@ class Matmul(wiring.Component):
     def latency(self) -> int:
         """Cycles from a frame's first LHS beat being accepted to its first output beat, without stalls: the row's
         other beats and the engine's pipeline."""
-        return self.config.beats - 1 + self.engine.latency
-
-    latency_from = "first"
+        return self.beats - 1 + self.engine.latency
 
     @property
     def cycles_per_frame(self) -> int:
         """Cycles per frame at full rate: ``m · folds · beats``."""
-        return self.config.m * self.config.folds * self.config.beats
-
-    @property
-    def elements_per_cycle(self) -> float:
-        """LHS elements per cycle at full rate."""
-        return self.config.m * self.config.k / self.cycles_per_frame
+        return self.m * self.folds * self.beats
 
     @property
     def frame_beats(self) -> dict[str, int]:
-        config = self.config
-        return {"lhs": config.m * config.beats, "rhs": config.n * config.k // self.rhs_lanes,
-                "o": config.m * config.folds}
+        return {"lhs": self.m * self.beats, "rhs": self.n * self.k // self.rhs_lanes, "o": self.m * self.folds}
 
     @property
     def multipliers(self) -> int:
         return self.engine.multipliers
+
+    @staticmethod
+    def _nested_counters(m: Module, advance, counts: dict[str, int]) -> tuple[dict, object]:
+        """Counters over ``counts`` (innermost first), advancing with ``advance``: their values by name, and whether
+        every counter is at its end (the frame's last beat)."""
+        values, carry = {}, advance
+        at_end = 1
+        for name, length in counts.items():
+            counter = Signal(range(max(length, 2)), name=f"rhs_{name}")
+            end = counter == length - 1
+            with m.If(carry):
+                m.d.sync += counter.eq(Mux(end, 0, counter + 1))
+            values[name] = counter
+            carry = carry & end
+            at_end = end & at_end
+        return values, at_end
+
+    def elaborate(self, platform):
+        m = Module()
+        folds, beats, simd, pe = self.folds, self.beats, self.simd, self.pe
+        bank_words = folds * beats
+        m.submodules.engine = engine = self.engine
+        wiring.connect(m, wiring.flipped(self.lhs), engine.i)
+        wiring.connect(m, engine.o, wiring.flipped(self.o))
+
+        full = Signal(BANKS, name="full")
+        write_bank = Signal(range(BANKS), name="write_bank")
+        read_bank = Signal(range(BANKS), name="read_bank")
+        accept = self.rhs.valid & self.rhs.ready
+        if self.adj_y:
+            counts = {"beat": beats, "column_pe": pe, "fold": folds}
+        else:
+            counts = {"fold": folds, "row_lane": simd, "row_beat": beats}
+        position, frame_end = self._nested_counters(m, accept, counts)
+        m.d.comb += [self.rhs.ready.eq(~full.bit_select(write_bank, 1)),
+                     engine.weights_ready.eq(full.bit_select(read_bank, 1))]
+        with m.If(accept & frame_end):
+            m.d.sync += write_bank.eq(write_bank + 1)
+        filled = Signal(BANKS)
+        freed = Signal(BANKS)
+        m.d.comb += [filled.eq(Mux(accept & frame_end, 1 << write_bank, 0)),
+                     freed.eq(Mux(engine.frame_done, 1 << read_bank, 0))]
+        m.d.sync += full.eq((full | filled) & ~freed)
+        with m.If(engine.frame_done):
+            m.d.sync += read_bank.eq(read_bank + 1)
+        with m.If(accept & (self.rhs.payload.last != frame_end) | engine.error):
+            m.d.sync += self.error.eq(1)
+
+        operand = data.ArrayLayout(signed(OPERAND_BITS), simd)
+        centred = [self.rhs.payload.data[lane] - self.rhs_zero_point for lane in range(self.rhs_lanes)]
+        for k, ram in enumerate(self.operand_memories):
+            m.submodules[f"operands{k}"] = ram
+            word = Signal(operand, name=f"rhs_word{k}")
+            address = position["fold"] * beats + position["beat" if self.adj_y else "row_beat"]
+            if self.adj_y:
+                enables = Mux(accept & (position["column_pe"] == k), (1 << simd) - 1, 0)
+                m.d.comb += [word[lane].eq(centred[lane]) for lane in range(simd)]
+            else:
+                enables = Mux(accept, 1 << position["row_lane"], 0)
+                m.d.comb += [word[lane].eq(centred[k]) for lane in range(simd)]
+            m.d.comb += [ram.w_en.eq(enables), ram.w_addr.eq(write_bank * bank_words + address),
+                         ram.w_data.eq(word), ram.r_en.eq(engine.weights_en),
+                         ram.r_addr.eq(read_bank * bank_words + engine.weights_addr),
+                         engine.weights[k].eq(operand(ram.r_data))]
+        return m
+
+
+class Matmul(MatmulEngine):
+    """The matmul unit of one :class:`~int8attn.golden.matmul.MatmulConfig`: a :class:`MatmulEngine` with TFLite's
+    requantizer of the scales, and the unit's sidecar metadata.
+
+    Parameters
+    ----------
+    config : MatmulConfig
+
+    Members
+    -------
+    lhs, rhs, o, error
+        As :class:`MatmulEngine`'s.
+    """
+
+    def __init__(self, config: MatmulConfig):
+        self.config = config
+        self.model = MatmulModel(config)
+        requant = RequantConfig(channels=config.n, lanes=config.pe, multipliers=(self.model.multiplier,),
+                                shifts=(self.model.shift,), output_zero_point=config.output_zero_point,
+                                target=config.target)
+        super().__init__(m=config.m, k=config.k, n=config.n, adj_y=config.adj_y, pe=config.pe, simd=config.simd,
+                         lhs_zero_point=config.lhs_zero_point, rhs_zero_point=config.rhs_zero_point, requant=requant,
+                         target=config.target)
+
+    latency_from = "first"
+
+    @property
+    def elements_per_cycle(self) -> float:
+        """LHS elements per cycle at full rate."""
+        return self.m * self.k / self.cycles_per_frame
 
     def port_descriptions(self) -> dict[str, str]:
         config = self.config
@@ -152,53 +247,3 @@ class Matmul(wiring.Component):
             carry = carry & end
             at_end = end & at_end
         return values, at_end
-
-    def elaborate(self, platform):
-        m = Module()
-        config = self.config
-        folds, beats, simd, pe = config.folds, config.beats, config.simd, config.pe
-        bank_words = folds * beats
-        m.submodules.engine = engine = self.engine
-        wiring.connect(m, wiring.flipped(self.lhs), engine.i)
-        wiring.connect(m, engine.o, wiring.flipped(self.o))
-
-        full = Signal(BANKS, name="full")
-        write_bank = Signal(range(BANKS), name="write_bank")
-        read_bank = Signal(range(BANKS), name="read_bank")
-        accept = self.rhs.valid & self.rhs.ready
-        if config.adj_y:
-            counts = {"beat": beats, "column_pe": pe, "fold": folds}
-        else:
-            counts = {"fold": folds, "row_lane": simd, "row_beat": beats}
-        position, frame_end = self._nested_counters(m, accept, counts)
-        m.d.comb += [self.rhs.ready.eq(~full.bit_select(write_bank, 1)),
-                     engine.weights_ready.eq(full.bit_select(read_bank, 1))]
-        with m.If(accept & frame_end):
-            m.d.sync += write_bank.eq(write_bank + 1)
-        filled = Signal(BANKS)
-        freed = Signal(BANKS)
-        m.d.comb += [filled.eq(Mux(accept & frame_end, 1 << write_bank, 0)),
-                     freed.eq(Mux(engine.frame_done, 1 << read_bank, 0))]
-        m.d.sync += full.eq((full | filled) & ~freed)
-        with m.If(engine.frame_done):
-            m.d.sync += read_bank.eq(read_bank + 1)
-        with m.If(accept & (self.rhs.payload.last != frame_end) | engine.error):
-            m.d.sync += self.error.eq(1)
-
-        operand = data.ArrayLayout(signed(OPERAND_BITS), simd)
-        centred = [self.rhs.payload.data[lane] - config.rhs_zero_point for lane in range(self.rhs_lanes)]
-        for k, ram in enumerate(self.operand_memories):
-            m.submodules[f"operands{k}"] = ram
-            word = Signal(operand, name=f"rhs_word{k}")
-            address = position["fold"] * beats + position["beat" if config.adj_y else "row_beat"]
-            if config.adj_y:
-                enables = Mux(accept & (position["column_pe"] == k), (1 << simd) - 1, 0)
-                m.d.comb += [word[lane].eq(centred[lane]) for lane in range(simd)]
-            else:
-                enables = Mux(accept, 1 << position["row_lane"], 0)
-                m.d.comb += [word[lane].eq(centred[k]) for lane in range(simd)]
-            m.d.comb += [ram.w_en.eq(enables), ram.w_addr.eq(write_bank * bank_words + address),
-                         ram.w_data.eq(word), ram.r_en.eq(engine.weights_en),
-                         ram.r_addr.eq(read_bank * bank_words + engine.weights_addr),
-                         engine.weights[k].eq(operand(ram.r_data))]
-        return m

@@ -256,7 +256,8 @@ class FoldedEngine(wiring.Component):
         m.d.comb += [flags.valid.eq(issue), flags.first.eq(beat == 0), flags.last.eq(row_end), flags.fold.eq(fold),
                      flags.frame_end.eq(fold_end & frame_end)]
         step = delay(m, flags, stages["operands"] + stages["dot_product"], name="step")
-        biases = self._biases(m, delay(m, flags.fold, stages["operands"] + stages["dot_product"], name="bias_fold"))
+        biases = self._biases(m, delay(m, flags.fold, stages["operands"] + stages["dot_product"] - 1,
+                                       name="bias_fold"))
 
         m.submodules.requantizer = requantizer = self.requantizer
         row_started = delay(m, step.valid & step.first, 1, name="row_started")
@@ -326,8 +327,8 @@ class FoldedEngine(wiring.Component):
         return layout(buffer.r_data)
 
     def _biases(self, m: Module, fold) -> list:
-        """Each PE's bias for the fold ``fold`` names a cycle earlier: constants when every fold has the same, else
-        a memory."""
+        """Each PE's bias for the fold ``fold`` named two cycles earlier: constants when every fold has the same,
+        else a memory read and a register after it (the memory may sit far from the PEs)."""
         table = [self.biases[f * self.pe:(f + 1) * self.pe] for f in range(self.folds)]
         if all(row == table[0] for row in table):
             return table[0]
@@ -335,4 +336,5 @@ class FoldedEngine(wiring.Component):
             shape=data.ArrayLayout(signed(ACCUMULATOR_BITS), self.pe), depth=self.folds, init=table)
         read = table_memory.read_port()
         m.d.comb += read.addr.eq(fold)
-        return [read.data[k] for k in range(self.pe)]
+        registered = delay(m, read.data, 1, name="bias")
+        return [registered[k] for k in range(self.pe)]

@@ -12,7 +12,8 @@ from int8attn.hdl.fixedpoint import (
     SaturatingRoundingDoublingHighMul,
     ShiftLeft,
     clamp,
-    saturate,
+    saturated,
+    saturation_test,
 )
 from int8attn.hdl.pipeline import delay
 from int8attn.hdl.streams import FrameStreams, LaneBeat
@@ -38,13 +39,17 @@ class Requantizer(FrameStreams, wiring.Component):
     * ``left_shift``: ``x = wrap32(acc · 2^max(shift, 0))`` (:class:`~int8attn.hdl.fixedpoint.ShiftLeft`,
       wrapping), wiring when the shift is a constant, and absent when no channel shifts left.
     * ``srdhm``: ``y = SRDHM(x, M)``
-      (:class:`~int8attn.hdl.fixedpoint.SaturatingRoundingDoublingHighMul`: the product, then the rounding).
+      (:class:`~int8attn.hdl.fixedpoint.SaturatingRoundingDoublingHighMul`: the product, then the rounding; on
+      ``ecp5`` the DSP blocks' products are registered again in the fabric before the rounding's adder).
     * ``rounding_divide``: ``z = RDBPOT(y, max(−shift, 0))`` (:class:`~int8attn.hdl.fixedpoint.RoundingDivideByPot`),
       absent when no channel shifts right.
     * ``zero_point``: ``wrap32(z + output_zero_point)``, registered on the vendor targets (its carry chain and the
       clamp's comparisons take two ECP5 cycles at 200 MHz); absent on ``generic`` and with a zero point of 0.
-    * ``output``: saturated to the output width from its high bits (:func:`~int8attn.hdl.fixedpoint.saturate`, no
-      carry chain), then ``clamp(…, act_min, act_max)`` on that width, registered.
+    * ``saturate``: whether the value fits the output width, from its high bits
+      (:func:`~int8attn.hdl.fixedpoint.saturation_test`: a wide AND and NOR, no carry chain), registered on the
+      vendor targets.
+    * ``output``: the value saturated to the output width, then ``clamp(…, act_min, act_max)`` on that width,
+      registered.
 
     ``valid``, ``last`` and the channel's values are delayed alongside with :func:`~int8attn.hdl.pipeline.delay`.
 
@@ -88,7 +93,8 @@ class Requantizer(FrameStreams, wiring.Component):
         multiplier_shape = self.entry_layout["multiplier"].shape
         self.left_shift_blocks = ([ShiftLeft(max_exponent=max_left) for _ in range(lanes)]
                                   if self.table == "rom" and max_left else [])
-        self.srdhm_blocks = [SaturatingRoundingDoublingHighMul(INT32, multiplier_shape, config.target)
+        self.srdhm_blocks = [SaturatingRoundingDoublingHighMul(INT32, multiplier_shape, config.target,
+                                                               fabric_register=config.target == "ecp5")
                              for _ in range(lanes)]
         self.divide_blocks = [RoundingDivideByPot(max_exponent=max_right) for _ in range(lanes)] if max_right else []
         super().__init__({
@@ -105,6 +111,7 @@ class Requantizer(FrameStreams, wiring.Component):
             "srdhm": self.srdhm_blocks[0].latency,
             "rounding_divide": self.divide_blocks[0].latency if self.divide_blocks else 0,
             "zero_point": int(self.model.output_zero_point != 0 and self.config.target != "generic"),
+            "saturate": int(self.config.target != "generic"),
             "output": OUTPUT_LATENCY,
         }
 
@@ -177,10 +184,13 @@ class Requantizer(FrameStreams, wiring.Component):
 
             with_zero_point = delay(m, (quotient + zero_point)[:ACCUMULATOR_BITS].as_signed(), stages["zero_point"],
                                  enable=enable, name=f"with_zero_point{lane}")
-            result = Signal(signed(self.config.output_bits), name=f"out{lane}")
+            bits = self.config.output_bits
+            fits, sign, low = (delay(m, part, stages["saturate"], enable=enable, name=f"{name}{lane}")
+                               for part, name in zip(saturation_test(with_zero_point, bits),
+                                                     ("fits", "sign", "low"), strict=True))
+            result = Signal(signed(bits), name=f"out{lane}")
             with m.If(enable):
-                m.d.sync += result.eq(clamp(saturate(with_zero_point, self.config.output_bits), self.model.act_min,
-                                            self.model.act_max))
+                m.d.sync += result.eq(clamp(saturated(fits, sign, low, bits), self.model.act_min, self.model.act_max))
             m.d.comb += self.o.payload.data[lane].eq(result)
 
         latency = self.latency

@@ -82,6 +82,8 @@ def _option_type(spec: Param) -> dict[str, Any]:
         return {"type": _choice(spec.choices), "metavar": "{" + ",".join(spec.choices) + "}"}
     if spec.kind == "path":
         return {"type": str, "metavar": "FILE"}
+    if spec.kind == "flag":
+        return {"action": "store_true"}
     single = _integer(spec.allowed) if spec.kind in ("int", "ints") else _number
     if spec.kind in ("ints", "floats"):
         return {"type": _items(single, spec.allowed), "metavar": "V[,V...]"}
@@ -89,21 +91,23 @@ def _option_type(spec: Param) -> dict[str, Any]:
 
 
 def _add_unit_options(parser: argparse.ArgumentParser, unit: Unit, *, structural: bool = True,
-                      defaults: dict[str, tuple[Any, str]] | None = None) -> None:
+                      defaults: dict[str, tuple[Any, str]] | None = None, omit: tuple[str, ...] = ()) -> None:
     """One option per configuration field, with its range and help text; ``structural=False`` leaves out the fields
-    that change no output value (an integer takes its smallest legal value, any other its default). ``defaults``
-    replaces a field's default by a value and the text that explains it."""
+    that change no output value (an integer takes its smallest legal value, any other its default), and ``omit``
+    the fields named. ``defaults`` replaces a field's default by a value and the text that explains it."""
     generated = {item.name: (item.default, value_text(item.default)) for item in fields(unit.config_type)}
     defaults = generated | (defaults or {})
     groups: dict[str, argparse._ArgumentGroup] = {}
     for name, spec in implementation_last(params(unit.config_type)).items():
+        if name in omit:
+            continue
         default, explained = defaults[name]
         if spec.structural and not structural:
             parser.set_defaults(**{name: spec.low if spec.kind == "int" else default})
             continue
         title = spec.group or f"{unit.name} unit"
         group = groups.setdefault(title, parser.add_argument_group(title))
-        text = spec.help if spec.kind == "choice" else f"{spec.help}; {spec.allowed}"
+        text = spec.help if spec.kind in ("choice", "flag") else f"{spec.help}; {spec.allowed}"
         if "(default:" not in text:
             text += f" (default: {explained})"
         group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, **_option_type(spec),
@@ -175,17 +179,48 @@ def _load_rows(path: Path, frame: int, dtype: type) -> np.ndarray:
     return rows
 
 
+def _save(path: Path, outputs: np.ndarray) -> None:
+    try:
+        with open(path, "wb") as file:
+            np.save(file, outputs, allow_pickle=False)
+    except OSError as error:
+        raise UsageError(f"cannot write {path} ({error.strerror}); allowed: a writable file path") from None
+
+
+def _load_operand(path: Path, name: str) -> np.ndarray:
+    allowed = "an int8 .npy array"
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"--{name} {path} does not exist; allowed: {allowed}") from None
+    except (OSError, ValueError, EOFError):
+        raise UsageError(f"cannot read --{name} {path} (not a .npy array); allowed: {allowed}") from None
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise UsageError(f"--{name} {path} is an .npz archive; allowed: {allowed}")
+    return array
+
+
+def _golden_operands(unit: Unit, args: argparse.Namespace) -> int:
+    arrays = [_load_operand(getattr(args, name), name) for name in unit.operands]
+    shape_fields = unit.config_type.OPERAND_SHAPE
+    parameters = {name: getattr(args, name) for name in params(unit.config_type) if name not in shape_fields}
+    config = unit.config_type.from_operands(*arrays, **parameters)
+    outputs = unit.make_model(config).instances(*arrays)
+    _save(args.output, outputs)
+    print(f"wrote {args.output}: {outputs.dtype} {list(outputs.shape)} ({unit.make_model(config).output_description})")
+    return 0
+
+
 def _golden(unit: Unit, args: argparse.Namespace) -> int:
+    if unit.operands:
+        return _golden_operands(unit, args)
     config = _config(unit, args)
     model = unit.make_model(config)
     frame = unit.frame_elements(config)
     rows = _load_rows(args.input, frame, model.input_dtype)
     outputs = model(rows.reshape(-1, frame)).reshape(*rows.shape[:-1], -1)
-    try:
-        with open(args.output, "wb") as file:
-            np.save(file, outputs, allow_pickle=False)
-    except OSError as error:
-        raise UsageError(f"cannot write {args.output} ({error.strerror}); allowed: a writable file path") from None
+    _save(args.output, outputs)
     count = 1 if rows.ndim == 1 else rows.shape[0]
     print(f"wrote {args.output}: {count} row(s) x {outputs.shape[-1]} {outputs.dtype} outputs "
           f"({model.output_description})")
@@ -307,6 +342,14 @@ def _add_verilog(parser: argparse.ArgumentParser, unit: Unit) -> None:
 
 
 def _add_golden(parser: argparse.ArgumentParser, unit: Unit) -> None:
+    if unit.operands:
+        _add_unit_options(parser, unit, structural=False, omit=unit.config_type.OPERAND_SHAPE)
+        for name in unit.operands:
+            parser.add_argument(f"--{name}", type=Path, required=True,
+                                help=f"the {name} operand (.npy, int8); the shape sets "
+                                     f"{', '.join(unit.config_type.OPERAND_SHAPE)}")
+        parser.add_argument("--out", dest="output", type=Path, required=True, help="output .npy")
+        return
     _add_unit_options(parser, unit, structural=False)
     parser.add_argument("--in", dest="input", type=Path, required=True,
                         help=f"input rows (.npy), shape (rows, {unit.frame}); a 1-D array of length {unit.frame} is "

@@ -53,11 +53,16 @@ class Unit:
     tests : tuple of str
         Tests of the testbench, the first being the one ``int8attn sim`` runs.
     frame : str
-        Name of the configuration field that holds the elements of one input frame (row).
+        Name of the configuration field (or property) that holds the elements of one input frame (row) of the first
+        input stream.
     accuracy : str or None
         Module behind ``int8attn accuracy`` (see :attr:`accuracy_module`); ``None`` when the unit has none.
     calibrate : str or None
         Module behind ``int8attn calibrate`` (see :attr:`calibration_module`); ``None`` when the unit has none.
+    operands : tuple of str
+        Input arrays of ``int8attn golden`` (``--<name> FILE`` each) when the unit takes several instead of rows
+        (``--in``): the configuration's ``from_operands(*arrays, **parameters)`` sets the fields of its
+        ``OPERAND_SHAPE`` from their shapes, and the model's ``instances(*arrays)`` computes.
     folder : tuple of (str, str)
         The default output folder's name after the unit's: ``(prefix, field)`` pairs joined by ``_``; empty for
         ``<frame><value>_p<lanes>``.
@@ -74,6 +79,7 @@ class Unit:
     frame: str
     accuracy: str | None = None
     calibrate: str | None = None
+    operands: tuple[str, ...] = ()
     folder: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -154,7 +160,8 @@ UNITS: dict[str, Unit] = {unit.name: unit for unit in (
     Unit(name="matmul", summary="int8 [M, K] x [K, N] per frame (TFLite BATCH_MATMUL), pe x simd folded",
          config="int8attn.golden.matmul:MatmulConfig", model="int8attn.golden.matmul:MatmulModel",
          component="int8attn.hdl.matmul:Matmul", testbench="int8attn.verif.tb_matmul", tests=("check", "cycle"),
-         frame="k", folder=(("m", "m"), ("k", "k"), ("n", "n"), ("pe", "pe"), ("simd", "simd"))),
+         frame="frame_elements", operands=("lhs", "rhs"),
+         folder=(("m", "m"), ("k", "k"), ("n", "n"), ("pe", "pe"), ("simd", "simd"))),
 )}
 
 

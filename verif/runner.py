@@ -139,7 +139,8 @@ class TBSettings:
     directed : bool
         Whether ``check`` also sends the directed rows.
     frames : Path or None
-        A ``.npy`` of input frames (``rows × elements``) that ``check`` sends instead of its random rows.
+        Input frames that ``check`` sends instead of its random rows: a ``.npy`` of rows (one input stream) or an
+        ``.npz`` with an array of frames per input stream, by stream name.
     """
 
     sidecar: Path

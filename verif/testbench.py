@@ -15,6 +15,7 @@ import json
 import random
 import zlib
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -301,6 +302,20 @@ class StreamTB:
         assert not errors, f"{len(errors)} error(s); first: {errors[0]}"
 
 
+def file_frames(path: Path) -> Iterable[tuple[str, Frames]]:
+    """The labelled frames of a ``.npy`` of rows (one input stream) or an ``.npz`` with one array of frames per input
+    stream, by stream name."""
+    if path.suffix != ".npz":
+        for index, row in enumerate(np.atleast_2d(np.load(path))):
+            yield f"{path.name} row {index}", row
+        return
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    count = len(next(iter(arrays.values())))
+    for index in range(count):
+        yield f"{path.name} frame {index}", {name: array[index].reshape(-1) for name, array in arrays.items()}
+
+
 async def check_test(dut: HierarchyObject, stimuli: Stimuli, directed: Directed | None = None, *,
                      model: Callable[[Any], Any] | None = None) -> None:
     """The ``check`` test: ``INT8ATTN_ROWS`` random frames (or the frames of ``INT8ATTN_FRAMES``) and the directed
@@ -311,8 +326,7 @@ async def check_test(dut: HierarchyObject, stimuli: Stimuli, directed: Directed 
     if settings.frames is None:
         frames = list(stimuli(tb, settings.rows))
     else:
-        rows = np.atleast_2d(np.load(settings.frames))
-        frames = [(f"{settings.frames.name} row {index}", row) for index, row in enumerate(rows)]
+        frames = list(file_frames(settings.frames))
     if settings.directed and directed is not None:
         frames += directed(tb)
     for label, frame in frames:

@@ -23,6 +23,8 @@ from int8attn.hdl.fixedpoint import (
     SaturatingRoundingDoublingHighMul,
     ShiftLeft,
     clamp,
+    saturated,
+    saturation_test,
     shape_bounds,
 )
 from int8attn.verif.sim import simulate
@@ -174,6 +176,24 @@ def test_clamp_is_exhaustively_exact(shape, low, high):
     assert got == [(v, min(max(v, low), high)) for v in range(shape_low, shape_high + 1)]
 
 
+@pytest.mark.parametrize(("width", "bits"), [(10, 4), (6, 6), (3, 5), (9, 1)])
+def test_saturation_is_exhaustively_exact(width: int, bits: int):
+    value = Signal(signed(width))
+    result = Signal(signed(bits))
+    m = Module()
+    m.d.comb += result.eq(saturated(*saturation_test(value, bits), bits))
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    got: list[tuple[int, int]] = []
+
+    async def bench(ctx):
+        for v in range(-(1 << (width - 1)), 1 << (width - 1)):
+            ctx.set(value, v)
+            got.append((v, ctx.get(result)))
+
+    simulate(m, bench)
+    assert got == [(v, min(max(v, low), high)) for v, _ in got]
+
+
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_constructors_name_the_bad_argument():
     with pytest.raises(ValueError, match="b_shape"):
@@ -186,4 +206,8 @@ def test_constructors_name_the_bad_argument():
         ShiftLeft(max_exponent=-1)
     with pytest.raises(ValueError, match="low"):
         clamp(Signal(8), 5, 4)
+    with pytest.raises(ValueError, match="bits"):
+        saturation_test(Signal(signed(8)), 0)
+    with pytest.raises(ValueError, match="signed"):
+        saturation_test(Signal(8), 4)
     gc.collect()

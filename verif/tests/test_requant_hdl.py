@@ -178,7 +178,7 @@ def test_contract_metadata():
     assert per_channel.describe()["structure"] == {
         "table": "rom", "table_depth": 8, "table_width": 4 * (31 + 5 + 5),
         "pipeline_stages": {"table": 1, "left_shift": 1, "srdhm": SRDHM_LATENCY, "rounding_divide": 1, "zero_point": 0,
-                            "output": 1},
+                            "saturate": 0, "output": 1},
         "dsp_blocks": 0}
     quantisation = per_tensor.describe()["quantisation"]
     assert (quantisation["channel_multipliers"], quantisation["channel_shifts"]) == ([1 << 30], [-5])
