@@ -45,6 +45,8 @@ class MatmulEngine(wiring.Component):
     requant : RequantConfig
         The output requantizer: ``n`` channels, ``pe`` lanes.
     target : str
+    banks : int
+        RHS banks, ≥ 2: one in use, the others filling (more let a producer run further ahead).
 
     Members
     -------
@@ -59,9 +61,12 @@ class MatmulEngine(wiring.Component):
     """
 
     def __init__(self, *, m: int, k: int, n: int, adj_y: bool, pe: int, simd: int, lhs_zero_point: int,
-                 rhs_zero_point: int, requant: RequantConfig, target: str = "generic"):
+                 rhs_zero_point: int, requant: RequantConfig, target: str = "generic", banks: int = BANKS):
         if n % pe or k % simd:
             raise ValueError(f"pe={pe} must divide n={n} and simd={simd} must divide k={k}")
+        if banks < 2:
+            raise ValueError(f"banks must be ≥ 2, not {banks}")
+        self.banks = banks
         self.m, self.k, self.n, self.adj_y, self.pe, self.simd = m, k, n, adj_y, pe, simd
         self.folds, self.beats = n // pe, k // simd
         self.rhs_zero_point = rhs_zero_point
@@ -69,7 +74,7 @@ class MatmulEngine(wiring.Component):
                                    input_zero_point=lhs_zero_point, weight_bits=OPERAND_BITS, biases=[0] * n,
                                    requant=requant, target=target)
         self.rhs_lanes = simd if adj_y else pe
-        self.operand_memories = [Ram(OPERAND_BITS * simd, BANKS * self.folds * self.beats, target=target, lanes=simd)
+        self.operand_memories = [Ram(OPERAND_BITS * simd, banks * self.folds * self.beats, target=target, lanes=simd)
                                  for _ in range(pe)]
         super().__init__({
             "lhs": In(stream.Signature(LaneBeat(simd, 8))),
@@ -125,9 +130,10 @@ class MatmulEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.lhs), engine.i)
         wiring.connect(m, engine.o, wiring.flipped(self.o))
 
-        full = Signal(BANKS, name="full")
-        write_bank = Signal(range(BANKS), name="write_bank")
-        read_bank = Signal(range(BANKS), name="read_bank")
+        banks = self.banks
+        full = Signal(banks, name="full")
+        write_bank = Signal(range(banks), name="write_bank")
+        read_bank = Signal(range(banks), name="read_bank")
         accept = self.rhs.valid & self.rhs.ready
         if self.adj_y:
             counts = {"beat": beats, "column_pe": pe, "fold": folds}
@@ -137,14 +143,14 @@ class MatmulEngine(wiring.Component):
         m.d.comb += [self.rhs.ready.eq(~full.bit_select(write_bank, 1)),
                      engine.weights_ready.eq(full.bit_select(read_bank, 1))]
         with m.If(accept & frame_end):
-            m.d.sync += write_bank.eq(write_bank + 1)
-        filled = Signal(BANKS)
-        freed = Signal(BANKS)
+            m.d.sync += write_bank.eq(Mux(write_bank == banks - 1, 0, write_bank + 1))
+        filled = Signal(banks)
+        freed = Signal(banks)
         m.d.comb += [filled.eq(Mux(accept & frame_end, 1 << write_bank, 0)),
                      freed.eq(Mux(engine.frame_done, 1 << read_bank, 0))]
         m.d.sync += full.eq((full | filled) & ~freed)
         with m.If(engine.frame_done):
-            m.d.sync += read_bank.eq(read_bank + 1)
+            m.d.sync += read_bank.eq(Mux(read_bank == banks - 1, 0, read_bank + 1))
         with m.If(accept & (self.rhs.payload.last != frame_end) | engine.error):
             m.d.sync += self.error.eq(1)
 
@@ -222,8 +228,8 @@ class Matmul(MatmulEngine):
         return {
             "matmul": {
                 "folds": config.folds, "beats": config.beats, "engine_multipliers": self.multipliers,
-                "rhs_lanes": self.rhs_lanes, "operand_banks": BANKS,
-                "operand_memory_words": BANKS * config.folds * config.beats,
+                "rhs_lanes": self.rhs_lanes, "operand_banks": self.banks,
+                "operand_memory_words": self.banks * config.folds * config.beats,
             },
             "quantisation": {"multiplier": self.model.multiplier, "shift": self.model.shift},
             "stages": self.stages,

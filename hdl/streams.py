@@ -1,10 +1,11 @@
 """Stream payloads and blocks shared by the units: a beat of signed lanes with an end-of-frame flag, a block-RAM
-queue and a LUT-RAM queue."""
+queue and a LUT-RAM queue, and the stream plumbing of composite units (re-framing, splitting a stream into turns,
+merging turns back)."""
 
 from typing import Any
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal
-from amaranth.lib import data, fifo, memory, wiring
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.hdl.memory import LATENCY as RAM_LATENCY
@@ -258,4 +259,117 @@ class ShallowQueue(wiring.Component):
                          self.r_data.eq(read_port.data), self.r_rdy.eq(1)]
         with m.Elif(self.r_en):
             m.d.sync += self.r_rdy.eq(0)
+        return m
+
+
+def _turns(m: Module, advance, ways: int, run: int, name: str) -> Signal:
+    """The way whose turn it is: ``run`` advances each, ``ways`` ways in a circle."""
+    way = Signal(range(max(ways, 2)), name=f"{name}_way")
+    beat = Signal(range(max(run, 2)), name=f"{name}_beat")
+    run_end = beat == run - 1
+    with m.If(advance):
+        m.d.sync += beat.eq(Mux(run_end, 0, beat + 1))
+        with m.If(run_end):
+            m.d.sync += way.eq(Mux(way == ways - 1, 0, way + 1))
+    return way
+
+
+class Reframe(wiring.Component):
+    """A stream passed through with its ``last`` flags replaced: set on every ``period``-th beat, counted from reset.
+
+    No register on the data path: the payload, ``valid`` and ``ready`` pass straight through.
+
+    Parameters
+    ----------
+    layout : LaneBeat
+        The payload.
+    period : int
+        Beats per frame at the output, ≥ 1.
+
+    Members
+    -------
+    i : In(stream.Signature(layout))
+    o : Out(stream.Signature(layout))
+    """
+
+    def __init__(self, layout: LaneBeat, period: int):
+        if period < 1:
+            raise ValueError(f"period must be ≥ 1, not {period}")
+        self.period = period
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(range(max(self.period, 2)), name="count")
+        end = count == self.period - 1
+        m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready),
+                     self.o.payload.data.eq(self.i.payload.data), self.o.payload.last.eq(end)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += count.eq(Mux(end, 0, count + 1))
+        return m
+
+
+class StreamSplit(wiring.Component):
+    """Deals one stream out to ``ways`` streams in turns of ``run`` beats: the first ``run`` beats to ``o[0]``, the
+    next ``run`` to ``o[1]`` and so on, round the circle. No register on the data path.
+
+    Parameters
+    ----------
+    layout : LaneBeat
+    ways, run : int
+        Outputs and beats per turn, ≥ 1.
+
+    Members
+    -------
+    i : In(stream.Signature(layout))
+    o : Out(stream.Signature(layout)).array(ways)
+    """
+
+    def __init__(self, layout: LaneBeat, ways: int, run: int):
+        if ways < 1 or run < 1:
+            raise ValueError(f"ways and run must be ≥ 1, not ways={ways}, run={run}")
+        self.ways, self.run = ways, run
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout)).array(ways)})
+
+    def elaborate(self, platform):
+        m = Module()
+        way = _turns(m, self.i.valid & self.i.ready, self.ways, self.run, "split")
+        for index, output in enumerate(self.o):
+            chosen = way == index if self.ways > 1 else Const(1)
+            m.d.comb += [output.valid.eq(self.i.valid & chosen), output.payload.eq(self.i.payload)]
+            with m.If(chosen):
+                m.d.comb += self.i.ready.eq(output.ready)
+        return m
+
+
+class StreamMerge(wiring.Component):
+    """Takes ``run`` beats from ``i[0]``, then ``run`` from ``i[1]`` and so on, round the circle, into one stream. No
+    register on the data path.
+
+    Parameters
+    ----------
+    layout : LaneBeat
+    ways, run : int
+        Inputs and beats per turn, ≥ 1.
+
+    Members
+    -------
+    i : In(stream.Signature(layout)).array(ways)
+    o : Out(stream.Signature(layout))
+    """
+
+    def __init__(self, layout: LaneBeat, ways: int, run: int):
+        if ways < 1 or run < 1:
+            raise ValueError(f"ways and run must be ≥ 1, not ways={ways}, run={run}")
+        self.ways, self.run = ways, run
+        super().__init__({"i": In(stream.Signature(layout)).array(ways), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        way = _turns(m, self.o.valid & self.o.ready, self.ways, self.run, "merge")
+        for index, source in enumerate(self.i):
+            chosen = way == index if self.ways > 1 else Const(1)
+            m.d.comb += source.ready.eq(self.o.ready & chosen)
+            with m.If(chosen):
+                m.d.comb += [self.o.valid.eq(source.valid), self.o.payload.eq(source.payload)]
         return m

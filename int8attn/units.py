@@ -162,6 +162,11 @@ UNITS: dict[str, Unit] = {unit.name: unit for unit in (
          component="int8attn.hdl.matmul:Matmul", testbench="int8attn.verif.tb_matmul", tests=("check", "cycle"),
          frame="frame_elements", operands=("lhs", "rhs"),
          folder=(("m", "m"), ("k", "k"), ("n", "n"), ("pe", "pe"), ("simd", "simd"))),
+    Unit(name="attention", summary="int8 multi-head self-attention (TFLite graph, TinyMind QAttentionSoftmax1D)",
+         config="int8attn.golden.attention_unit:AttentionConfig", model="int8attn.golden.attention_unit:AttentionModel",
+         component="int8attn.hdl.attention:Attention", testbench="int8attn.verif.tb_attention",
+         tests=("check", "cycle"), frame="frame_elements",
+         folder=(("s", "seq_len"), ("e", "embed_dim"), ("h", "heads"), ("d", "head_dim"))),
 )}
 
 

@@ -1,0 +1,291 @@
+"""The attention unit: multi-head int8 self-attention over sequences of ``S`` tokens, bit-exact with
+:class:`~int8attn.golden.attention_unit.AttentionModel`, built from the dense, matmul and softmax units' datapaths.
+
+Dataflow (every arrow a valid/ready stream; the stages of :meth:`AttentionConfig.plan
+<int8attn.golden.attention_unit.AttentionConfig.plan>`):
+
+* the input tokens go to the Q, K and V projections at once (three :class:`~int8attn.hdl.dense.DenseEngine`\\ s of
+  all heads' ``H·d`` outputs); each projection's tokens are dealt out to the heads, ``d`` outputs each
+  (:class:`~int8attn.hdl.streams.StreamSplit`);
+* per head: Q waits in a :class:`~int8attn.hdl.streams.Queue` until the sequence's keys are in; the score engine (a
+  :class:`~int8attn.hdl.matmul.MatmulEngine`, ``Q·Kᵀ``) holds K in its banks; its rows of ``S`` scores go through
+  the head's :class:`~int8attn.hdl.softmax.Softmax`; the P·V engine (a ``MatmulEngine``) holds V in its banks and
+  takes the probability rows;
+* the heads' outputs are merged back token by token (:class:`~int8attn.hdl.streams.StreamMerge`), then through the
+  optional output projection.
+
+Each engine's banks take the next sequence's K and V while it computes, so back-to-back sequences keep the engines
+busy; a sequence's scores wait for its last key, so its output follows its last input beat.
+"""
+
+import numpy as np
+from amaranth import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from int8attn.golden.attention import PROJECTIONS
+from int8attn.golden.attention_unit import AttentionConfig, AttentionModel, DenseStage
+from int8attn.hdl.dense import DenseEngine
+from int8attn.hdl.matmul import MatmulEngine
+from int8attn.hdl.softmax import Softmax
+from int8attn.hdl.streams import LaneBeat, Queue, Reframe, StreamMerge, StreamSplit
+
+WEIGHT_BITS = 8
+BANK_FLAG_LATENCY = 1
+"""Cycles from a matmul engine's last RHS beat to the engine seeing its bank full."""
+SEQUENCES_AHEAD = 3
+"""Sequences of K, V (the engines' banks) and Q (a head's queue) held at once: the one in use and two more. The
+projections of sequence ``i + 2`` need the banks that sequence ``i``'s P·V frees, which happens a projection, a score
+pass and the pipeline between them after its projection; with two banks the pipeline's latency would slow every
+sequence."""
+
+
+def _dense(stage: DenseStage, simd: int, target: str) -> DenseEngine:
+    return DenseEngine(weights=np.asarray(stage.weights, dtype=np.int64), weight_bits=WEIGHT_BITS,
+                       biases=np.asarray(stage.biases, dtype=np.int64).tolist(),
+                       input_zero_point=stage.input_zero_point, requant=stage.requant, pe=stage.requant.lanes,
+                       simd=simd, target=target)
+
+
+class Attention(wiring.Component):
+    """The attention unit of one :class:`~int8attn.golden.attention_unit.AttentionConfig` (module docstring).
+
+    Parameters
+    ----------
+    config : AttentionConfig
+
+    Members
+    -------
+    i : In(stream.Signature(LaneBeat(proj_simd, 8)))
+        Sequences of ``S`` tokens of ``E`` features, token-major, ``E / proj_simd`` beats a token, ``last`` on the
+        sequence's final beat.
+    o : Out(stream.Signature(LaneBeat(lanes, 8)))
+        The output tokens (``E_out`` features, or the heads' ``H·d``), token-major, ``last`` on the sequence's final
+        beat; ``lanes`` is ``out_pe`` with an output projection, else ``proj_pe``.
+    error : Out(1)
+        Sticky: a ``last`` flag was misplaced on the input.
+    """
+
+    def __init__(self, config: AttentionConfig):
+        self.config = config
+        self.model = AttentionModel(config)
+        plan = config.plan()
+        self.plan = plan
+        target = config.target
+        self.projections = {name: _dense(stage, config.proj_simd, target) for name, stage in plan.projections.items()}
+        self.score_engines = [MatmulEngine(m=config.seq_len, k=config.head_dim, n=config.seq_len, adj_y=True,
+                                           pe=config.score_pe, simd=config.proj_pe, lhs_zero_point=head.q_zero_point,
+                                           rhs_zero_point=head.k_zero_point, requant=head.score, target=target,
+                                           banks=SEQUENCES_AHEAD)
+                              for head in plan.heads]
+        self.softmaxes = [Softmax(head.softmax) for head in plan.heads]
+        self.output_engines = [MatmulEngine(m=config.seq_len, k=config.seq_len, n=config.head_dim, adj_y=False,
+                                            pe=config.proj_pe, simd=config.score_pe,
+                                            lhs_zero_point=head.probability_zero_point,
+                                            rhs_zero_point=head.v_zero_point, requant=head.output, target=target,
+                                            banks=SEQUENCES_AHEAD)
+                               for head in plan.heads]
+        self.output_projection = (None if plan.output is None
+                                  else _dense(plan.output, config.proj_pe, target))
+        self.out_lanes = config.out_pe if plan.output is not None else config.proj_pe
+        super().__init__({
+            "i": In(stream.Signature(LaneBeat(config.proj_simd, 8))),
+            "o": Out(stream.Signature(LaneBeat(self.out_lanes, 8))),
+            "error": Out(1),
+        })
+
+    @property
+    def head_beats(self) -> int:
+        """Beats of one head's ``d`` features of a token, ``d / proj_pe``."""
+        return self.config.head_dim // self.config.proj_pe
+
+    @property
+    def q_queue_depth(self) -> int:
+        """Beats a head's Q queue holds: :data:`SEQUENCES_AHEAD` sequences (one waits there for its last key)."""
+        return SEQUENCES_AHEAD * self.config.seq_len * self.head_beats
+
+    @property
+    def stage_cycles(self) -> dict[str, int]:
+        """Cycles each stage spends on a sequence at full rate."""
+        config = self.config
+        seq_len, heads, d = config.seq_len, config.heads, config.head_dim
+        cycles = {
+            "projections": seq_len * (config.embed_dim // config.proj_simd) * (heads * d // config.proj_pe),
+            "scores": self.score_engines[0].cycles_per_frame,
+            "softmax": seq_len * seq_len // config.score_pe,
+            "outputs": self.output_engines[0].cycles_per_frame,
+            "merge": seq_len * heads * self.head_beats,
+        }
+        if self.output_projection is not None:
+            cycles["output_projection"] = (seq_len * (heads * d // config.proj_pe)
+                                           * (config.out_dim // config.out_pe))
+        return cycles
+
+    @property
+    def cycles_per_frame(self) -> int:
+        """Cycles per sequence at full rate: the slowest stage's."""
+        return max(self.stage_cycles.values())
+
+    @property
+    def elements_per_cycle(self) -> float:
+        """Input elements per cycle at full rate."""
+        return self.config.frame_elements / self.cycles_per_frame
+
+    @property
+    def frame_beats(self) -> dict[str, int]:
+        config = self.config
+        return {"i": config.seq_len * config.embed_dim // config.proj_simd,
+                "o": config.seq_len * config.out_dim // self.out_lanes}
+
+    @property
+    def multipliers(self) -> dict[str, int]:
+        """Multipliers of each kind of engine, all heads together (the requantizers' and softmaxes' apart)."""
+        counts = {"projections": sum(engine.multipliers for engine in self.projections.values()),
+                  "scores": sum(engine.multipliers for engine in self.score_engines),
+                  "outputs": sum(engine.multipliers for engine in self.output_engines)}
+        if self.output_projection is not None:
+            counts["output_projection"] = self.output_projection.multipliers
+        return counts
+
+    @property
+    def macs_per_frame(self) -> int:
+        """Multiply-accumulates of one sequence."""
+        config = self.config
+        seq_len, heads, d = config.seq_len, config.heads, config.head_dim
+        macs = 3 * seq_len * config.embed_dim * heads * d + 2 * heads * seq_len * seq_len * d
+        if self.output_projection is not None:
+            macs += seq_len * heads * d * config.out_dim
+        return macs
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a sequence's last input beat to its first output beat, when the unit was idle: the K projection
+        of the last token up to head 0's last beat (one every ``E / proj_simd`` cycles), the score engine's bank
+        flag, the first score row, its softmax, the first output row, and with an output projection the rest of the
+        first token (head 0's beats one every ``S / score_pe`` cycles, the other heads' queued behind) and the
+        projection."""
+        config = self.config
+        projection, score = self.projections["k"], self.score_engines[0]
+        softmax, output = self.softmaxes[0], self.output_engines[0]
+        latency = (projection.latency + (self.head_beats - 1) * projection.beats + BANK_FLAG_LATENCY
+                   + score.latency + (config.seq_len // config.score_pe - 1) * score.beats
+                   + softmax.latency + output.latency)
+        if self.output_projection is not None:
+            latency += ((self.head_beats - 1) * output.beats + (config.heads - 1) * self.head_beats
+                        + self.output_projection.latency)
+        return latency
+
+    latency_from = "last"
+
+    def port_descriptions(self) -> dict[str, str]:
+        config = self.config
+        return {
+            "i__valid": "input beat valid",
+            "i__ready": "input beat accepted",
+            "i__payload": f"{config.proj_simd} int8 features of a token (lane s in bits [8s+7:8s]) and last at bit "
+                          f"{8 * config.proj_simd} (final beat of the sequence)",
+            "o__valid": "output beat valid",
+            "o__ready": "output beat taken",
+            "o__payload": f"{self.out_lanes} int8 output features of a token (lane k in bits [8k+7:8k]) and last at "
+                          f"bit {8 * self.out_lanes} (final beat of the sequence)",
+            "error": "sticky: an input sequence's last flag was misplaced",
+        }
+
+    def describe(self) -> dict:
+        config = self.config
+        return {
+            "attention": {
+                "seq_len_tokens": config.seq_len, "features": config.embed_dim, "head_count": config.heads,
+                "head_size": config.head_dim, "output_features": config.out_dim,
+                "output_projection": self.output_projection is not None, "softmax": config.mode,
+                "engine_multipliers": self.multipliers, "macs_per_sequence": self.macs_per_frame,
+                "stage_cycles": self.stage_cycles, "q_queue_beats": self.q_queue_depth,
+            },
+        }
+
+    def artefacts(self) -> dict[str, str]:
+        return {name: text for softmax in self.softmaxes[:1] for name, text in softmax.artefacts().items()}
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self.config
+        token_beats = config.embed_dim // config.proj_simd
+        sequence_beats = config.seq_len * token_beats
+        accept = self.i.valid & self.i.ready
+        beat = Signal(range(max(sequence_beats, 2)), name="input_beat")
+        sequence_end = beat == sequence_beats - 1
+        with m.If(accept):
+            m.d.sync += beat.eq(Mux(sequence_end, 0, beat + 1))
+        with m.If(accept & (self.i.payload.last != sequence_end)):
+            m.d.sync += self.error.eq(1)
+        token_beat = Signal(range(max(token_beats, 2)), name="token_beat")
+        token_end = token_beat == token_beats - 1
+        with m.If(accept):
+            m.d.sync += token_beat.eq(Mux(token_end, 0, token_beat + 1))
+
+        all_ready = Signal(name="all_ready")
+        m.d.comb += [all_ready.eq(1), self.i.ready.eq(all_ready)]
+        splits = {}
+        lane_beat = LaneBeat(config.proj_pe, 8)
+        for name in PROJECTIONS:
+            engine = m.submodules[f"{name}_projection"] = self.projections[name]
+            m.d.comb += [engine.i.valid.eq(self.i.valid & all_ready), engine.i.payload.data.eq(self.i.payload.data),
+                         engine.i.payload.last.eq(token_end)]
+            with m.If(~engine.i.ready):
+                m.d.comb += all_ready.eq(0)
+            split = m.submodules[f"{name}_split"] = StreamSplit(lane_beat, config.heads, self.head_beats)
+            wiring.connect(m, engine.o, split.i)
+            splits[name] = split
+            with m.If(engine.error):
+                m.d.sync += self.error.eq(1)
+
+        sequence = config.seq_len * self.head_beats
+        merge = m.submodules.merge = StreamMerge(lane_beat, config.heads, self.head_beats)
+        for head in range(config.heads):
+            self._head(m, head, splits, merge.i[head], lane_beat, sequence)
+        merged = m.submodules.merged_frames = Reframe(lane_beat, config.seq_len * config.heads * self.head_beats)
+        wiring.connect(m, merge.o, merged.i)
+        if self.output_projection is None:
+            wiring.connect(m, merged.o, wiring.flipped(self.o))
+            return m
+        projection = m.submodules.output_projection = self.output_projection
+        tokens = m.submodules.projection_tokens = Reframe(lane_beat, config.heads * self.head_beats)
+        wiring.connect(m, merged.o, tokens.i)
+        wiring.connect(m, tokens.o, projection.i)
+        out_frames = m.submodules.output_frames = Reframe(LaneBeat(self.out_lanes, 8),
+                                                          config.seq_len * config.out_dim // self.out_lanes)
+        wiring.connect(m, projection.o, out_frames.i)
+        wiring.connect(m, out_frames.o, wiring.flipped(self.o))
+        return m
+
+    def _head(self, m: Module, head: int, splits: dict, merged, lane_beat: LaneBeat, sequence: int) -> None:
+        """Head ``head``'s Q queue, score engine, softmax and P·V engine, from its turns of the projections to its
+        input of the merge."""
+        config = self.config
+        score = m.submodules[f"score{head}"] = self.score_engines[head]
+        softmax = m.submodules[f"softmax{head}"] = self.softmaxes[head]
+        output = m.submodules[f"output{head}"] = self.output_engines[head]
+
+        queue = m.submodules[f"q_queue{head}"] = Queue(lane_beat.size, self.q_queue_depth, target=config.target)
+        q_frames = m.submodules[f"q_frames{head}"] = Reframe(lane_beat, sequence)
+        wiring.connect(m, splits["q"].o[head], q_frames.i)
+        m.d.comb += [queue.w_en.eq(q_frames.o.valid & queue.w_rdy), queue.w_data.eq(q_frames.o.payload),
+                     q_frames.o.ready.eq(queue.w_rdy),
+                     score.lhs.valid.eq(queue.r_rdy), score.lhs.payload.eq(queue.r_data),
+                     queue.r_en.eq(score.lhs.ready)]
+        for name, engine in (("k", score), ("v", output)):
+            frames = m.submodules[f"{name}_frames{head}"] = Reframe(lane_beat, sequence)
+            wiring.connect(m, splits[name].o[head], frames.i)
+            wiring.connect(m, frames.o, engine.rhs)
+
+        rows = m.submodules[f"score_rows{head}"] = Reframe(LaneBeat(config.score_pe, 8),
+                                                           config.seq_len // config.score_pe)
+        wiring.connect(m, score.o, rows.i)
+        wiring.connect(m, rows.o, softmax.i)
+        probabilities = m.submodules[f"probability_frames{head}"] = Reframe(
+            LaneBeat(config.score_pe, 8), config.seq_len * config.seq_len // config.score_pe)
+        wiring.connect(m, softmax.o, probabilities.i)
+        wiring.connect(m, probabilities.o, output.lhs)
+        wiring.connect(m, output.o, merged)
+        with m.If(score.error | softmax.error | output.error):
+            m.d.sync += self.error.eq(1)
