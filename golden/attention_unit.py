@@ -39,6 +39,7 @@ RTL_SOFTMAX_MODES = ("tflite", "tinymind", "lut")
 RANDOM_CALIBRATION_SEQUENCES = 8
 RANDOM_SHAPE = {"embed_dim": 8, "heads": 1, "head_dim": 8}
 """Without a parameter file: TinyMind's example shape."""
+SHAPE_FIELDS = ("embed_dim", "heads", "head_dim", "out_dim", "convention")
 FILE_GROUP = "shape (the parameter file's, or random parameters of this shape)"
 FOLD_GROUP = "parallelism (changes the Verilog, never an output value)"
 
@@ -100,13 +101,16 @@ class AttentionPlan:
     output: DenseStage | None
 
 
-def random_params(seq_len: int, embed_dim: int, heads: int, head_dim: int, convention: str,
+def random_params(seq_len: int, embed_dim: int, heads: int, head_dim: int, out_dim: int | None, convention: str,
                   seed: int) -> AttentionParams:
     """Parameters quantised (:func:`~int8attn.golden.quantize.quantize_attention`) from float projections drawn
-    normal with standard deviation ``1/√E``, calibrated on 8 sequences of standard-normal features."""
+    normal with standard deviation ``1/√(fan-in)`` (an output projection to ``out_dim`` features unless ``None``),
+    calibrated on 8 sequences of standard-normal features."""
     rng = np.random.default_rng(seed)
     weights = {f"w{name}": rng.normal(0, 1 / np.sqrt(embed_dim), (embed_dim, heads * head_dim)).astype(np.float32)
                for name in PROJECTIONS}
+    if out_dim is not None:
+        weights["wo"] = rng.normal(0, 1 / np.sqrt(heads * head_dim), (heads * head_dim, out_dim)).astype(np.float32)
     calibration = rng.normal(0, 1, (RANDOM_CALIBRATION_SEQUENCES, seq_len, embed_dim)).astype(np.float32)
     return AttentionParams.from_arrays(quantize_attention(weights, calibration, convention=convention, heads=heads))
 
@@ -146,6 +150,9 @@ class AttentionConfig(Implementation):
         Seed of the random parameters.
     embed_dim, heads, head_dim : int or None
         ``E``, ``H`` and ``d``; ``None`` takes the parameter file's (TinyMind's 8, 1, 8 without one).
+    out_dim : int or None
+        Features of the output projection, ``E_out``; ``None`` takes the parameter file's (none without one: the
+        output is the heads' ``H·d``).
     convention : str or None
         ``tflite`` or ``tinymind``; ``None`` takes the parameter file's (``tflite`` without one).
     softmax_mode : str or None
@@ -182,6 +189,8 @@ class AttentionConfig(Implementation):
                               help="heads H (default: the file's, else 1)")
     head_dim: int | None = param(None, kind="int", low=1, high=MAX_FEATURES, optional=True, group=FILE_GROUP,
                                  help="head size d (default: the file's, else 8)")
+    out_dim: int | None = param(None, kind="int", low=1, high=MAX_FEATURES, optional=True, group=FILE_GROUP,
+                                help="output projection features E_out (default: the file's, else no projection)")
     convention: str | None = param(None, kind="choice", choices=CONVENTIONS, optional=True, group=FILE_GROUP,
                                    help="tflite (the TFLite int8 graph) or tinymind (QAttentionSoftmax1D heads) "
                                         "(default: the file's, else tflite)")
@@ -203,16 +212,18 @@ class AttentionConfig(Implementation):
         if self.params is not None:
             object.__setattr__(self, "params", os.path.abspath(self.params))
             loaded = load_attention_params(self.params)
-            for name in ("embed_dim", "heads", "head_dim", "convention"):
+            for name in SHAPE_FIELDS:
                 given, found = getattr(self, name), getattr(loaded, name)
                 if given is not None and given != found:
                     raise ConfigError(f"{name}={given!r} is out of range; allowed: {found!r}, the parameter file's")
         shape = {name: getattr(self, name) or default for name, default in RANDOM_SHAPE.items()}
         if self.params is None:
-            loaded = random_params(self.seq_len, convention=self.convention or "tflite", seed=self.params_seed,
-                                   **shape)
-        for name in ("embed_dim", "heads", "head_dim", "convention"):
+            loaded = random_params(self.seq_len, out_dim=self.out_dim, convention=self.convention or "tflite",
+                                   seed=self.params_seed, **shape)
+        for name in SHAPE_FIELDS:
             object.__setattr__(self, name, getattr(loaded, name))
+        if not loaded.has_output_projection:
+            object.__setattr__(self, "out_dim", None)
         object.__setattr__(self, "_loaded", loaded)
         self._check_folds()
 
@@ -220,7 +231,7 @@ class AttentionConfig(Implementation):
         for name, fold, whole, label in (("proj_simd", self.proj_simd, self.embed_dim, "embed_dim"),
                                          ("proj_pe", self.proj_pe, self.head_dim, "head_dim"),
                                          ("score_pe", self.score_pe, self.seq_len, "seq_len"),
-                                         ("out_pe", self.out_pe, self.out_dim, "out_dim")):
+                                         ("out_pe", self.out_pe, self.output_features, "out_dim")):
             if whole % fold:
                 divisors = ", ".join(str(d) for d in range(1, min(whole, MAX_FOLD) + 1) if whole % d == 0)
                 raise ConfigError(f"{name}={fold} does not divide {label}={whole}; allowed: {divisors}")
@@ -231,9 +242,19 @@ class AttentionConfig(Implementation):
         return self._loaded
 
     @property
-    def out_dim(self) -> int:
-        """Output features per token, ``E_out`` (``H·d`` without an output projection)."""
+    def output_features(self) -> int:
+        """Output features per token: ``out_dim`` with an output projection, else the heads' ``H·d``."""
         return self.attention_params.out_dim
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """A sequence's shape, ``(S, E)``: ``int8attn golden attention`` takes arrays ``(..., S, E)``."""
+        return self.seq_len, self.embed_dim
+
+    @property
+    def output_shape(self) -> tuple[int, int]:
+        """A sequence's output shape, ``(S, output_features)``."""
+        return self.seq_len, self.output_features
 
     @property
     def frame_elements(self) -> int:
@@ -342,7 +363,7 @@ class AttentionModel:
     @cached_property
     def output_description(self) -> str:
         config = self.config
-        return f"int8 [{config.seq_len}, {config.out_dim}] a sequence ({config.convention} attention)"
+        return f"int8 [{config.seq_len}, {config.output_features}] a sequence ({config.convention} attention)"
 
     def check_rows(self, x: np.ndarray) -> np.ndarray:
         return check_rows(x, self.input_dtype, self.config.frame_elements)

@@ -19,7 +19,7 @@ busy; a sequence's scores wait for its last key, so its output follows its last 
 """
 
 import numpy as np
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -118,7 +118,7 @@ class Attention(wiring.Component):
         }
         if self.output_projection is not None:
             cycles["output_projection"] = (seq_len * (heads * d // config.proj_pe)
-                                           * (config.out_dim // config.out_pe))
+                                           * (config.output_features // config.out_pe))
         return cycles
 
     @property
@@ -135,7 +135,7 @@ class Attention(wiring.Component):
     def frame_beats(self) -> dict[str, int]:
         config = self.config
         return {"i": config.seq_len * config.embed_dim // config.proj_simd,
-                "o": config.seq_len * config.out_dim // self.out_lanes}
+                "o": config.seq_len * config.output_features // self.out_lanes}
 
     @property
     def multipliers(self) -> dict[str, int]:
@@ -154,16 +154,15 @@ class Attention(wiring.Component):
         seq_len, heads, d = config.seq_len, config.heads, config.head_dim
         macs = 3 * seq_len * config.embed_dim * heads * d + 2 * heads * seq_len * seq_len * d
         if self.output_projection is not None:
-            macs += seq_len * heads * d * config.out_dim
+            macs += seq_len * heads * d * config.output_features
         return macs
 
     @property
     def latency(self) -> int:
         """Cycles from a sequence's last input beat to its first output beat, when the unit was idle: the K projection
         of the last token up to head 0's last beat (one every ``E / proj_simd`` cycles), the score engine's bank
-        flag, the first score row, its softmax, the first output row, and with an output projection the rest of the
-        first token (head 0's beats one every ``S / score_pe`` cycles, the other heads' queued behind) and the
-        projection."""
+        flag, the first score row, its softmax and the first output row; with an output projection, then the rest of
+        the first token (:meth:`_first_token_cycles`) and the projection."""
         config = self.config
         projection, score = self.projections["k"], self.score_engines[0]
         softmax, output = self.softmaxes[0], self.output_engines[0]
@@ -171,9 +170,20 @@ class Attention(wiring.Component):
                    + score.latency + (config.seq_len // config.score_pe - 1) * score.beats
                    + softmax.latency + output.latency)
         if self.output_projection is not None:
-            latency += ((self.head_beats - 1) * output.beats + (config.heads - 1) * self.head_beats
-                        + self.output_projection.latency)
+            latency += self._first_token_cycles() + self.output_projection.latency
         return latency
+
+    def _first_token_cycles(self) -> int:
+        """Cycles from head 0's first output beat of a sequence's first token to the merge's last beat of it: head
+        ``h`` starts ``h · d/proj_pe`` projection beats after head 0 (its keys come later in each token), its beats
+        follow one every ``S / score_pe`` cycles, and the merge passes one beat a cycle, head after head."""
+        projection_beats, output_beats = self.projections["k"].beats, self.output_engines[0].beats
+        time = None
+        for head in range(self.config.heads):
+            for beat in range(self.head_beats):
+                arrival = head * self.head_beats * projection_beats + beat * output_beats
+                time = arrival if time is None else max(arrival, time + 1)
+        return time
 
     latency_from = "last"
 
@@ -196,7 +206,7 @@ class Attention(wiring.Component):
         return {
             "attention": {
                 "seq_len_tokens": config.seq_len, "features": config.embed_dim, "head_count": config.heads,
-                "head_size": config.head_dim, "output_features": config.out_dim,
+                "head_size": config.head_dim, "output_features": config.output_features,
                 "output_projection": self.output_projection is not None, "softmax": config.mode,
                 "engine_multipliers": self.multipliers, "macs_per_sequence": self.macs_per_frame,
                 "stage_cycles": self.stage_cycles, "q_queue_beats": self.q_queue_depth,
@@ -224,15 +234,14 @@ class Attention(wiring.Component):
             m.d.sync += token_beat.eq(Mux(token_end, 0, token_beat + 1))
 
         all_ready = Signal(name="all_ready")
-        m.d.comb += [all_ready.eq(1), self.i.ready.eq(all_ready)]
+        m.d.comb += [all_ready.eq(Cat(engine.i.ready for engine in self.projections.values()).all()),
+                     self.i.ready.eq(all_ready)]
         splits = {}
         lane_beat = LaneBeat(config.proj_pe, 8)
         for name in PROJECTIONS:
             engine = m.submodules[f"{name}_projection"] = self.projections[name]
             m.d.comb += [engine.i.valid.eq(self.i.valid & all_ready), engine.i.payload.data.eq(self.i.payload.data),
                          engine.i.payload.last.eq(token_end)]
-            with m.If(~engine.i.ready):
-                m.d.comb += all_ready.eq(0)
             split = m.submodules[f"{name}_split"] = StreamSplit(lane_beat, config.heads, self.head_beats)
             wiring.connect(m, engine.o, split.i)
             splits[name] = split
@@ -253,7 +262,7 @@ class Attention(wiring.Component):
         wiring.connect(m, merged.o, tokens.i)
         wiring.connect(m, tokens.o, projection.i)
         out_frames = m.submodules.output_frames = Reframe(LaneBeat(self.out_lanes, 8),
-                                                          config.seq_len * config.out_dim // self.out_lanes)
+                                                          config.seq_len * config.output_features // self.out_lanes)
         wiring.connect(m, projection.o, out_frames.i)
         wiring.connect(m, out_frames.o, wiring.flipped(self.o))
         return m

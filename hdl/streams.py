@@ -311,7 +311,8 @@ class Reframe(wiring.Component):
 
 class StreamSplit(wiring.Component):
     """Deals one stream out to ``ways`` streams in turns of ``run`` beats: the first ``run`` beats to ``o[0]``, the
-    next ``run`` to ``o[1]`` and so on, round the circle. No register on the data path.
+    next ``run`` to ``o[1]`` and so on, round the circle. No register on the data path; the choices are expressions
+    (continuous assignments in Verilog, defined from time 0 in any simulator).
 
     Parameters
     ----------
@@ -334,11 +335,10 @@ class StreamSplit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         way = _turns(m, self.i.valid & self.i.ready, self.ways, self.run, "split")
+        m.d.comb += self.i.ready.eq(Cat(output.ready for output in self.o).bit_select(way, 1))
         for index, output in enumerate(self.o):
             chosen = way == index if self.ways > 1 else Const(1)
             m.d.comb += [output.valid.eq(self.i.valid & chosen), output.payload.eq(self.i.payload)]
-            with m.If(chosen):
-                m.d.comb += self.i.ready.eq(output.ready)
         return m
 
 
@@ -367,9 +367,11 @@ class StreamMerge(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         way = _turns(m, self.o.valid & self.o.ready, self.ways, self.run, "merge")
+        payload = self.i[-1].payload.as_value()
+        for index in reversed(range(self.ways - 1)):
+            payload = Mux(way == index, self.i[index].payload.as_value(), payload)
+        m.d.comb += [self.o.valid.eq(Cat(source.valid for source in self.i).bit_select(way, 1)),
+                     self.o.payload.eq(payload)]
         for index, source in enumerate(self.i):
-            chosen = way == index if self.ways > 1 else Const(1)
-            m.d.comb += source.ready.eq(self.o.ready & chosen)
-            with m.If(chosen):
-                m.d.comb += [self.o.valid.eq(source.valid), self.o.payload.eq(source.payload)]
+            m.d.comb += source.ready.eq(self.o.ready & (way == index if self.ways > 1 else Const(1)))
         return m

@@ -160,8 +160,11 @@ def _verilog(unit: Unit, args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_rows(path: Path, frame: int, dtype: type) -> np.ndarray:
-    allowed = f"a .npy file of {np.dtype(dtype).name} rows, shape (rows, {frame}) or ({frame},)"
+def _load_rows(path: Path, frame: int, dtype: type, frame_shape: tuple[int, ...] = ()) -> np.ndarray:
+    """The frames of ``path``: ``(rows, frame)`` or ``(frame,)``, or ``(..., *frame_shape)`` when given."""
+    shapes = f"(rows, {frame}) or ({frame},)" + (f" or (..., {', '.join(map(str, frame_shape))})" if frame_shape
+                                                  else "")
+    allowed = f"a .npy file of {np.dtype(dtype).name} rows, shape {shapes}"
     try:
         rows = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -174,7 +177,8 @@ def _load_rows(path: Path, frame: int, dtype: type) -> np.ndarray:
         raise UsageError(f"input {path} is an .npz archive, not an .npy array; allowed: {allowed}")
     if rows.dtype != dtype:
         raise UsageError(f"input {path} has dtype {rows.dtype}; allowed: {allowed}")
-    if rows.shape != (frame,) and (rows.ndim != 2 or rows.shape[1] != frame):
+    shaped = bool(frame_shape) and rows.shape[rows.ndim - len(frame_shape):] == tuple(frame_shape)
+    if rows.shape != (frame,) and (rows.ndim != 2 or rows.shape[1] != frame) and not shaped:
         raise UsageError(f"input {path} has shape {rows.shape}; allowed: {allowed}")
     return rows
 
@@ -218,12 +222,15 @@ def _golden(unit: Unit, args: argparse.Namespace) -> int:
     config = _config(unit, args)
     model = unit.make_model(config)
     frame = unit.frame_elements(config)
-    rows = _load_rows(args.input, frame, model.input_dtype)
-    outputs = model(rows.reshape(-1, frame)).reshape(*rows.shape[:-1], -1)
+    frame_shape = getattr(config, "frame_shape", ())
+    rows = _load_rows(args.input, frame, model.input_dtype, frame_shape)
+    if frame_shape and rows.shape[rows.ndim - len(frame_shape):] == tuple(frame_shape):
+        leading = rows.shape[:rows.ndim - len(frame_shape)]
+        outputs = model(rows.reshape(-1, frame)).reshape(*leading, *config.output_shape)
+    else:
+        outputs = model(rows.reshape(-1, frame)).reshape(*rows.shape[:-1], -1)
     _save(args.output, outputs)
-    count = 1 if rows.ndim == 1 else rows.shape[0]
-    print(f"wrote {args.output}: {count} row(s) x {outputs.shape[-1]} {outputs.dtype} outputs "
-          f"({model.output_description})")
+    print(f"wrote {args.output}: {outputs.dtype} {list(outputs.shape)} ({model.output_description})")
     return 0
 
 
@@ -328,6 +335,19 @@ def _bench(args: argparse.Namespace) -> int:
         return bench.run(quick=args.quick, update_readme=args.update_readme)
     except (bench.ReadmeError, SimulatorMissing) as error:
         raise UsageError(error) from None
+
+
+def _quantize_attention(args: argparse.Namespace) -> int:
+    from int8attn.golden.quantize import quantize_attention_files
+
+    arrays = quantize_attention_files(args.weights, args.calibration, convention=args.convention, heads=args.heads)
+    try:
+        with open(args.output, "wb") as file:
+            np.savez(file, **arrays)
+    except OSError as error:
+        raise UsageError(f"cannot write {args.output} ({error.strerror}); allowed: a writable file path") from None
+    print(f"wrote {args.output}: {args.convention} attention parameters, {args.heads} head(s)")
+    return 0
 
 
 def _golden_vectors(args: argparse.Namespace) -> int:
@@ -460,6 +480,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--update-readme", action="store_true",
                        help="replace the benchmark block of ./README.md with the new table")
     bench.set_defaults(handler=_bench)
+
+    quantize = commands.add_parser("quantize", help="quantise float weights into a unit's parameter file "
+                                   "(attention)", allow_abbrev=False)
+    quantize_units = quantize.add_subparsers(dest="unit", required=True)
+    attention = quantize_units.add_parser(
+        "attention", allow_abbrev=False,
+        help="float Q/K/V (and output) projections and calibration sequences to an attention parameter .npz, "
+             "calibrated as TinyMind's host calibration does")
+    attention.add_argument("--weights", type=Path, required=True,
+                           help="float weights .npz: wq, wk, wv [E, H*d], optional bq, bk, bv, wo [H*d, E_out], bo")
+    attention.add_argument("--calibration", type=Path, required=True,
+                           help="float calibration sequences [T, S, E] (.npy, or an .npz of one array)")
+    attention.add_argument("--convention", type=_choice(("tflite", "tinymind")), default="tflite",
+                           metavar="{tflite,tinymind}", help="parameter file convention (default: %(default)s)")
+    attention.add_argument("--heads", type=_integer("integers >= 1", low=1), default=1,
+                           help="heads H, dividing the projections' outputs (default: %(default)s)")
+    attention.add_argument("-o", "--out", dest="output", type=Path, required=True, help="parameter .npz to write")
+    attention.set_defaults(handler=_quantize_attention)
 
     vectors = commands.add_parser("golden-vectors", help="rewrite the committed golden vectors", allow_abbrev=False)
     vectors.add_argument("--out-dir", type=Path, default=VECTORS_DIR,

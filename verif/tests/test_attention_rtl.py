@@ -1,0 +1,105 @@
+"""The emitted attention unit on Verilator and Icarus, checked beat by beat against the golden model with cocotb.
+
+Five configurations cover both conventions, one and four heads (and two), with and without an output projection,
+and the softmax modes ``tflite`` and ``tinymind`` under either convention; each runs ``check`` (random and directed
+sequences under random stalls on the input and output streams) on both simulators and ``cycle`` (back-to-back
+sequences: the first one's latency exactly the sidecar's, the run at the sidecar's cycles per sequence) on Verilator.
+TinyMind's own attention outputs (the shared encoder stack) go through the RTL. The vendor netlists of the engines
+attention is built from run with their DSP models in the dense, matmul and softmax tests; the whole unit's (some
+hundred DSP instances) takes Verilator's C++ compiler longer than the suite's budget.
+"""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_runner import run
+from tinymind_reference import load_encoder_stack
+
+from int8attn.golden.attention import TinyMindAttentionParams, TinyMindMultiHeadParams
+from int8attn.golden.attention_unit import AttentionConfig, AttentionModel
+from int8attn.verif.runner import SIMULATORS, SimResult
+
+Simulate = Callable[..., SimResult]
+CHECK_SEQUENCES = 8
+
+MULTI_HEAD = dict(seq_len=8, embed_dim=16, heads=4, head_dim=4, proj_pe=2, proj_simd=4, score_pe=2, out_dim=8,
+                  out_pe=2)
+CONFIGS = {
+    "tflite-h1": AttentionConfig(),
+    "tinymind-h1": AttentionConfig(convention="tinymind", params_seed=2),
+    "tflite-h4-projection": AttentionConfig(**MULTI_HEAD, params_seed=3),
+    "tinymind-h4-projection": AttentionConfig(**MULTI_HEAD, convention="tinymind", params_seed=4),
+    "tinymind-h2-tflite-softmax": AttentionConfig(seq_len=8, heads=2, head_dim=4, score_pe=4, convention="tinymind",
+                                                  softmax_mode="tflite", params_seed=5),
+}
+
+
+def test_configs_cover_the_matrix() -> None:
+    configs = list(CONFIGS.values())
+    assert {config.convention for config in configs} == {"tflite", "tinymind"}
+    assert {1, 4} <= {config.heads for config in configs}
+    assert {(config.convention, config.mode) for config in configs} >= {("tflite", "tflite"),
+                                                                        ("tinymind", "tinymind"),
+                                                                        ("tinymind", "tflite")}
+    assert {config.attention_params.has_output_projection for config in configs} == {False, True}
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("name", CONFIGS)
+def test_rtl_matches_model(name: str, simulator: str, simulate: Simulate) -> None:
+    config = CONFIGS[name]
+    tests = "check,cycle" if simulator == "verilator" else "check"
+    result = simulate(config, simulator, rows=CHECK_SEQUENCES, test=tests)
+    assert result.passed, "\n".join(result.errors)
+    sidecar = json.loads((result.build_dir / "rtl" / "attention.json").read_text())
+    out_beats = sidecar["streams"]["o"]["beats_per_frame"]
+    assert result.reports["check"]["beats"] == result.reports["check"]["rows"] * out_beats
+    if simulator == "verilator":
+        assert result.latency_cycles == [sidecar["latency_cycles"]]
+
+
+@pytest.mark.parametrize("block", [0, 1])
+def test_rtl_reproduces_tinymind_attention(block: int, tmp_path: Path, simulate: Simulate) -> None:
+    """TinyMind's own attention outputs ``t.attn`` of the shared encoder stack, from its ``t.ln1``, through the RTL
+    (the scoreboard's model, which the last assertion ties to TinyMind's outputs)."""
+    stack = load_encoder_stack()
+    params = TinyMindMultiHeadParams((TinyMindAttentionParams.from_encoder_stack(stack, block),))
+    np.savez(tmp_path / "params.npz", **params.arrays())
+    sequences = stack["t.ln1"][:, block]
+    config = AttentionConfig(params=str(tmp_path / "params.npz"), seq_len=sequences.shape[1], proj_pe=2,
+                             proj_simd=2, score_pe=2)
+    np.testing.assert_array_equal(config.attention_params.head_params[0].weights,
+                                  stack[f"block{block}.attn.weights"])
+    np.save(tmp_path / "x.npy", sequences.reshape(len(sequences), -1))
+    result = simulate(config, "verilator", frames=tmp_path / "x.npy", directed=False, test="check")
+    assert result.passed, "\n".join(result.errors)
+    assert result.reports["check"]["rows"] == len(sequences)
+    np.testing.assert_array_equal(AttentionModel(config)(sequences.reshape(len(sequences), -1)),
+                                  stack["t.attn"][:, block].reshape(len(sequences), -1))
+
+
+def test_golden_command_and_causal(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).integers(-128, 128, (3, 8, 8)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    for causal in ((), ("--causal",)):
+        result = run("golden", "attention", "--in", tmp_path / "x.npy", "--out", tmp_path / "y.npy", *causal)
+        assert result.returncode == 0, result.stderr
+        assert np.load(tmp_path / "y.npy").shape == (3, 8, 8)
+    refused = run("verilog", "attention", "--causal", "-o", tmp_path / "rtl")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "causal=True is not implemented in the RTL yet; allowed: False" in refused.stderr
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (("--proj-pe", "3"), "proj_pe=3 does not divide head_dim=8; allowed: 1, 2, 4, 8"),
+    (("--score-pe", "16"), "score_pe=16 does not divide seq_len=8; allowed: 1, 2, 4, 8"),
+    (("--softmax-mode", "hccs"), "is not a choice; allowed: tflite, tinymind, lut"),
+    (("--params", "missing.npz"), "missing.npz"),
+])
+def test_bad_options_fail_in_one_line(options: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    result = run("verilog", "attention", *options, "-o", tmp_path / "rtl", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
