@@ -9,7 +9,7 @@ DEMO_DIR := build/softmax_n64_p4
 # n:lanes of the softmax units that `make lint` emits and lints, besides every unit on its defaults
 LINT_UNITS := 64:4 10:2 1:1 1024:4
 
-.PHONY: install demo test bench golden lint clean accuracy synth-table sweep
+.PHONY: install demo test test-full bench golden lint clean accuracy synth-table sweep
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ demo: $(STAMP)
 # Two pytest workers (pytest-xdist): the CI machine has two cores; work stealing keeps both busy to the end.
 test: $(STAMP)
 	$(PYTHON) -m pytest -n 2 --dist worksteal
+
+# Everything, the `slow` sweeps and the rest of the vendor matrix too (about an hour on two cores).
+test-full: $(STAMP)
+	$(PYTHON) -m pytest -n 2 --dist worksteal -m ""
 
 bench: $(STAMP)
 	$(INT8ATTN) bench --update-readme

@@ -74,7 +74,7 @@ def test_rtl_reproduces_tinymind_attention(block: int, tmp_path: Path, simulate:
     np.testing.assert_array_equal(config.attention_params.head_params[0].weights,
                                   stack[f"block{block}.attn.weights"])
     np.save(tmp_path / "x.npy", sequences.reshape(len(sequences), -1))
-    result = simulate(config, "verilator", frames=tmp_path / "x.npy", directed=False, test="check")
+    result = simulate(config, "icarus", frames=tmp_path / "x.npy", directed=False, test="check")
     assert result.passed, "\n".join(result.errors)
     assert result.reports["check"]["rows"] == len(sequences)
     np.testing.assert_array_equal(AttentionModel(config)(sequences.reshape(len(sequences), -1)),

@@ -128,7 +128,13 @@ def test_surrogate_regression(config: SoftmaxConfig, simulator: str, rows: int, 
 
 
 VENDOR_TARGETS = tuple(target for target in TARGETS if target != "generic")
-VENDOR_REGRESSION = tuple(replace(config, target=target) for target in VENDOR_TARGETS for config in REGRESSION)
+VENDOR_SHAPES = {(10, 2), (64, 4), (1024, 4)}
+"""The regression shapes every vendor target runs in ``make test``: two lanes, four lanes, and the longest row (whose
+queues and row buffer are deepest); ``-m slow`` runs the others too."""
+VENDOR_REGRESSION = tuple(replace(config, target=target) for target in VENDOR_TARGETS for config in REGRESSION
+                          if (config.n, config.lanes) in VENDOR_SHAPES)
+VENDOR_REGRESSION_REST = tuple(replace(config, target=target) for target in VENDOR_TARGETS for config in REGRESSION
+                               if (config.n, config.lanes) not in VENDOR_SHAPES)
 VENDOR_SURROGATES = {("hccs", 10, 2), ("hccs", 64, 4), ("base2", 64, 4), ("poly", 10, 1)}
 """The surrogate configurations of the regression also run on every vendor target: HCCS's leading-one and divide
 reciprocals, base2's chunked sum, poly's degree 3."""
@@ -144,8 +150,17 @@ def target_id(config: SoftmaxConfig) -> str:
 
 @pytest.mark.parametrize("config", VENDOR_REGRESSION + VENDOR_MODES, ids=target_id)
 def test_vendor_target_matches_model(config: SoftmaxConfig, rows: int, simulate: Simulate) -> None:
-    """Each vendor target's Verilog (its DSP and block RAM primitives with their simulation models) over the regression
-    matrix and one configuration of each other mode, on Icarus, with the cycle test's throughput and latency bound."""
+    """Each vendor target's Verilog (its DSP and block RAM primitives with their simulation models) on three shapes
+    of the regression matrix and one configuration of each other mode, on Icarus, with the cycle test's throughput
+    and latency bound."""
+    result = simulate(config, "icarus", rows=rows, test=selected_tests(config, VENDOR_CYCLE_TEST_MAX_BEATS))
+    assert_checked(result, config, rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", VENDOR_REGRESSION_REST, ids=target_id)
+def test_vendor_target_on_the_other_shapes(config: SoftmaxConfig, rows: int, simulate: Simulate) -> None:
+    """The rest of the regression matrix on every vendor target."""
     result = simulate(config, "icarus", rows=rows, test=selected_tests(config, VENDOR_CYCLE_TEST_MAX_BEATS))
     assert_checked(result, config, rows)
 
