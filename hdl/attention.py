@@ -138,8 +138,13 @@ class Attention(wiring.Component):
                 "o": config.seq_len * config.output_features // self.out_lanes}
 
     @property
-    def multipliers(self) -> dict[str, int]:
-        """Multipliers of each kind of engine, all heads together (the requantizers' and softmaxes' apart)."""
+    def multipliers(self) -> int:
+        """Multipliers of the engines (the requantizers' and softmaxes' apart)."""
+        return sum(self.multipliers_by_stage.values())
+
+    @property
+    def multipliers_by_stage(self) -> dict[str, int]:
+        """Multipliers of each kind of engine, all heads together."""
         counts = {"projections": sum(engine.multipliers for engine in self.projections.values()),
                   "scores": sum(engine.multipliers for engine in self.score_engines),
                   "outputs": sum(engine.multipliers for engine in self.output_engines)}
@@ -208,7 +213,7 @@ class Attention(wiring.Component):
                 "seq_len_tokens": config.seq_len, "features": config.embed_dim, "head_count": config.heads,
                 "head_size": config.head_dim, "output_features": config.output_features,
                 "output_projection": self.output_projection is not None, "softmax": config.mode,
-                "engine_multipliers": self.multipliers, "macs_per_sequence": self.macs_per_frame,
+                "multipliers_by_stage": self.multipliers_by_stage,
                 "stage_cycles": self.stage_cycles, "q_queue_beats": self.q_queue_depth,
             },
         }

@@ -149,6 +149,11 @@ class Dense(DenseEngine):
     def frame_beats(self) -> dict[str, int]:
         return {"i": self.config.beats, "o": self.config.folds}
 
+    @property
+    def macs_per_frame(self) -> int:
+        """Multiply-accumulates of one row, ``in · out``."""
+        return self.config.in_features * self.config.out_features
+
     def port_descriptions(self) -> dict[str, str]:
         config = self.config
         return {
@@ -168,7 +173,7 @@ class Dense(DenseEngine):
         return {
             "dense": {
                 "folds": config.folds, "beats": config.beats, "cycles_per_row": config.cycles_per_row,
-                "engine_multipliers": self.multipliers, "weights_digest": tensors.digest,
+                "weights_digest": tensors.digest,
                 "weight_rom_words": config.folds * config.beats, "weight_rom_bits": config.simd * self.weight_bits,
                 "weight_roms": config.pe,
             },

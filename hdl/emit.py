@@ -142,6 +142,9 @@ def sidecar(unit: Unit, config: Any, dut: wiring.Component) -> dict:
         "cycles_per_frame": dut.cycles_per_frame,
         "artefacts": sorted([*dut.artefacts(), core_name(unit)]),
     }
+    core = dut.core if isinstance(dut, axis.AxisWrapper) else dut
+    if hasattr(core, "macs_per_frame"):
+        document |= {"macs_per_frame": core.macs_per_frame, "multipliers": core.multipliers}
     extra = dut.describe()
     clashes = sorted(set(extra) & set(document))
     if clashes:

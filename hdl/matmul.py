@@ -204,6 +204,11 @@ class Matmul(MatmulEngine):
         """LHS elements per cycle at full rate."""
         return self.m * self.k / self.cycles_per_frame
 
+    @property
+    def macs_per_frame(self) -> int:
+        """Multiply-accumulates of one frame, ``m · k · n``."""
+        return self.m * self.k * self.n
+
     def port_descriptions(self) -> dict[str, str]:
         config = self.config
         rhs = "simd elements of one RHS row [N, K]" if config.adj_y else "pe elements of one RHS row [K, N]"
@@ -227,7 +232,7 @@ class Matmul(MatmulEngine):
         config = self.config
         return {
             "matmul": {
-                "folds": config.folds, "beats": config.beats, "engine_multipliers": self.multipliers,
+                "folds": config.folds, "beats": config.beats,
                 "rhs_lanes": self.rhs_lanes, "operand_banks": self.banks,
                 "operand_memory_words": self.banks * config.folds * config.beats,
             },

@@ -276,6 +276,9 @@ def _synth(unit: Unit, args: argparse.Namespace) -> int:
     print(f"{args.family}: {_pairs(config.as_dict())}")
     print(f"  {report['method']}")
     print(f"  resources: {_pairs({k: v for k, v in report['resources'].items() if not isinstance(v, dict)})}")
+    if "macs_per_s" in report:
+        print(f"  {report['multipliers']} engine multipliers, {report['macs_per_cycle']:g} MACs/cycle, "
+              f"{report['macs_per_s']} MACs/s")
     print(f"  fmax {report['fmax_mhz']} MHz, {report['elements_per_s']} elements/s, "
           f"latency {report['latency_cycles']} cycles ({report['latency_ns']} ns)")
     if report["critical_path"]:

@@ -358,6 +358,10 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
     fmax = report["fmax_mhz"]
     report["latency_ns"] = None if fmax is None else round(report["latency_cycles"] * 1000 / fmax, 1)
     report["elements_per_s"] = None if fmax is None else round(fmax * 1e6 * report["elements_per_cycle"])
+    if "macs_per_frame" in sidecar:
+        macs_per_cycle = sidecar["macs_per_frame"] / sidecar["cycles_per_frame"]
+        report |= {"multipliers": sidecar["multipliers"], "macs_per_cycle": macs_per_cycle,
+                   "macs_per_s": None if fmax is None else round(fmax * 1e6 * macs_per_cycle)}
     report["seconds"] = round(time.monotonic() - started, 1)
     (out_dir / f"report_{family}.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
