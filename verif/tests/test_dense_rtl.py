@@ -2,9 +2,9 @@
 
 Four configurations cover per-tensor and per-channel scales, both conventions, every fused activation, weight and
 input zero points, one and several folds and input beats, and ``pe``/``simd`` from 1 to 8; each runs ``check``
-(random and directed rows under random stalls on both streams) and ``cycle`` (exact latency, one output beat every
-``in / simd`` cycles, ``(out / pe)·(in / simd)`` cycles a row) on both simulators. The vendor targets run one
-configuration with their DSP models, and TFLite's own FULLY_CONNECTED rows go through the RTL.
+(random and directed rows under random stalls on both streams) on both simulators and ``cycle`` (exact latency, one
+output beat every ``in / simd`` cycles, ``(out / pe)·(in / simd)`` cycles a row) on Verilator. The vendor targets run
+one configuration with their DSP models, and TFLite's own FULLY_CONNECTED rows go through the RTL.
 """
 
 import json
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from engine_checks import VENDOR_ROWS, cycle_tests, vendor_tests
 from test_dense_model import FULLY_CONNECTED, case_weights
 
 from int8attn.golden.dense import DenseConfig
@@ -23,7 +24,6 @@ from int8attn.verif.runner import SIMULATORS, SimResult
 from int8attn.verif.testbench import CYCLE_TEST_ROWS
 
 Simulate = Callable[..., SimResult]
-VENDOR_ROWS = 16
 
 CONFIGS = {
     "pe2-simd4-tensor-zero-points": DenseConfig(in_features=16, out_features=8, pe=2, simd=4, input_zero_point=5,
@@ -48,7 +48,7 @@ def test_configs_cover_every_value() -> None:
     assert any(config.tensors.weight_zero_point for config in configs)
 
 
-def check_rtl(config: DenseConfig, simulator: str, rows: int, simulate: Simulate, tests: str = "check,cycle") -> None:
+def check_rtl(config: DenseConfig, simulator: str, rows: int, simulate: Simulate, tests: str) -> None:
     result = simulate(config, simulator, rows=rows, test=tests)
     assert result.passed, "\n".join(result.errors)
     assert result.reports["check"]["beats"] == result.reports["check"]["rows"] * config.folds
@@ -63,14 +63,15 @@ def check_rtl(config: DenseConfig, simulator: str, rows: int, simulate: Simulate
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("name", CONFIGS)
 def test_rtl_matches_model(name: str, simulator: str, rows: int, simulate: Simulate) -> None:
-    check_rtl(CONFIGS[name], simulator, rows, simulate)
+    check_rtl(CONFIGS[name], simulator, rows, simulate, cycle_tests(simulator))
 
 
 @pytest.mark.parametrize("target", [target for target in TARGETS if target != "generic"])
 def test_vendor_target_matches_model(target: str, simulate: Simulate) -> None:
     """The netlist with the target's DSP primitives, simulated with their vendor models, on every beat (16 random
     rows and the directed ones: the vendor models make Icarus slow)."""
-    check_rtl(replace(CONFIGS["pe2-simd4-tensor-zero-points"], target=target), "icarus", VENDOR_ROWS, simulate)
+    check_rtl(replace(CONFIGS["pe2-simd4-tensor-zero-points"], target=target), "icarus", VENDOR_ROWS, simulate,
+              vendor_tests(target))
 
 
 SHARED_CASES = {1: (4, 7), 6: (4, 8)}
