@@ -93,6 +93,21 @@ def test_golden_command_and_causal(tmp_path: Path) -> None:
     assert "causal=True is not implemented in the RTL yet; allowed: False" in refused.stderr
 
 
+def test_quantize_command_writes_a_parameter_file_the_unit_takes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "float.npz", **{f"w{name}": rng.normal(0, 0.3, (16, 8)).astype(np.float32) for name in "qkv"},
+             wo=rng.normal(0, 0.3, (8, 4)).astype(np.float32))
+    np.save(tmp_path / "calibration.npy", rng.normal(0, 1, (4, 8, 16)).astype(np.float32))
+    result = run("quantize", "attention", "--weights", tmp_path / "float.npz", "--calibration",
+                 tmp_path / "calibration.npy", "--convention", "tinymind", "--heads", "2", "-o", tmp_path / "p.npz")
+    assert result.returncode == 0, result.stderr
+    config = AttentionConfig(params=str(tmp_path / "p.npz"))
+    assert (config.heads, config.head_dim, config.embed_dim, config.out_dim) == (2, 4, 16, 4)
+    refused = run("quantize", "attention", "--weights", tmp_path / "float.npz", "--calibration",
+                  tmp_path / "calibration.npy", "--heads", "3", "-o", tmp_path / "q.npz")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "heads=3" in refused.stderr
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (("--proj-pe", "3"), "proj_pe=3 does not divide head_dim=8; allowed: 1, 2, 4, 8"),
     (("--score-pe", "16"), "score_pe=16 does not divide seq_len=8; allowed: 1, 2, 4, 8"),
