@@ -41,12 +41,12 @@ DENSE_MATRIX = (
     DenseConfig(in_features=64, out_features=64, pe=8, simd=8),
     DenseConfig(in_features=64, out_features=64, pe=8, simd=8,
                 weight_scale=tuple(float(scale) for scale in np.geomspace(1e-3, 1e-2, 64))),
-    DenseConfig(in_features=64, out_features=64, pe=8, simd=8, target="ecp5"),
-    DenseConfig(in_features=64, out_features=64, pe=8, simd=8, target="xc7"),
 )
+"""Target ``generic`` only: a vendor netlist's 64 DSP models take Verilator's optimising C++ build most of an hour
+(its latency and throughput are checked in the tests, on ECP5's netlist with the models)."""
 MATMUL_MATRIX = (
     MatmulConfig(m=8, k=16, n=8, pe=2, simd=4, adj_y=True),
-    MatmulConfig(m=8, k=16, n=8, pe=2, simd=4, target="ecp5"),
+    MatmulConfig(m=8, k=16, n=8, pe=2, simd=4),
 )
 ATTENTION_MATRIX = (
     AttentionConfig(),

@@ -198,13 +198,14 @@ class StreamTB:
     async def drain(self, stall: float) -> None:
         """Run until every expected frame came out, then long enough to catch any extra beat.
 
-        Stops early at the first failure. The deadline allows the nominal rate slowed down by ``stall`` (the
-        larger stall probability) with a margin.
+        Stops early at the first failure. The deadline allows the nominal rate (``cycles_per_frame`` a frame)
+        slowed down by ``stall`` (the larger stall probability) with a margin.
         """
         edge = RisingEdge(self.clk)
         stall = min(stall, MAX_STALL)
         pending = max(source.pending for source in self.sources.values())
-        budget = (pending + self.frame_beats * self.scoreboard.outstanding) / (1 - stall) ** 2
+        frame_cycles = max(self.frame_beats, self.sidecar.get("cycles_per_frame", 0))
+        budget = (pending + frame_cycles * self.scoreboard.outstanding) / (1 - stall) ** 2
         deadline = self.cycles.value + STALL_MARGIN * int(budget) + 2 * self.latency + DRAIN_SLACK
         while self.scoreboard.outstanding and not self._failed() and self.cycles.value < deadline:
             await edge
