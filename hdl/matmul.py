@@ -242,19 +242,3 @@ class Matmul(MatmulEngine):
 
     def artefacts(self) -> dict[str, str]:
         return {}
-
-    @staticmethod
-    def _nested_counters(m: Module, advance, counts: dict[str, int]) -> tuple[dict, object]:
-        """Counters over ``counts`` (innermost first), advancing with ``advance``: their values by name, and whether
-        every counter is at its end (the frame's last beat)."""
-        values, carry = {}, advance
-        at_end = 1
-        for name, length in counts.items():
-            counter = Signal(range(max(length, 2)), name=f"rhs_{name}")
-            end = counter == length - 1
-            with m.If(carry):
-                m.d.sync += counter.eq(Mux(end, 0, counter + 1))
-            values[name] = counter
-            carry = carry & end
-            at_end = end & at_end
-        return values, at_end
