@@ -267,12 +267,8 @@ class AttentionConfig(Implementation):
         return self.softmax_mode or self.convention
 
     def plan(self) -> AttentionPlan:
-        """The stages the RTL builds, in integers; :class:`ConfigError` for what the RTL does not take (a causal
-        mask, a softmax mode without int8 probabilities, per-head zero points or clamps that differ in a
-        TinyMind projection)."""
-        if self.causal:
-            raise ConfigError("causal=True is not implemented in the RTL yet; allowed: False (the golden command "
-                              "takes --causal)")
+        """The stages the RTL builds, in integers; :class:`ConfigError` for what the RTL does not take (per-head zero
+        points or clamps that differ in a TinyMind projection)."""
         params = self.attention_params
         if isinstance(params, TFLiteAttentionParams):
             return self._tflite_plan(params)

@@ -11,6 +11,8 @@ Dataflow (every arrow a valid/ready stream; the stages of :meth:`AttentionConfig
   :class:`~int8attn.hdl.matmul.MatmulEngine`, ``Q·Kᵀ``) holds K in its banks; its rows of ``S`` scores go through
   the head's :class:`~int8attn.hdl.softmax.Softmax`; the P·V engine (a ``MatmulEngine``) holds V in its banks and
   takes the probability rows;
+* causal (``--causal``): each head's softmax masks the scores of later keys (:class:`~int8attn.hdl.softmax.Softmax`'s
+  ``causal``), whose probabilities are then the P·V engine's zero point and add nothing to the output;
 * the heads' outputs are merged back token by token (:class:`~int8attn.hdl.streams.StreamMerge`), then through the
   optional output projection.
 
@@ -78,7 +80,7 @@ class Attention(wiring.Component):
                                            rhs_zero_point=head.k_zero_point, requant=head.score, target=target,
                                            banks=SEQUENCES_AHEAD)
                               for head in plan.heads]
-        self.softmaxes = [Softmax(head.softmax) for head in plan.heads]
+        self.softmaxes = [Softmax(head.softmax, causal=config.causal) for head in plan.heads]
         self.output_engines = [MatmulEngine(m=config.seq_len, k=config.seq_len, n=config.head_dim, adj_y=False,
                                             pe=config.proj_pe, simd=config.score_pe,
                                             lhs_zero_point=head.probability_zero_point,
@@ -213,6 +215,7 @@ class Attention(wiring.Component):
                 "seq_len_tokens": config.seq_len, "features": config.embed_dim, "head_count": config.heads,
                 "head_size": config.head_dim, "output_features": config.output_features,
                 "output_projection": self.output_projection is not None, "softmax": config.mode,
+                "causal": config.causal,
                 "multipliers_by_stage": self.multipliers_by_stage,
                 "stage_cycles": self.stage_cycles, "q_queue_beats": self.q_queue_depth,
             },

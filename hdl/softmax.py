@@ -2,7 +2,7 @@
 surrogate modes a score stage, a divider and a scaling stage take the exp ROM's, the reciprocal's and the MAC's
 places."""
 
-from amaranth import Module, Mux, Signal, Value, signed
+from amaranth import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -57,10 +57,18 @@ class Softmax(FrameStreams, wiring.Component):
     Framing: a beat with ``last`` set before beat ``n/lanes − 1``, or beat ``n/lanes − 1`` without ``last``, raises the
     sticky ``error`` output; the row is dropped and input resumes after the next beat with ``last`` set.
 
+    Causal (attention's mask, TinyMind's ``QCausalAttentionSoftmax1D``): the rows come in frames of ``n``, and row ``t``
+    of a frame keeps its elements ``0..t``. A masked element enters the maximum as −128 and its exponential is 0 in
+    the sum and in the output stage, so its probability is the zero point and the kept elements get the softmax of the
+    row's first ``t + 1`` elements (in the exact modes, whose arithmetic does not depend on ``n``). Counters at the
+    input and at the sum pass give the mask (:meth:`_causal_keep`); the index queue carries it to the output pass.
+
     Parameters
     ----------
     config : SoftmaxConfig
         Row length, lanes and quantisation, shared with the golden model and the testbench.
+    causal : bool
+        Mask each frame of ``n`` rows causally (above); modes ``tflite``, ``lut`` and ``tinymind``.
 
     Members
     -------
@@ -73,8 +81,11 @@ class Softmax(FrameStreams, wiring.Component):
         Sticky framing error, cleared by reset.
     """
 
-    def __init__(self, config: SoftmaxConfig):
+    def __init__(self, config: SoftmaxConfig, causal: bool = False):
+        if causal and config.mode in SURROGATE_MODES:
+            raise ValueError(f"causal masking takes the exact modes tflite, lut and tinymind, not {config.mode}")
         self.config = config
+        self.causal = causal
         self.model = model = SoftmaxModel(config)
         lanes, target = config.lanes, config.target
         self.max_reduce = MaxReduce(lanes, target)
@@ -317,7 +328,8 @@ class Softmax(FrameStreams, wiring.Component):
         row_buffer = self.row_buffer
         row_maxima = fifo.SyncFIFO(width=8, depth=self.banks)
         m.submodules.row_maxima = row_maxima
-        index_queue = Queue(lanes * DIFF_BITS, self.index_queue_depth, self.config.target)
+        index_width = lanes * DIFF_BITS
+        index_queue = Queue(index_width + lanes * self.causal, self.index_queue_depth, self.config.target)
         m.submodules.index_queue = index_queue
         scale_width = len(Value.cast(self.reciprocal.o.payload))
         if self.config.target in LUT_RAM_TARGETS:
@@ -342,12 +354,17 @@ class Softmax(FrameStreams, wiring.Component):
             row_buffer.w_data.eq(self.i.payload.data),
             row_buffer.w_en.eq(accept & ~discarding),
             self.max_reduce.valid.eq(accept & ~discarding),
-            self.max_reduce.lanes_in.eq(self.i.payload.data),
             self.max_reduce.first.eq(write_beat == 0),
             self.max_reduce.commit.eq(commit),
             row_maxima.w_data.eq(self.max_reduce.max),
             row_maxima.w_en.eq(self.max_reduce.max_valid),
         ]
+        if self.causal:
+            keep = self._causal_keep(m, accept & ~discarding, commit, ~framing_ok, "write")
+            m.d.comb += [self.max_reduce.lanes_in[lane].eq(Mux(keep[lane], self.i.payload.data[lane], -128))
+                         for lane in range(lanes)]
+        else:
+            m.d.comb += self.max_reduce.lanes_in.eq(self.i.payload.data)
         with m.If(accept):
             with m.If(discarding):
                 m.d.sync += discarding.eq(~self.i.payload.last)
@@ -414,14 +431,21 @@ class Softmax(FrameStreams, wiring.Component):
             self.lut_index.lanes_in.eq(read_data),
             self.exp_rom.sum.en.eq(1),
             self.exp_rom.sum.addr.eq(term_index),
-            index_queue.w_data.eq(self.lut_index.index),
             index_queue.w_en.eq(index_valid),
             self.accumulator.en.eq(1),
             self.accumulator.valid.eq(rom_valid),
             self.accumulator.first.eq(rom_first),
             self.accumulator.last.eq(rom_last),
-            self.accumulator.terms.eq(self.exp_rom.sum.data),
         ]
+        if self.causal:
+            read_keep = self._causal_keep(m, issue, releases, 0, "read")
+            index_keep = delay(m, read_keep, read_latency + self.lut_index.latency, name="index_keep")
+            rom_keep = delay(m, index_keep, self.exp_rom.latency, name="rom_keep")
+            m.d.comb += [index_queue.w_data.eq(Cat(self.lut_index.index, index_keep)),
+                         *_masked(self.accumulator.terms, self.exp_rom.sum.data, rom_keep, lanes)]
+        else:
+            m.d.comb += [index_queue.w_data.eq(self.lut_index.index),
+                         self.accumulator.terms.eq(self.exp_rom.sum.data)]
         with m.If(self.accumulator.sum_valid):
             m.d.sync += [self.reciprocal.i.valid.eq(1), self.reciprocal.i.payload.eq(self.accumulator.sum)]
         with m.Elif(self.reciprocal.i.ready):
@@ -452,11 +476,19 @@ class Softmax(FrameStreams, wiring.Component):
             in_output.eq(taken - delivered),
             out_room.eq(in_output < self.output_queue_depth - ROOM_DELAY),
         ]
-        index = delay(m, index_queue.r_data, self.index_register, name="index")
+        index = delay(m, index_queue.r_data[:index_width] if self.causal else index_queue.r_data, self.index_register,
+                      name="index")
+        mac_delay = self.index_register + self.exp_rom.latency + self.exp_register
         mac_valid, mac_last, mac_reciprocal = (
-            delay(m, value, self.index_register + self.exp_rom.latency + self.exp_register, name=name)
+            delay(m, value, mac_delay, name=name)
             for value, name in (
                 (take, "mac_valid"), (closes_row, "mac_last"), (scales.r_data, "mac_reciprocal")))
+        exp = delay(m, self.exp_rom.out.data, self.exp_register, name="exp")
+        if self.causal:
+            mac_keep = delay(m, index_queue.r_data[index_width:], mac_delay, name="mac_keep")
+            m.d.comb += _masked(self.final_mac.exp, exp, mac_keep, lanes)
+        else:
+            m.d.comb += self.final_mac.exp.eq(exp)
         m.d.comb += [
             index_queue.r_en.eq(take),
             scales.r_en.eq(take & closes_row),
@@ -464,7 +496,6 @@ class Softmax(FrameStreams, wiring.Component):
             self.exp_rom.out.addr.eq(index),
             self.final_mac.valid.eq(mac_valid),
             self.final_mac.last.eq(mac_last),
-            self.final_mac.exp.eq(delay(m, self.exp_rom.out.data, self.exp_register, name="exp")),
             self.final_mac.reciprocal.eq(mac_reciprocal),
         ]
         m.d.comb += [
@@ -485,6 +516,24 @@ class Softmax(FrameStreams, wiring.Component):
             room.eq(queued < self.index_queue_depth - ROOM_DELAY),
         ]
         return m
+
+    def _causal_keep(self, m: Module, step: Value, row_end: Value, restart: Value, name: str) -> Signal:
+        """The lanes a causal frame keeps of the beat ``step`` takes next, registered: ``limit`` is the row's index
+        ``t`` in its frame less the beat's first element, and lane ``k`` is kept while ``k ≤ limit``. ``row_end``
+        steps to the next row (after row ``n − 1``, row 0 of the next frame), ``restart`` back to the row's first
+        beat."""
+        lanes, n = self.config.lanes, self.config.n
+        row = Signal(range(n), name=f"{name}_row")
+        limit = Signal(range(-n, n), name=f"{name}_limit")
+        keep = Signal(lanes, init=1, name=f"{name}_keep")
+        next_row = Mux(row == n - 1, 0, row + 1)
+        next_limit = Signal.like(limit, name=f"{name}_next_limit")
+        m.d.comb += next_limit.eq(Mux(row_end, next_row, Mux(restart, row, limit - lanes)))
+        with m.If(step):
+            m.d.sync += [limit.eq(next_limit), keep.eq(Cat(next_limit >= lane for lane in range(lanes)))]
+            with m.If(row_end):
+                m.d.sync += row.eq(next_row)
+        return keep
 
     def _chunk_beat(self, m: Module, event: Value, restart: Value, row_end: Value, name: str) -> tuple[Value, Value]:
         """A count of the beats of ``event`` within their base-2 chunk, back to 0 after a chunk's last beat, after
@@ -552,3 +601,7 @@ class Softmax(FrameStreams, wiring.Component):
         consecutive addresses, wrapping after the last bank."""
         return Mux(address == self.banks * self.config.beats - 1, 0, address + 1)
 
+
+def _masked(target: Value, terms: Value, keep: Value, lanes: int) -> list:
+    """``target`` lane by lane: ``terms``' lane where ``keep`` has its bit, else 0."""
+    return [target[lane].eq(Mux(keep[lane], terms[lane], 0)) for lane in range(lanes)]

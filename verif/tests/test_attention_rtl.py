@@ -1,7 +1,8 @@
 """The emitted attention unit on Verilator and Icarus, checked beat by beat against the golden model with cocotb.
 
 Five configurations cover both conventions, one and four heads (and two), with and without an output projection,
-and the softmax modes ``tflite`` and ``tinymind`` under either convention; each runs ``check`` (random and directed
+the softmax modes ``tflite`` and ``tinymind`` under either convention, and the causal mask on and off under either
+convention; each runs ``check`` (random and directed
 sequences under random stalls on the input and output streams) on both simulators and ``cycle`` (back-to-back
 sequences: the first one's latency exactly the sidecar's, the run at the sidecar's cycles per sequence) on Verilator.
 TinyMind's own attention outputs (the shared encoder stack) go through the RTL. The vendor netlists of the engines
@@ -29,8 +30,8 @@ MULTI_HEAD = dict(seq_len=8, embed_dim=16, heads=4, head_dim=4, proj_pe=2, proj_
                   out_pe=2)
 CONFIGS = {
     "tflite-h1": AttentionConfig(),
-    "tinymind-h1": AttentionConfig(convention="tinymind", params_seed=2),
-    "tflite-h4-projection": AttentionConfig(**MULTI_HEAD, params_seed=3),
+    "tinymind-h1-causal": AttentionConfig(convention="tinymind", params_seed=2, causal=True),
+    "tflite-h4-projection-causal": AttentionConfig(**MULTI_HEAD, params_seed=3, causal=True),
     "tinymind-h4-projection": AttentionConfig(**MULTI_HEAD, convention="tinymind", params_seed=4),
     "tinymind-h2-tflite-softmax": AttentionConfig(seq_len=8, heads=2, head_dim=4, score_pe=4, convention="tinymind",
                                                   softmax_mode="tflite", params_seed=5),
@@ -45,6 +46,8 @@ def test_configs_cover_the_matrix() -> None:
                                                                         ("tinymind", "tinymind"),
                                                                         ("tinymind", "tflite")}
     assert {config.attention_params.has_output_projection for config in configs} == {False, True}
+    assert {(config.convention, config.causal) for config in configs} == {
+        (convention, causal) for convention in ("tflite", "tinymind") for causal in (False, True)}
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
@@ -81,16 +84,20 @@ def test_rtl_reproduces_tinymind_attention(block: int, tmp_path: Path, simulate:
                                   stack["t.attn"][:, block].reshape(len(sequences), -1))
 
 
-def test_golden_command_and_causal(tmp_path: Path) -> None:
+def test_golden_and_verilog_commands_take_causal(tmp_path: Path) -> None:
     x = np.random.default_rng(0).integers(-128, 128, (3, 8, 8)).astype(np.int8)
     np.save(tmp_path / "x.npy", x)
+    outputs = []
     for causal in ((), ("--causal",)):
         result = run("golden", "attention", "--in", tmp_path / "x.npy", "--out", tmp_path / "y.npy", *causal)
         assert result.returncode == 0, result.stderr
-        assert np.load(tmp_path / "y.npy").shape == (3, 8, 8)
-    refused = run("verilog", "attention", "--causal", "-o", tmp_path / "rtl")
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
-    assert "causal=True is not implemented in the RTL yet; allowed: False" in refused.stderr
+        outputs.append(np.load(tmp_path / "y.npy"))
+        assert outputs[-1].shape == (3, 8, 8)
+        result = run("verilog", "attention", *causal, "-o", tmp_path / "rtl")
+        assert result.returncode == 0, result.stderr
+        assert json.loads((tmp_path / "rtl" / "attention.json").read_text())["attention"]["causal"] == bool(causal)
+    np.testing.assert_array_equal(outputs[0][:, -1], outputs[1][:, -1])
+    assert not np.array_equal(outputs[0][:, 0], outputs[1][:, 0])
 
 
 def test_quantize_command_writes_a_parameter_file_the_unit_takes(tmp_path: Path) -> None:
