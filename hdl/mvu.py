@@ -105,10 +105,12 @@ class FoldedEngine(wiring.Component):
     * ``operands``: the inputs ``x − input_zero_point`` (from the stream in fold 0, delayed as long as a memory read,
       else replayed from the row buffer) and the matrix word ``f·beats + b`` (``weights``), both registered once
       more (:data:`OPERAND_REGISTER`).
-    * ``dot_product``: one :class:`DotProduct` per PE.
+    * ``dot_product``: one :class:`DotProduct` per PE (on ``ecp5`` its sum registered once more,
+      :attr:`product_register`).
     * ``accumulate``: a running int32 sum of every dot product, never cleared, so that its loop is a single adder
       (a bubble's operands are zeroed on the way in): a row's sum is the running sum after its last beat minus the
-      one before its first, and ``wrap32(end − start + bias)`` (int32 arithmetic, as the kernels' accumulators
+      one before its first (the running sum is read the cycle after the row's last beat, so the loop's adder drives
+      nothing else), and ``wrap32(end − start + bias)`` (int32 arithmetic, as the kernels' accumulators
       wrap) is formed as ``end + (bias − start)``, the bracket computed while the row's later beats go by (a
       one-beat row adds its dot product and the bias directly); ``pe`` lanes a beat, for
     * ``requantizer``: :class:`~int8attn.hdl.requant.Requantizer` of ``requant``, and
@@ -186,8 +188,8 @@ class FoldedEngine(wiring.Component):
         """Cycles of each stage from a step's issue to its output beat."""
         return {
             "operands": WEIGHT_LATENCY + OPERAND_REGISTER,
-            "dot_product": self.dot_products[0].latency,
-            "accumulate": ACCUMULATE_LATENCY,
+            "dot_product": self.dot_products[0].latency + self.product_register,
+            "accumulate": ACCUMULATE_LATENCY + self.route_register,
             "requantizer": self.requantizer.latency,
             "output_queue": OUTPUT_QUEUE_LATENCY,
         }
@@ -197,6 +199,19 @@ class FoldedEngine(wiring.Component):
         """Cycles from a row's last input beat being accepted to its first output beat being valid, without
         stalls."""
         return sum(self.stages.values())
+
+    @property
+    def route_register(self) -> int:
+        """Registers between the bias addition and the requantizer: one on ``ecp5``, whose requantizer input lies at
+        the DSP blocks (2.4 ns of route from the running sum into the addition, whose output the requantizer pulls
+        away), none elsewhere."""
+        return int(self.target == "ecp5")
+
+    @property
+    def product_register(self) -> int:
+        """Registers between a PE's adder tree and its running sum: one on ``ecp5``, where the route from the tree's
+        last register to the running sum's carry chain took 2.5 ns of a 5 ns cycle, none elsewhere."""
+        return int(self.target == "ecp5")
 
     @property
     def output_queue_depth(self) -> int:
@@ -264,28 +279,30 @@ class FoldedEngine(wiring.Component):
         for k in range(pe):
             product = m.submodules[f"dot_product{k}"] = self.dot_products[k]
             m.d.comb += [product.en.eq(1), product.a.eq(inputs), product.b.eq(weights[k])]
-            row_end_sum = Signal(signed(ACCUMULATOR_BITS), name=f"row_end_sum{k}")
+            summand = delay(m, product.o, self.product_register, name=f"product{k}")
             offset = Signal(signed(ACCUMULATOR_BITS), name=f"offset{k}")
             if self.beats == 1:
+                end_sum = Signal(signed(ACCUMULATOR_BITS), name=f"row_sum{k}")
                 with m.If(step.valid):
-                    m.d.sync += row_end_sum.eq(product.o)
+                    m.d.sync += end_sum.eq(summand)
                 m.d.comb += offset.eq(biases[k])
             else:
-                running = Signal(signed(ACCUMULATOR_BITS), name=f"running{k}")
+                end_sum = Signal(signed(ACCUMULATOR_BITS), name=f"running{k}")
                 row_start_sum = Signal(signed(ACCUMULATOR_BITS), name=f"row_start_sum{k}")
-                m.d.sync += running.eq(running + product.o)
+                m.d.sync += end_sum.eq(end_sum + summand)
                 with m.If(step.valid & step.first):
-                    m.d.sync += row_start_sum.eq(running)
-                with m.If(step.valid & step.last):
-                    m.d.sync += row_end_sum.eq(running + product.o)
+                    m.d.sync += row_start_sum.eq(end_sum)
                 with m.If(row_started):
                     m.d.sync += offset.eq(biases[k] - row_start_sum)
-            m.d.sync += requantizer.i.payload.data[k].eq(row_end_sum + offset)
-        row_done = delay(m, step.valid & step.last, 1, name="row_done")
+            biased = Signal(signed(ACCUMULATOR_BITS), name=f"biased{k}")
+            m.d.comb += biased.eq(end_sum + offset)
+            m.d.sync += requantizer.i.payload.data[k].eq(delay(m, biased, self.route_register, name=f"routed{k}"))
+        row_done = delay(m, step.valid & step.last, 1 + self.route_register, name="row_done")
         row_frame_end = Signal(name="row_frame_end")
         with m.If(step.valid & step.last):
             m.d.sync += row_frame_end.eq(step.frame_end)
-        m.d.sync += [requantizer.i.valid.eq(row_done), requantizer.i.payload.last.eq(row_frame_end)]
+        m.d.sync += [requantizer.i.valid.eq(row_done),
+                     requantizer.i.payload.last.eq(delay(m, row_frame_end, self.route_register, name="routed_last"))]
 
         out_width = len(self.o.payload.as_value())
         if self.target in LUT_RAM_TARGETS:
