@@ -11,6 +11,8 @@ Dataflow (every arrow a valid/ready stream; the stages of :meth:`AttentionConfig
   :class:`~int8attn.hdl.matmul.MatmulEngine`, ``Q·Kᵀ``) holds K in its banks; its rows of ``S`` scores go through
   the head's :class:`~int8attn.hdl.softmax.Softmax`; the P·V engine (a ``MatmulEngine``) holds V in its banks and
   takes the probability rows;
+* the heads' softmaxes share one reciprocal (:class:`~int8attn.hdl.reciprocal.SharedReciprocal`) where they can
+  (:func:`_shared_reciprocal`): a pipelined reciprocal takes a sum a cycle, a head offers one a row;
 * causal (``--causal``): each head's softmax masks the scores of later keys (:class:`~int8attn.hdl.softmax.Softmax`'s
   ``causal``), whose probabilities are then the P·V engine's zero point and add nothing to the output;
 * the heads' outputs are merged back token by token (:class:`~int8attn.hdl.streams.StreamMerge`), then through the
@@ -25,11 +27,13 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.attention import PROJECTIONS
 from int8attn.golden.attention_unit import AttentionConfig, AttentionModel, DenseStage
 from int8attn.hdl.dense import DenseEngine
 from int8attn.hdl.matmul import MatmulEngine
-from int8attn.hdl.softmax import Softmax
+from int8attn.hdl.reciprocal import Reciprocal, SharedReciprocal
+from int8attn.hdl.softmax import Softmax, reciprocal_arguments
 from int8attn.hdl.streams import LaneBeat, Queue, Reframe, StreamMerge, StreamSplit
 
 WEIGHT_BITS = 8
@@ -40,6 +44,17 @@ SEQUENCES_AHEAD = 3
 projections of sequence ``i + 2`` need the banks that sequence ``i``'s P·V frees, which happens a projection, a score
 pass and the pipeline between them after its projection; with two banks the pipeline's latency would slow every
 sequence."""
+
+
+def _shared_reciprocal(configs: list[SoftmaxConfig]) -> SharedReciprocal | None:
+    """One reciprocal for every head's softmax where they can share it: more than one head, identical pipelined
+    reciprocals, and rows of at least as many beats as heads (so each head waits at most ``heads − 1`` cycles)."""
+    arguments = [reciprocal_arguments(config, SoftmaxModel(config)) for config in configs]
+    first = arguments[0]
+    if (len(configs) < 2 or first is None or not first["pipelined"] or configs[0].beats < len(configs)
+            or any(other != first for other in arguments)):
+        return None
+    return SharedReciprocal(Reciprocal(**first), len(configs))
 
 
 def _dense(stage: DenseStage, simd: int, target: str) -> DenseEngine:
@@ -80,7 +95,9 @@ class Attention(wiring.Component):
                                            rhs_zero_point=head.k_zero_point, requant=head.score, target=target,
                                            banks=SEQUENCES_AHEAD)
                               for head in plan.heads]
-        self.softmaxes = [Softmax(head.softmax, causal=config.causal) for head in plan.heads]
+        self.shared_reciprocal = _shared_reciprocal([head.softmax for head in plan.heads])
+        self.softmaxes = [Softmax(head.softmax, causal=config.causal, shared_reciprocal=self.shared_reciprocal)
+                          for head in plan.heads]
         self.output_engines = [MatmulEngine(m=config.seq_len, k=config.seq_len, n=config.head_dim, adj_y=False,
                                             pe=config.proj_pe, simd=config.score_pe,
                                             lhs_zero_point=head.probability_zero_point,
@@ -185,12 +202,36 @@ class Attention(wiring.Component):
         ``h`` starts ``h · d/proj_pe`` projection beats after head 0 (its keys come later in each token), its beats
         follow one every ``S / score_pe`` cycles, and the merge passes one beat a cycle, head after head."""
         projection_beats, output_beats = self.projections["k"].beats, self.output_engines[0].beats
+        waits = self._reciprocal_waits()
         time = None
         for head in range(self.config.heads):
             for beat in range(self.head_beats):
-                arrival = head * self.head_beats * projection_beats + beat * output_beats
+                arrival = head * self.head_beats * projection_beats + waits[head] + beat * output_beats
                 time = arrival if time is None else max(arrival, time + 1)
         return time
+
+    def _reciprocal_waits(self) -> list[int]:
+        """Cycles each head's first score row waits for the shared reciprocal in an idle unit (0 without one): head
+        ``h``'s row ``r`` offers its sum ``h · d/proj_pe`` projection beats and ``r`` score rows after head 0's first,
+        and the lowest head goes first."""
+        heads = self.config.heads
+        if self.shared_reciprocal is None:
+            return [0] * heads
+        head_offset = self.head_beats * self.projections["k"].beats
+        row_cycles = self.config.seq_len // self.config.score_pe * self.score_engines[0].beats
+        arrivals = {}
+        for head in range(heads):
+            for row in range(self.config.seq_len):
+                arrivals.setdefault(head * head_offset + row * row_cycles, []).append((head, row))
+        waits, pending, time = {}, [], 0
+        while len(waits) < heads:
+            pending = sorted(pending + [(head, row, time) for head, row in arrivals.get(time, ())])
+            if pending:
+                head, row, arrival = pending.pop(0)
+                if row == 0:
+                    waits[head] = time - arrival
+            time += 1
+        return [waits[head] for head in range(heads)]
 
     latency_from = "last"
 
@@ -215,7 +256,7 @@ class Attention(wiring.Component):
                 "seq_len_tokens": config.seq_len, "features": config.embed_dim, "head_count": config.heads,
                 "head_size": config.head_dim, "output_features": config.output_features,
                 "output_projection": self.output_projection is not None, "softmax": config.mode,
-                "causal": config.causal,
+                "causal": config.causal, "shared_reciprocal": self.shared_reciprocal is not None,
                 "multipliers_by_stage": self.multipliers_by_stage,
                 "stage_cycles": self.stage_cycles, "q_queue_beats": self.q_queue_depth,
             },
@@ -257,6 +298,11 @@ class Attention(wiring.Component):
                 m.d.sync += self.error.eq(1)
 
         sequence = config.seq_len * self.head_beats
+        if self.shared_reciprocal is not None:
+            shared = m.submodules.shared_reciprocal = self.shared_reciprocal
+            for head, softmax in enumerate(self.softmaxes):
+                wiring.connect(m, softmax.sums, shared.i[head])
+                wiring.connect(m, shared.o[head], softmax.scales)
         merge = m.submodules.merge = StreamMerge(lane_beat, config.heads, self.head_beats)
         for head in range(config.heads):
             self._head(m, head, splits, merge.i[head], lane_beat, sequence)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.golden.fixedpoint import one_over_one_plus_x_for_x_in_0_1
@@ -203,10 +203,17 @@ class Reciprocal(wiring.Component):
         self.pipelined = pipelined or table is not None
         self.carry_sum = carry_sum
         self.target = check_target(target)
-        super().__init__({
-            "i": In(stream.Signature(unsigned(sum_width))),
-            "o": Out(stream.Signature(ReciprocalLayout(sum_width, output_bits, carry_sum))),
-        })
+        super().__init__({"i": In(self.sum_stream), "o": Out(self.scale_stream)})
+
+    @property
+    def sum_stream(self) -> stream.Signature:
+        """The stream of row sums, ``i``'s, from its sender's side."""
+        return stream.Signature(unsigned(self.sum_width))
+
+    @property
+    def scale_stream(self) -> stream.Signature:
+        """The stream of results, ``o``'s, from its sender's side."""
+        return stream.Signature(ReciprocalLayout(self.sum_width, self.output_bits, self.carry_sum))
 
     @property
     def method(self) -> str:
@@ -466,3 +473,74 @@ class Reciprocal(wiring.Component):
             selected = selected | Mux(strobe, value, 0)
         with m.If(Cat(*strobes).any()):
             m.d.sync += register.eq(selected)
+
+
+class SharedReciprocal(wiring.Component):
+    """One pipelined :class:`Reciprocal` serving the row sums of ``users`` softmax units (an attention unit's heads).
+
+    A sum offered on ``i[k]`` enters the reciprocal when no unit of a lower index offers one in the same cycle; its
+    result comes back on ``o[k]`` in order (a queue of the users' indices follows the reciprocal's pipeline). When
+    each unit offers a sum at most every ``users`` cycles, unit ``k`` waits at most ``k`` cycles (:attr:`wait`), and
+    unit 0 never.
+
+    Parameters
+    ----------
+    reciprocal : Reciprocal
+        The shared unit, pipelined.
+    users : int
+        Units sharing it, ≥ 2.
+
+    Members
+    -------
+    i : In(stream.Signature(unsigned(sum_width))).array(users)
+        Each unit's row sums.
+    o : Out(stream.Signature(ReciprocalLayout(...))).array(users)
+        Each unit's reciprocals, in the order of its sums.
+    """
+
+    def __init__(self, reciprocal: Reciprocal, users: int):
+        if not reciprocal.pipelined:
+            raise ValueError("a shared reciprocal must be pipelined (one sum a cycle)")
+        if users < 2:
+            raise ValueError(f"users must be ≥ 2, not {users}")
+        self.reciprocal = reciprocal
+        self.users = users
+        super().__init__({"i": In(reciprocal.sum_stream).array(users),
+                          "o": Out(reciprocal.scale_stream).array(users)})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a sum entering the reciprocal to its result on ``o``: the reciprocal's."""
+        return self.reciprocal.latency
+
+    @property
+    def wait(self) -> int:
+        """Most cycles a sum waits for the reciprocal (the last unit's, when the others' sums come first)."""
+        return self.users - 1
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.reciprocal = reciprocal = self.reciprocal
+        chosen, payload = Const(self.users - 1, range(self.users)), self.i[-1].payload
+        for user in reversed(range(self.users - 1)):
+            chosen = Mux(self.i[user].valid, user, chosen)
+            payload = Mux(self.i[user].valid, self.i[user].payload, payload)
+        chosen_user = Signal(range(self.users), name="chosen_user")
+        m.d.comb += [
+            chosen_user.eq(chosen),
+            reciprocal.i.valid.eq(Cat(port.valid for port in self.i).any()),
+            reciprocal.i.payload.eq(payload),
+        ]
+        m.d.comb += [port.ready.eq(reciprocal.i.ready & (chosen_user == user)) for user, port in enumerate(self.i)]
+        m.submodules.owners = owners = fifo.SyncFIFO(width=len(chosen_user), depth=self.latency + 2)
+        m.d.comb += [
+            owners.w_en.eq(reciprocal.i.valid & reciprocal.i.ready),
+            owners.w_data.eq(chosen_user),
+            owners.r_en.eq(reciprocal.o.valid & reciprocal.o.ready),
+            reciprocal.o.ready.eq(Cat(port.ready & (owners.r_data == user) for user, port in enumerate(self.o))
+                                  .any()),
+        ]
+        for user, port in enumerate(self.o):
+            m.d.comb += [port.valid.eq(reciprocal.o.valid & (owners.r_data == user)),
+                         port.payload.eq(reciprocal.o.payload)]
+        return m

@@ -17,7 +17,7 @@ from int8attn.hdl.lut_index import LutIndex
 from int8attn.hdl.max_reduce import MaxReduce
 from int8attn.hdl.memory import Ram
 from int8attn.hdl.pipeline import delay, event_counter
-from int8attn.hdl.reciprocal import Reciprocal
+from int8attn.hdl.reciprocal import Reciprocal, SharedReciprocal
 from int8attn.hdl.streams import (
     LUT_RAM_TARGETS,
     OUTPUT_QUEUE_LATENCY,
@@ -69,6 +69,10 @@ class Softmax(FrameStreams, wiring.Component):
         Row length, lanes and quantisation, shared with the golden model and the testbench.
     causal : bool
         Mask each frame of ``n`` rows causally (above); modes ``tflite``, ``lut`` and ``tinymind``.
+    shared_reciprocal : SharedReciprocal or None
+        A reciprocal outside the unit, shared with others (its reciprocal built from :func:`reciprocal_arguments` of
+        each user's configuration): the row sums leave on ``sums`` and their reciprocals return on ``scales``, after a
+        wait of at most :attr:`SharedReciprocal.wait <int8attn.hdl.reciprocal.SharedReciprocal.wait>` cycles.
 
     Members
     -------
@@ -79,15 +83,26 @@ class Softmax(FrameStreams, wiring.Component):
         zero point 0, Q15 for ``hccs`` with 16-bit output), ``last`` on the final beat of each row.
     error : Out(1)
         Sticky framing error, cleared by reset.
+    sums : Out(stream.Signature(unsigned(sum_bits)))
+        With a shared reciprocal only: the row sums.
+    scales : In(stream.Signature(ReciprocalLayout(...)))
+        With a shared reciprocal only: their reciprocals, in order.
     """
 
-    def __init__(self, config: SoftmaxConfig, causal: bool = False):
+    def __init__(self, config: SoftmaxConfig, causal: bool = False,
+                 shared_reciprocal: SharedReciprocal | None = None):
         if causal and config.mode in SURROGATE_MODES:
             raise ValueError(f"causal masking takes the exact modes tflite, lut and tinymind, not {config.mode}")
         self.config = config
         self.causal = causal
+        self.shared_reciprocal = shared_reciprocal
         self.model = model = SoftmaxModel(config)
         lanes, target = config.lanes, config.target
+        if shared_reciprocal is not None:
+            arguments = reciprocal_arguments(config, model)
+            if arguments is None or not arguments["pipelined"]:
+                raise ValueError(f"shared_reciprocal takes the modes tflite, lut and tinymind with a pipelined "
+                                 f"reciprocal, not mode {config.mode} at n={config.n}, lanes={lanes}")
         self.max_reduce = MaxReduce(lanes, target)
         self.row_buffer = Ram(8 * lanes, self.banks * config.beats, target=target)
         self.lut_index = LutIndex(lanes, registered=target != "generic")
@@ -95,11 +110,14 @@ class Softmax(FrameStreams, wiring.Component):
             self._build_surrogate()
         else:
             self._build_exact()
-        super().__init__({
+        ports = {
             "i": In(stream.Signature(LaneBeat(lanes))),
             "o": Out(stream.Signature(LaneBeat(lanes, model.output_bits, signed=model.output_signed))),
             "error": Out(1),
-        })
+        }
+        if shared_reciprocal is not None:
+            ports |= {"sums": Out(self.reciprocal.sum_stream), "scales": In(self.reciprocal.scale_stream)}
+        super().__init__(ports)
 
     def _build_exact(self) -> None:
         """The stages of modes ``tflite``, ``lut`` and ``tinymind``: exp ROM, Newton or table reciprocal, final MAC
@@ -110,17 +128,12 @@ class Softmax(FrameStreams, wiring.Component):
         self.exp_rom = ExpRom(lanes, model.accumulator_table[:depth], model.exp_table[:depth], target=target)
         sum_bits = model.sum_bits
         self.accumulator = Accumulator(lanes, self.exp_rom.sum_width, sum_bits, model.exact_sum_bits, target=target)
-        min_sum_bits = int(model.accumulator_table[0]).bit_length()
-        steps = config.reciprocal_steps
-        pipelined = 2 * Reciprocal.newton_latency(steps, target) > config.beats
+        shared = self.shared_reciprocal
+        self.reciprocal = Reciprocal(**reciprocal_arguments(config, model)) if shared is None else shared.reciprocal
+        min_sum_bits = self.reciprocal.min_sum_bits
         if config.mode == "tinymind":
-            self.reciprocal = Reciprocal(sum_bits, min_sum_bits, model.output_bits, steps=steps, pipelined=pipelined,
-                                         carry_sum=True, target=target)
             self.final_mac = DivideMac(lanes, *self._exp_port(), sum_bits, min_sum_bits, target=target)
         else:
-            table = model.reciprocal_table if config.reciprocal == "lut" else None
-            self.reciprocal = Reciprocal(sum_bits, min_sum_bits, model.output_bits, steps=steps, table=table,
-                                         pipelined=pipelined, target=target)
             self.final_mac = FinalMac(lanes, *self._exp_port(), sum_bits, min_sum_bits, model.output_bits,
                                       target=target)
 
@@ -217,9 +230,10 @@ class Softmax(FrameStreams, wiring.Component):
 
     @property
     def index_queue_depth(self) -> int:
-        """Beats the index queue holds: a row and the beats read while its scale is computed, so the sum pass never
-        waits at full rate."""
-        return self.config.beats + self.scale_latency + INDEX_QUEUE_SLACK
+        """Beats the index queue holds: a row and the beats read while its scale is computed (and waits for a shared
+        reciprocal), so the sum pass never waits at full rate."""
+        wait = 0 if self.shared_reciprocal is None else self.shared_reciprocal.wait
+        return self.config.beats + self.scale_latency + wait + INDEX_QUEUE_SLACK
 
     @property
     def index_register(self) -> int:
@@ -323,8 +337,12 @@ class Softmax(FrameStreams, wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes, beats = self.config.lanes, self.config.beats
+        shared = self.shared_reciprocal is not None
         for name, stage in self.stages.items():
-            m.submodules[name] = stage
+            if not (shared and name == "reciprocal"):
+                m.submodules[name] = stage
+        sums = self.sums if shared else self.reciprocal.i
+        reciprocals = self.scales if shared else self.reciprocal.o
         row_buffer = self.row_buffer
         row_maxima = fifo.SyncFIFO(width=8, depth=self.banks)
         m.submodules.row_maxima = row_maxima
@@ -447,13 +465,13 @@ class Softmax(FrameStreams, wiring.Component):
             m.d.comb += [index_queue.w_data.eq(self.lut_index.index),
                          self.accumulator.terms.eq(self.exp_rom.sum.data)]
         with m.If(self.accumulator.sum_valid):
-            m.d.sync += [self.reciprocal.i.valid.eq(1), self.reciprocal.i.payload.eq(self.accumulator.sum)]
-        with m.Elif(self.reciprocal.i.ready):
-            m.d.sync += self.reciprocal.i.valid.eq(0)
+            m.d.sync += [sums.valid.eq(1), sums.payload.eq(self.accumulator.sum)]
+        with m.Elif(sums.ready):
+            m.d.sync += sums.valid.eq(0)
         m.d.comb += [
-            scales.w_en.eq(self.reciprocal.o.valid),
-            scales.w_data.eq(self.reciprocal.o.payload),
-            self.reciprocal.o.ready.eq(1),
+            scales.w_en.eq(reciprocals.valid),
+            scales.w_data.eq(reciprocals.payload),
+            reciprocals.ready.eq(1),
         ]
 
         # Output pass: join each queued beat with its row's scale (which leaves the scale queue with the row's last
@@ -605,3 +623,21 @@ class Softmax(FrameStreams, wiring.Component):
 def _masked(target: Value, terms: Value, keep: Value, lanes: int) -> list:
     """``target`` lane by lane: ``terms``' lane where ``keep`` has its bit, else 0."""
     return [target[lane].eq(Mux(keep[lane], terms[lane], 0)) for lane in range(lanes)]
+
+
+def reciprocal_arguments(config: SoftmaxConfig, model: SoftmaxModel) -> dict | None:
+    """The :class:`~int8attn.hdl.reciprocal.Reciprocal` arguments of a unit of ``config`` (``None`` in the surrogate
+    modes, whose normaliser is another unit): pipelined when a row is shorter than two iterative divisions."""
+    if config.mode in SURROGATE_MODES:
+        return None
+    steps = config.reciprocal_steps
+    return {
+        "sum_width": model.sum_bits,
+        "min_sum_bits": int(model.accumulator_table[0]).bit_length(),
+        "output_bits": model.output_bits,
+        "steps": steps,
+        "table": model.reciprocal_table if config.mode != "tinymind" and config.reciprocal == "lut" else None,
+        "pipelined": 2 * Reciprocal.newton_latency(steps, config.target) > config.beats,
+        "carry_sum": config.mode == "tinymind",
+        "target": config.target,
+    }
