@@ -5,7 +5,9 @@ Dataflow (every arrow a valid/ready stream; the stages of :meth:`AttentionConfig
 <int8attn.golden.attention_unit.AttentionConfig.plan>`):
 
 * the input tokens go to the Q, K and V projections at once (three :class:`~int8attn.hdl.dense.DenseEngine`\\ s of
-  all heads' ``H·d`` outputs); each projection's tokens are dealt out to the heads, ``d`` outputs each
+  all heads' ``H·d`` outputs); each projection's tokens pass a register slice
+  (:class:`~int8attn.hdl.streams.StreamBuffer`: on an ECP5 the ready path from a head's Q queue through the split
+  into the projection's output queue took 6.4 ns) and are dealt out to the heads, ``d`` outputs each
   (:class:`~int8attn.hdl.streams.StreamSplit`);
 * per head: Q waits in a :class:`~int8attn.hdl.streams.Queue` until the sequence's keys are in; the score engine (a
   :class:`~int8attn.hdl.matmul.MatmulEngine`, ``Q·Kᵀ``) holds K in its banks; its rows of ``S`` scores go through
@@ -34,7 +36,7 @@ from int8attn.hdl.dense import DenseEngine
 from int8attn.hdl.matmul import MatmulEngine
 from int8attn.hdl.reciprocal import Reciprocal, SharedReciprocal
 from int8attn.hdl.softmax import Softmax, reciprocal_arguments
-from int8attn.hdl.streams import LaneBeat, Queue, Reframe, StreamMerge, StreamSplit
+from int8attn.hdl.streams import LaneBeat, Queue, Reframe, StreamBuffer, StreamMerge, StreamSplit
 
 WEIGHT_BITS = 8
 BANK_FLAG_LATENCY = 1
@@ -184,14 +186,14 @@ class Attention(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a sequence's last input beat to its first output beat, when the unit was idle: the K projection
-        of the last token up to head 0's last beat (one every ``E / proj_simd`` cycles), the score engine's bank
-        flag, the first score row, its softmax and the first output row; with an output projection, then the rest of
-        the first token (:meth:`_first_token_cycles`) and the projection."""
+        of the last token up to head 0's last beat (one every ``E / proj_simd`` cycles) and its register slice, the
+        score engine's bank flag, the first score row, its softmax and the first output row; with an output
+        projection, then the rest of the first token (:meth:`_first_token_cycles`) and the projection."""
         config = self.config
         projection, score = self.projections["k"], self.score_engines[0]
         softmax, output = self.softmaxes[0], self.output_engines[0]
-        latency = (projection.latency + (self.head_beats - 1) * projection.beats + BANK_FLAG_LATENCY
-                   + score.latency + (config.seq_len // config.score_pe - 1) * score.beats
+        latency = (projection.latency + StreamBuffer.LATENCY + (self.head_beats - 1) * projection.beats
+                   + BANK_FLAG_LATENCY + score.latency + (config.seq_len // config.score_pe - 1) * score.beats
                    + softmax.latency + output.latency)
         if self.output_projection is not None:
             latency += self._first_token_cycles() + self.output_projection.latency
@@ -291,8 +293,10 @@ class Attention(wiring.Component):
             engine = m.submodules[f"{name}_projection"] = self.projections[name]
             m.d.comb += [engine.i.valid.eq(self.i.valid & all_ready), engine.i.payload.data.eq(self.i.payload.data),
                          engine.i.payload.last.eq(token_end)]
+            buffer = m.submodules[f"{name}_buffer"] = StreamBuffer(lane_beat)
             split = m.submodules[f"{name}_split"] = StreamSplit(lane_beat, config.heads, self.head_beats)
-            wiring.connect(m, engine.o, split.i)
+            wiring.connect(m, engine.o, buffer.i)
+            wiring.connect(m, buffer.o, split.i)
             splits[name] = split
             with m.If(engine.error):
                 m.d.sync += self.error.eq(1)

@@ -20,6 +20,8 @@ LATENCY = 2
 """Enabled clock edges from an address to its data: the block's read and its output register."""
 BLOCK_DEPTH = 1024
 BLOCK_WIDTH = 18
+BYTE_BITS = 9
+"""Bits a ``DP16KD`` byte enable writes in 1K × 18 mode."""
 """Words and word width of a ``DP16KD`` in 1K × 18 mode."""
 BLOCK_PORTS = 2
 """Ports of a ``DP16KD`` (A and B): a :class:`Rom` reads through both."""
@@ -46,15 +48,16 @@ def initvals(words: Sequence[int]) -> dict[str, int]:
 
 
 def _dp16kd_port(side: str, *, clock_enable: Value, output_enable: Value, write_enable: Value, address: Value,
-                 byte_enables: int, write_data: Value | None, read_data: Value | None) -> dict:
+                 byte_enables: int | Value, write_data: Value | None, read_data: Value | None) -> dict:
     """The ``Instance`` arguments of one ``DP16KD`` port (``side`` ``"A"`` or ``"B"``) in 1K × 18 mode: the word
     address on ``AD[13:4]``, ``byte_enables`` on ``AD[1:0]``, chip selects and reset low."""
     zero = Const(0)
+    enables = Const(byte_enables, 2) if isinstance(byte_enables, int) else Value.cast(byte_enables)
     ports = {
         f"i_CLK{side}": ClockSignal(), f"i_CE{side}": clock_enable, f"i_OCE{side}": output_enable,
         f"i_WE{side}": write_enable, f"i_RST{side}": zero,
         **{f"i_CS{side}{k}": zero for k in range(3)},
-        **{f"i_AD{side}{k}": Const(byte_enables >> k & 1) for k in range(_WORD_ADDRESS_LSB)},
+        **{f"i_AD{side}{k}": enables[k] if k < len(enables) else zero for k in range(_WORD_ADDRESS_LSB)},
         **{f"i_AD{side}{_WORD_ADDRESS_LSB + k}": address[k] if k < len(address) else zero
            for k in range(14 - _WORD_ADDRESS_LSB)},
         **{f"i_DI{side}{k}": write_data[k] if write_data is not None and k < len(write_data) else zero
@@ -283,9 +286,10 @@ class Ram(wiring.Component):
 
     @property
     def blocks(self) -> int:
-        """``DP16KD`` blocks instantiated (``ecp5`` up to 1024 words, one write lane): one per 18-bit slice of a word;
-        else 0."""
-        blocks = self.target == "ecp5" and self.depth <= BLOCK_DEPTH and self.lanes == 1
+        """``DP16KD`` blocks instantiated (``ecp5`` up to 1024 words, one write lane or lanes of :data:`BYTE_BITS`,
+        which the blocks' byte enables write): one per 18-bit slice of a word; else 0."""
+        lanes_fit = self.lanes == 1 or self.width // self.lanes == BYTE_BITS
+        blocks = self.target == "ecp5" and self.depth <= BLOCK_DEPTH and lanes_fit
         return len(_slices(self.width)) if blocks else 0
 
     def elaborate(self, platform):
@@ -293,8 +297,13 @@ class Ram(wiring.Component):
         if self.blocks:
             for offset, width in _slices(self.width):
                 read_data = Signal(width, name=f"r_data_{offset}")
-                write = _dp16kd_port("A", clock_enable=self.w_en, output_enable=Const(0), write_enable=Const(1),
-                                     address=self.w_addr, byte_enables=0b11,
+                if self.lanes == 1:
+                    clock_enable, byte_enables = self.w_en, 0b11
+                else:
+                    byte_enables = self.w_en[offset // BYTE_BITS:(offset + width) // BYTE_BITS]
+                    clock_enable = byte_enables.any()
+                write = _dp16kd_port("A", clock_enable=clock_enable, output_enable=Const(0), write_enable=Const(1),
+                                     address=self.w_addr, byte_enables=byte_enables,
                                      write_data=self.w_data[offset:offset + width], read_data=None)
                 read = _dp16kd_port("B", clock_enable=self.r_en, output_enable=self.r_en, write_enable=Const(0),
                                     address=self.r_addr, byte_enables=0, write_data=None, read_data=read_data)

@@ -1,6 +1,6 @@
 """Stream payloads and blocks shared by the units: a beat of signed lanes with an end-of-frame flag, a block-RAM
-queue and a LUT-RAM queue, and the stream plumbing of composite units (re-framing, splitting a stream into turns,
-merging turns back)."""
+queue and a LUT-RAM queue, and the stream plumbing of composite units (a register slice, re-framing, splitting a
+stream into turns, merging turns back)."""
 
 from typing import Any
 
@@ -272,6 +272,42 @@ def _turns(m: Module, advance, ways: int, run: int, name: str) -> Signal:
         with m.If(run_end):
             m.d.sync += way.eq(Mux(way == ways - 1, 0, way + 1))
     return way
+
+
+class StreamBuffer(wiring.Component):
+    """A register slice: ``o.valid`` and ``o.payload`` are registers, and ``i.ready`` is one too (a skid register
+    keeps the beat taken in the cycle ``o`` stalls), so neither ``valid`` nor ``ready`` passes through; a beat every
+    cycle at full rate, :attr:`LATENCY` cycles later.
+
+    Parameters
+    ----------
+    layout : ShapeLike
+        The payload.
+
+    Members
+    -------
+    i : In(stream.Signature(layout))
+    o : Out(stream.Signature(layout))
+    """
+
+    LATENCY = 1
+
+    def __init__(self, layout: Any):
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal.like(self.i.payload, name="skid")
+        skid_valid = Signal(name="skid_valid")
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(self.o.ready | ~self.o.valid):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~skid_valid):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
 
 
 class Reframe(wiring.Component):

@@ -51,7 +51,7 @@ MATMUL_MATRIX = (
 ATTENTION_MATRIX = (
     AttentionConfig(),
     AttentionConfig(convention="tinymind"),
-    AttentionConfig(seq_len=64, embed_dim=64, heads=4, head_dim=16, proj_simd=8, score_pe=2),
+    AttentionConfig(seq_len=64, embed_dim=64, heads=4, head_dim=16, proj_simd=4, proj_pe=2, score_pe=1),
 )
 """TinyMind's shape (S = 8, E = d = 8, H = 1) in both conventions and issue 10's S = 64, E = 64, H = 4, d = 16, each
 with its stages balanced (every one ``S·E·H·d / (proj_simd·proj_pe)`` cycles a sequence)."""

@@ -1,13 +1,13 @@
 """The block-RAM :class:`~int8attn.hdl.streams.Queue` and the LUT-RAM :class:`~int8attn.hdl.streams.ShallowQueue`
 in Amaranth simulation: order, no loss or duplication, their flags, full rate when both sides are always willing, and
-the write-to-read latency they state."""
+the write-to-read latency they state; the register slice :class:`~int8attn.hdl.streams.StreamBuffer` likewise."""
 
 import gc
 
 import numpy as np
 import pytest
 
-from int8attn.hdl.streams import Queue, ShallowQueue
+from int8attn.hdl.streams import Queue, ShallowQueue, StreamBuffer
 from int8attn.verif.sim import simulate
 
 WIDTH = 12
@@ -107,3 +107,40 @@ def test_shallow_queue_refuses_bad_sizes() -> None:
     with pytest.raises(ValueError, match="depth"):
         ShallowQueue(WIDTH, 0)
     gc.collect()
+
+
+@pytest.mark.parametrize(("send_chance", "take_chance"), [(1.0, 1.0), (0.9, 0.3), (0.3, 0.9), (0.7, 0.7)])
+def test_stream_buffer_keeps_order_rate_and_registers(send_chance: float, take_chance: float) -> None:
+    """:class:`StreamBuffer`: every beat once and in order under random willingness; at full willingness a beat every
+    cycle, :attr:`~StreamBuffer.LATENCY` cycles later; ``i.ready`` and ``o.valid`` never follow ``o.ready`` or
+    ``i.valid`` within a cycle (both are registers)."""
+    buffer = StreamBuffer(WIDTH)
+    words = [int(w) for w in np.random.default_rng(7).integers(0, 1 << WIDTH, 300)]
+    rng = np.random.default_rng(int(send_chance * 10 + take_chance * 100))
+    got: list[int] = []
+    cycles = 0
+
+    async def bench(ctx):
+        nonlocal cycles
+        pending = list(words)
+        while len(got) < len(words):
+            send = bool(pending) and rng.random() < send_chance
+            take = rng.random() < take_chance
+            ready, valid = ctx.get(buffer.i.ready), ctx.get(buffer.o.valid)
+            ctx.set(buffer.i.valid, send)
+            ctx.set(buffer.i.payload, pending[0] if send else 0)
+            ctx.set(buffer.o.ready, take)
+            assert (ctx.get(buffer.i.ready), ctx.get(buffer.o.valid)) == (ready, valid)
+            _, _, i_ready, o_valid, o_payload = await ctx.tick().sample(buffer.i.ready, buffer.o.valid,
+                                                                         buffer.o.payload)
+            if send and i_ready:
+                pending.pop(0)
+            if take and o_valid:
+                got.append(o_payload)
+            cycles += 1
+            assert cycles < 20 * len(words), "the buffer stopped delivering"
+
+    simulate(buffer, bench)
+    assert got == words
+    if send_chance == take_chance == 1.0:
+        assert cycles == len(words) + StreamBuffer.LATENCY
