@@ -9,12 +9,12 @@ it, which vendor tools map to block RAM and its output register, or absorb into 
 
 from collections.abc import Sequence
 
-from amaranth import ClockSignal, Const, Module, Signal, Value, unsigned
+from amaranth import ClockSignal, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.hdl import Instance
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from int8attn.hdl.pipeline import check_target
+from int8attn.hdl.pipeline import check_target, delay
 
 LATENCY = 2
 """Enabled clock edges from an address to its data: the block's read and its output register."""
@@ -285,30 +285,22 @@ class Ram(wiring.Component):
         return LATENCY
 
     @property
+    def chunks(self) -> int:
+        """Groups of :data:`BLOCK_DEPTH` words, each in blocks of its own on ``ecp5``."""
+        return -(-self.depth // BLOCK_DEPTH)
+
+    @property
     def blocks(self) -> int:
-        """``DP16KD`` blocks instantiated (``ecp5`` up to 1024 words, one write lane or lanes of :data:`BYTE_BITS`,
-        which the blocks' byte enables write): one per 18-bit slice of a word; else 0."""
+        """``DP16KD`` blocks instantiated (``ecp5``, one write lane or lanes of :data:`BYTE_BITS`, which the blocks'
+        byte enables write): one per 18-bit slice of a word and :attr:`chunk <chunks>` of words; else 0. A read of several
+        chunks picks its chunk's word after the blocks' output registers."""
         lanes_fit = self.lanes == 1 or self.width // self.lanes == BYTE_BITS
-        blocks = self.target == "ecp5" and self.depth <= BLOCK_DEPTH and lanes_fit
-        return len(_slices(self.width)) if blocks else 0
+        return self.chunks * len(_slices(self.width)) if self.target == "ecp5" and lanes_fit else 0
 
     def elaborate(self, platform):
         m = Module()
         if self.blocks:
-            for offset, width in _slices(self.width):
-                read_data = Signal(width, name=f"r_data_{offset}")
-                if self.lanes == 1:
-                    clock_enable, byte_enables = self.w_en, 0b11
-                else:
-                    byte_enables = self.w_en[offset // BYTE_BITS:(offset + width) // BYTE_BITS]
-                    clock_enable = byte_enables.any()
-                write = _dp16kd_port("A", clock_enable=clock_enable, output_enable=Const(0), write_enable=Const(1),
-                                     address=self.w_addr, byte_enables=byte_enables,
-                                     write_data=self.w_data[offset:offset + width], read_data=None)
-                read = _dp16kd_port("B", clock_enable=self.r_en, output_enable=self.r_en, write_enable=Const(0),
-                                    address=self.r_addr, byte_enables=0, write_data=None, read_data=read_data)
-                m.submodules[f"block_{offset}"] = _dp16kd(write, read, regmode_a="NOREG", regmode_b="OUTREG")
-                m.d.comb += self.r_data[offset:offset + width].eq(read_data)
+            self._elaborate_blocks(m)
             return m
         m.submodules.memory = ram = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
         write = ram.write_port(granularity=self.width // self.lanes if self.lanes > 1 else None)
@@ -317,3 +309,35 @@ class Ram(wiring.Component):
                      read.en.eq(self.r_en), read.addr.eq(self.r_addr)]
         _registered_read(m, read, self.r_en, self.r_data, "r_data_register")
         return m
+
+    def _elaborate_blocks(self, m: Module) -> None:
+        """The ``DP16KD`` form (:attr:`blocks`): port A writes, port B reads through its output register."""
+        several = self.chunks > 1
+        word_bits = _address_bits(BLOCK_DEPTH) if several else self.address_bits
+        chunk_words = []
+        for chunk in range(self.chunks):
+            chosen = self.w_addr[word_bits:] == chunk if several else Const(1)
+            words = Signal(self.width, name=f"r_data_chunk{chunk}") if several else self.r_data
+            for offset, width in _slices(self.width):
+                read_data = Signal(width, name=f"r_data_{chunk}_{offset}" if several else f"r_data_{offset}")
+                if self.lanes == 1:
+                    clock_enable, byte_enables = self.w_en & chosen if several else self.w_en, 0b11
+                else:
+                    byte_enables = self.w_en[offset // BYTE_BITS:(offset + width) // BYTE_BITS]
+                    clock_enable = byte_enables.any() & chosen
+                write = _dp16kd_port("A", clock_enable=clock_enable, output_enable=Const(0), write_enable=Const(1),
+                                     address=self.w_addr[:word_bits], byte_enables=byte_enables,
+                                     write_data=self.w_data[offset:offset + width], read_data=None)
+                read = _dp16kd_port("B", clock_enable=self.r_en, output_enable=self.r_en, write_enable=Const(0),
+                                    address=self.r_addr[:word_bits], byte_enables=0, write_data=None,
+                                    read_data=read_data)
+                name = f"block{chunk}_{offset}" if several else f"block_{offset}"
+                m.submodules[name] = _dp16kd(write, read, regmode_a="NOREG", regmode_b="OUTREG")
+                m.d.comb += words[offset:offset + width].eq(read_data)
+            chunk_words.append(words)
+        if several:
+            read_chunk = delay(m, self.r_addr[word_bits:], LATENCY, enable=self.r_en, name="r_chunk")
+            picked = chunk_words[-1]
+            for chunk in reversed(range(self.chunks - 1)):
+                picked = Mux(read_chunk == chunk, chunk_words[chunk], picked)
+            m.d.comb += self.r_data.eq(picked)

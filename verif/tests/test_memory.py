@@ -389,35 +389,39 @@ def _rom_case(name: str, dut: Rom, rng: np.random.Generator, cycles: int) -> _Du
 
 
 def _ram_stimulus(dut: Ram, rng: np.random.Generator, cycles: int) -> dict[str, list[int]]:
-    """Random writes and reads (enabled 70 % of the cycles) of a small pool of addresses; a write to the address
-    read at the same edge is dropped."""
+    """Random writes (each lane enabled half of the cycles) and reads (enabled 70 % of the cycles) of a small pool of
+    addresses; a write to the address read at the same edge is dropped."""
     pool = rng.integers(0, dut.depth, min(dut.depth, 32))
     w_addr, r_addr = rng.choice(pool, cycles), rng.choice(pool, cycles)
     r_en = np.array(_stalls(rng, cycles))
-    w_en = (rng.random(cycles) < 0.5) & ~((w_addr == r_addr) & (r_en == 1))
+    lane_enables = (rng.random((cycles, dut.lanes)) < 0.5) @ (1 << np.arange(dut.lanes))
+    w_en = np.where((w_addr == r_addr) & (r_en == 1), 0, lane_enables)
     w_data = [int.from_bytes(rng.bytes(8), "little") & ((1 << dut.width) - 1) for _ in range(cycles)]
     return {"w_en": [int(x) for x in w_en], "w_addr": [int(x) for x in w_addr], "w_data": w_data,
             "r_en": [int(x) for x in r_en], "r_addr": [int(x) for x in r_addr]}
 
 
-def _ram_reads(depth: int, stimulus: dict[str, list[int]]) -> list[int | None]:
+def _ram_reads(dut: Ram, stimulus: dict[str, list[int]]) -> list[int | None]:
     """``r_data`` before each clock edge: the word at ``r_addr`` two enabled read edges earlier (undefined, ``None``,
-    before); unwritten words read 0."""
-    words, first, second, reads = [0] * depth, None, None, []
+    before); unwritten words read 0; a write changes the lanes its ``w_en`` bits name."""
+    lane_bits = dut.width // dut.lanes
+    words, first, second, reads = [0] * dut.depth, None, None, []
     for cycle, enable in enumerate(stimulus["r_en"]):
         reads.append(second)
         if enable:
             second, first = first, words[stimulus["r_addr"][cycle]]
-        if stimulus["w_en"][cycle]:
-            words[stimulus["w_addr"][cycle]] = stimulus["w_data"][cycle]
+        mask = sum(((1 << lane_bits) - 1) << (lane * lane_bits) for lane in range(dut.lanes)
+                   if stimulus["w_en"][cycle] >> lane & 1)
+        address = stimulus["w_addr"][cycle]
+        words[address] = words[address] & ~mask | stimulus["w_data"][cycle] & mask
     return reads
 
 
 def _ram_case(name: str, dut: Ram, rng: np.random.Generator, cycles: int) -> _Dut:
     stimulus = _ram_stimulus(dut, rng, cycles)
     bits = dut.address_bits
-    return _Dut(name, {"w_en": 1, "w_addr": bits, "w_data": dut.width, "r_en": 1, "r_addr": bits},
-                {"r_data": dut.width}, stimulus, {"r_data": _ram_reads(dut.depth, stimulus)})
+    return _Dut(name, {"w_en": dut.lanes, "w_addr": bits, "w_data": dut.width, "r_en": 1, "r_addr": bits},
+                {"r_data": dut.width}, stimulus, {"r_data": _ram_reads(dut, stimulus)})
 
 
 @dataclass
@@ -453,8 +457,9 @@ class _ExpCase:
 
 ROMS = [(1, 1, 1), (5, 7, 3), (256, 31, 2), (1000, 40, 1), (1024, 18, 2)]
 """``(table length, width, ports)`` of the Rom cases."""
-RAMS = [(1, 1), (18, 96), (64, 96), (37, 1024), (20, 1500)]
-"""``(width, depth)`` of the Ram cases; 1500 words is the generic fallback on ecp5."""
+RAMS = [(1, 1, 1), (18, 96, 1), (64, 96, 1), (37, 1024, 1), (20, 1500, 1), (36, 96, 4), (27, 1500, 3), (32, 40, 4)]
+"""``(width, depth, lanes)`` of the Ram cases; 1500 words take two chunks of blocks on ecp5, 9-bit lanes its byte
+enables."""
 EXP_CONFIGS = [SoftmaxConfig(n=3, lanes=3), SoftmaxConfig(n=4, lanes=4, mode="lut", rom_depth=64, rom_width=12)]
 
 
@@ -469,8 +474,8 @@ def _rtl_cases(target: str, rng: np.random.Generator) -> list[tuple[str, wiring.
     for k, (length, width, ports) in enumerate(ROMS):
         dut = Rom(rng.integers(0, 1 << width, length).tolist(), width, ports=ports, target=target)
         cases.append((f"rom{k}_{target}", dut, _rom_case(f"rom{k}_{target}", dut, rng, CYCLES)))
-    for k, (width, depth) in enumerate(RAMS):
-        dut = Ram(width, depth, target=target)
+    for k, (width, depth, lanes) in enumerate(RAMS):
+        dut = Ram(width, depth, target=target, lanes=lanes)
         cases.append((f"ram{k}_{target}", dut, _ram_case(f"ram{k}_{target}", dut, rng, CYCLES)))
     for k, config in enumerate(EXP_CONFIGS):
         dut = _exp_rom(config, target)
@@ -552,7 +557,8 @@ def test_generic_memories_in_amaranth(index: int):
         dut = Rom(rng.integers(0, 1 << width, length).tolist(), width, ports=ports)
         case = _rom_case("rom", dut, rng, AMARANTH_CYCLES)
     elif index < len(ROMS) + len(RAMS):
-        dut = Ram(*RAMS[index - len(ROMS)])
+        width, depth, lanes = RAMS[index - len(ROMS)]
+        dut = Ram(width, depth, lanes=lanes)
         case = _ram_case("ram", dut, rng, AMARANTH_CYCLES)
     else:
         dut = _exp_rom(EXP_CONFIGS[index - len(ROMS) - len(RAMS)], "generic")
@@ -574,8 +580,9 @@ def test_initvals_layout():
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_latency_and_blocks(target: str):
-    """Latency 2 everywhere; DP16KD blocks on ecp5 (one per 18-bit slice and pair of ports; up to 1024 words),
-    none elsewhere; ExpRom pairs lanes."""
+    """Latency 2 everywhere; DP16KD blocks on ecp5 (a Rom: one per 18-bit slice and pair of ports, up to 1024 words;
+    a Ram: one per 18-bit slice and 1024 words, with one write lane or 9-bit lanes), none elsewhere; ExpRom pairs
+    lanes."""
     ecp5 = target == "ecp5"
     for ports, width, blocks in ((1, 18, 1), (2, 19, 2), (3, 31, 4), (4, 36, 4)):
         rom = Rom([0] * 10, width, ports=ports, target=target)
@@ -586,8 +593,9 @@ def test_latency_and_blocks(target: str):
         rom = Rom([1] * depth, 18, target=target)
         assert rom.blocks == (blocks if ecp5 else 0)
         assert len(re.findall(r"^\s*DP16KD #", verilog.convert(rom, name="top"), re.M)) == rom.blocks
-    for width, depth, blocks in ((64, 96, 4), (18, 1024, 1), (18, 1025, 0)):
-        ram = Ram(width, depth, target=target)
+    for width, depth, lanes, blocks in ((64, 96, 1, 4), (18, 1024, 1, 1), (18, 1025, 1, 2), (20, 1500, 1, 4),
+                                        (36, 96, 4, 2), (27, 2048, 3, 4), (32, 96, 4, 0)):
+        ram = Ram(width, depth, target=target, lanes=lanes)
         assert (ram.latency, ram.blocks) == (LATENCY, blocks if ecp5 else 0)
         assert len(re.findall(r"^\s*DP16KD #", verilog.convert(ram, name="top"), re.M)) == ram.blocks
     exp_rom = _exp_rom(SoftmaxConfig(n=5, lanes=5), target)
