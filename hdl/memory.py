@@ -292,8 +292,8 @@ class Ram(wiring.Component):
     @property
     def blocks(self) -> int:
         """``DP16KD`` blocks instantiated (``ecp5``, one write lane or lanes of :data:`BYTE_BITS`, which the blocks'
-        byte enables write): one per 18-bit slice of a word and :attr:`chunk <chunks>` of words; else 0. A read of several
-        chunks picks its chunk's word after the blocks' output registers."""
+        byte enables write): one per 18-bit slice of a word and :attr:`chunk <chunks>` of words; else 0. A read of
+        several chunks picks its chunk's word after the blocks' output registers."""
         lanes_fit = self.lanes == 1 or self.width // self.lanes == BYTE_BITS
         return self.chunks * len(_slices(self.width)) if self.target == "ecp5" and lanes_fit else 0
 

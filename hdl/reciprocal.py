@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.golden.fixedpoint import one_over_one_plus_x_for_x_in_0_1
@@ -479,9 +479,10 @@ class SharedReciprocal(wiring.Component):
     """One pipelined :class:`Reciprocal` serving the row sums of ``users`` softmax units (an attention unit's heads).
 
     A sum offered on ``i[k]`` enters the reciprocal when no unit of a lower index offers one in the same cycle; its
-    result comes back on ``o[k]`` in order (a queue of the users' indices follows the reciprocal's pipeline). When
-    each unit offers a sum at most every ``users`` cycles, unit ``k`` waits at most ``k`` cycles (:attr:`wait`), and
-    unit 0 never.
+    result comes back on ``o[k]`` from a register, :attr:`latency` cycles later. The users take every result as it
+    comes (``o`` is always ready), so the reciprocal never stalls and the user's index follows it in a delay line.
+    When each unit offers a sum at most every ``users`` cycles, unit ``k`` waits at most ``k`` cycles (:attr:`wait`),
+    and unit 0 never.
 
     Parameters
     ----------
@@ -494,9 +495,11 @@ class SharedReciprocal(wiring.Component):
     -------
     i : In(stream.Signature(unsigned(sum_width))).array(users)
         Each unit's row sums.
-    o : Out(stream.Signature(ReciprocalLayout(...))).array(users)
+    o : Out(stream.Signature(ReciprocalLayout(...), always_ready=True)).array(users)
         Each unit's reciprocals, in the order of its sums.
     """
+
+    OUTPUT_REGISTER = 1
 
     def __init__(self, reciprocal: Reciprocal, users: int):
         if not reciprocal.pipelined:
@@ -506,12 +509,18 @@ class SharedReciprocal(wiring.Component):
         self.reciprocal = reciprocal
         self.users = users
         super().__init__({"i": In(reciprocal.sum_stream).array(users),
-                          "o": Out(reciprocal.scale_stream).array(users)})
+                          "o": Out(self.result_stream(reciprocal)).array(users)})
+
+    @staticmethod
+    def result_stream(reciprocal: Reciprocal) -> stream.Signature:
+        """The stream of one user's results, from the sender's side: ``reciprocal``'s, always ready."""
+        return stream.Signature(reciprocal.scale_stream.members["payload"].shape, always_ready=True)
 
     @property
     def latency(self) -> int:
-        """Cycles from a sum entering the reciprocal to its result on ``o``: the reciprocal's."""
-        return self.reciprocal.latency
+        """Cycles from a sum entering the reciprocal to its result on ``o``: the reciprocal's and the output
+        register."""
+        return self.reciprocal.latency + self.OUTPUT_REGISTER
 
     @property
     def wait(self) -> int:
@@ -530,17 +539,13 @@ class SharedReciprocal(wiring.Component):
             chosen_user.eq(chosen),
             reciprocal.i.valid.eq(Cat(port.valid for port in self.i).any()),
             reciprocal.i.payload.eq(payload),
+            reciprocal.o.ready.eq(1),
         ]
         m.d.comb += [port.ready.eq(reciprocal.i.ready & (chosen_user == user)) for user, port in enumerate(self.i)]
-        m.submodules.owners = owners = fifo.SyncFIFO(width=len(chosen_user), depth=self.latency + 2)
-        m.d.comb += [
-            owners.w_en.eq(reciprocal.i.valid & reciprocal.i.ready),
-            owners.w_data.eq(chosen_user),
-            owners.r_en.eq(reciprocal.o.valid & reciprocal.o.ready),
-            reciprocal.o.ready.eq(Cat(port.ready & (owners.r_data == user) for user, port in enumerate(self.o))
-                                  .any()),
-        ]
+        owner = delay(m, chosen_user, self.reciprocal.latency, name="owner")
+        result = Signal.like(reciprocal.o.payload, name="result")
+        m.d.sync += result.eq(reciprocal.o.payload)
         for user, port in enumerate(self.o):
-            m.d.comb += [port.valid.eq(reciprocal.o.valid & (owners.r_data == user)),
-                         port.payload.eq(reciprocal.o.payload)]
+            m.d.sync += port.valid.eq(reciprocal.o.valid & (owner == user))
+            m.d.comb += port.payload.eq(result)
         return m

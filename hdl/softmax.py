@@ -85,8 +85,8 @@ class Softmax(FrameStreams, wiring.Component):
         Sticky framing error, cleared by reset.
     sums : Out(stream.Signature(unsigned(sum_bits)))
         With a shared reciprocal only: the row sums.
-    scales : In(stream.Signature(ReciprocalLayout(...)))
-        With a shared reciprocal only: their reciprocals, in order.
+    scales : In(stream.Signature(ReciprocalLayout(...), always_ready=True))
+        With a shared reciprocal only: their reciprocals, in order, taken as they come.
     """
 
     def __init__(self, config: SoftmaxConfig, causal: bool = False,
@@ -116,7 +116,8 @@ class Softmax(FrameStreams, wiring.Component):
             "error": Out(1),
         }
         if shared_reciprocal is not None:
-            ports |= {"sums": Out(self.reciprocal.sum_stream), "scales": In(self.reciprocal.scale_stream)}
+            ports |= {"sums": Out(self.reciprocal.sum_stream),
+                      "scales": In(SharedReciprocal.result_stream(self.reciprocal))}
         super().__init__(ports)
 
     def _build_exact(self) -> None:
@@ -218,7 +219,13 @@ class Softmax(FrameStreams, wiring.Component):
         sum_register = 1
         return (self.row_buffer.latency + self.chunk_register + self.lut_index.latency + self.exp_rom.latency
                 + self.accumulator.latency
-                + sum_register + self.reciprocal.latency + self.scale_queue_latency)
+                + sum_register + self.reciprocal_latency + self.scale_queue_latency)
+
+    @property
+    def reciprocal_latency(self) -> int:
+        """Cycles from a row sum entering the reciprocal to its scale: the shared reciprocal's when there is one."""
+        shared = self.shared_reciprocal
+        return self.reciprocal.latency if shared is None else shared.latency
 
     @property
     def scale_queue_latency(self) -> int:
@@ -468,11 +475,9 @@ class Softmax(FrameStreams, wiring.Component):
             m.d.sync += [sums.valid.eq(1), sums.payload.eq(self.accumulator.sum)]
         with m.Elif(sums.ready):
             m.d.sync += sums.valid.eq(0)
-        m.d.comb += [
-            scales.w_en.eq(reciprocals.valid),
-            scales.w_data.eq(reciprocals.payload),
-            reciprocals.ready.eq(1),
-        ]
+        m.d.comb += [scales.w_en.eq(reciprocals.valid), scales.w_data.eq(reciprocals.payload)]
+        if not shared:
+            m.d.comb += reciprocals.ready.eq(1)
 
         # Output pass: join each queued beat with its row's scale (which leaves the scale queue with the row's last
         # beat), then the final MAC. It never stalls either: a beat is taken only while the output queue has room for
