@@ -39,8 +39,6 @@ from int8attn.hdl.softmax import Softmax, reciprocal_arguments
 from int8attn.hdl.streams import LaneBeat, Queue, Reframe, StreamBuffer, StreamMerge, StreamSplit
 
 WEIGHT_BITS = 8
-BANK_FLAG_LATENCY = 1
-"""Cycles from a matmul engine's last RHS beat to the engine seeing its bank full."""
 SEQUENCES_AHEAD = 3
 """Sequences of K, V (the engines' banks) and Q (a head's queue) held at once: the one in use and two more. The
 projections of sequence ``i + 2`` need the banks that sequence ``i``'s P·V frees, which happens a projection, a score
@@ -193,7 +191,7 @@ class Attention(wiring.Component):
         projection, score = self.projections["k"], self.score_engines[0]
         softmax, output = self.softmaxes[0], self.output_engines[0]
         latency = (projection.latency + StreamBuffer.LATENCY + (self.head_beats - 1) * projection.beats
-                   + BANK_FLAG_LATENCY + score.latency + (config.seq_len // config.score_pe - 1) * score.beats
+                   + score.bank_flag_latency + score.latency + (config.seq_len // config.score_pe - 1) * score.beats
                    + softmax.latency + output.latency)
         if self.output_projection is not None:
             latency += self._first_token_cycles() + self.output_projection.latency
