@@ -256,7 +256,7 @@ class Attention(wiring.Component):
                 "seq_len_tokens": config.seq_len, "features": config.embed_dim, "head_count": config.heads,
                 "head_size": config.head_dim, "output_features": config.output_features,
                 "output_projection": self.output_projection is not None, "softmax": config.mode,
-                "causal": config.causal, "shared_reciprocal": self.shared_reciprocal is not None,
+                "shared_reciprocal": self.shared_reciprocal is not None,
                 "multipliers_by_stage": self.multipliers_by_stage,
                 "stage_cycles": self.stage_cycles, "q_queue_beats": self.q_queue_depth,
             },

@@ -95,7 +95,7 @@ def test_golden_and_verilog_commands_take_causal(tmp_path: Path) -> None:
         assert outputs[-1].shape == (3, 8, 8)
         result = run("verilog", "attention", *causal, "-o", tmp_path / "rtl")
         assert result.returncode == 0, result.stderr
-        assert json.loads((tmp_path / "rtl" / "attention.json").read_text())["attention"]["causal"] == bool(causal)
+        assert json.loads((tmp_path / "rtl" / "attention.json").read_text())["parameters"]["causal"] == bool(causal)
     np.testing.assert_array_equal(outputs[0][:, -1], outputs[1][:, -1])
     assert not np.array_equal(outputs[0][:, 0], outputs[1][:, 0])
 
