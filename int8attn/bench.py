@@ -13,6 +13,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -174,21 +175,16 @@ def markdown(report: dict) -> str:
             "`generic` and N/P + 100 on the vendor targets, whose 200 MHz pipeline misses issue 8's N/P + 40 (the "
             "column after it says by how much).",
             "",
-            "| unit | frame | P | configuration | rows | elements/cycle | latency (cycles) | sidecar latency | bound "
-            "| over N/P + 40 | check |",
-            "|:---|---:|---:|:---|---:|---:|---:|---:|---:|---:|:---|",
+            *_table(("unit", "frame", "P", "configuration", "rows", "elements/cycle", "latency (cycles)",
+                     "sidecar latency", "bound", "over N/P + 40", "check"), "lrrlrrrrrrl",
+                    ([record["unit"], record["frame"], record["lanes"], _label(record), record["rows"],
+                      _shown(record["elements_per_cycle"], ".3f"), _shown(record["latency_cycles"]),
+                      record["sidecar_latency_cycles"], _shown(record["latency_bound"]),
+                      _shown(None if record["issue_bound"] is None or record["latency_cycles"] is None
+                             else max(record["latency_cycles"] - record["issue_bound"], 0)),
+                      _check(record)] for record in streams)),
+            "",
         ]
-        for record in streams:
-            epc = "–" if record["elements_per_cycle"] is None else f"{record['elements_per_cycle']:.3f}"
-            latency = "–" if record["latency_cycles"] is None else record["latency_cycles"]
-            bound = "–" if record["latency_bound"] is None else record["latency_bound"]
-            over = ("–" if record["issue_bound"] is None or record["latency_cycles"] is None
-                    else max(record["latency_cycles"] - record["issue_bound"], 0))
-            check = "; ".join(record["problems"]) or "ok"
-            cells = [record["unit"], record["frame"], record["lanes"], _label(record), record["rows"], epc, latency,
-                     record["sidecar_latency_cycles"], bound, over, check]
-            lines.append("| " + " | ".join(map(str, cells)) + " |")
-        lines.append("")
     if engines:
         lines += [
             "MACs/cycle: frames × the sidecar's `macs_per_frame` over the cycles from the first input beat to the last "
@@ -197,22 +193,34 @@ def markdown(report: dict) -> str:
             "from a frame's last input beat (matmul: its first LHS beat) to its first output beat; for attention on "
             "an idle unit.",
             "",
-            "| unit | configuration | frames | cycles/frame | multipliers | MACs/cycle | utilisation | latency "
-            "(cycles) | sidecar latency | check |",
-            "|:---|:---|---:|---:|---:|---:|---:|---:|---:|:---|",
+            *_table(("unit", "configuration", "frames", "cycles/frame", "multipliers", "MACs/cycle", "utilisation",
+                     "latency (cycles)", "sidecar latency", "check"), "llrrrrrrrl",
+                    ([record["unit"], _label(record), record["rows"], record["cycles_per_frame"],
+                      record["multipliers"], _shown(record["macs_per_cycle"], ".2f"),
+                      _shown(record["utilisation"], ".3f"), record["latency_cycles"],
+                      record["sidecar_latency_cycles"], _check(record)] for record in engines)),
+            "",
         ]
-        for record in engines:
-            macs = "–" if record["macs_per_cycle"] is None else f"{record['macs_per_cycle']:.2f}"
-            utilisation = "–" if record["utilisation"] is None else f"{record['utilisation']:.3f}"
-            cells = [record["unit"], _label(record), record["rows"], record["cycles_per_frame"],
-                     record["multipliers"], macs, utilisation, record["latency_cycles"],
-                     record["sidecar_latency_cycles"], "; ".join(record["problems"]) or "ok"]
-            lines.append("| " + " | ".join(map(str, cells)) + " |")
-        lines.append("")
     lines.append(f"Golden model (`SoftmaxModel`, numpy {report['numpy']}, Python {report['python']}): "
                  f"{report['model_elements_per_s'] / 1e6:.1f} M elements/s (N = {MODEL_N}, {report['model_rows']} "
                  "rows, best of 3).")
     return "\n".join(lines) + "\n"
+
+
+def _table(header: tuple[str, ...], aligns: str, rows: Iterable[list]) -> list[str]:
+    """A Markdown table: the header, its alignment row (``l`` or ``r`` per column) and one line per row."""
+    separator = "|" + "|".join("---:" if align == "r" else ":---" for align in aligns) + "|"
+    header_line, *lines = ["| " + " | ".join(map(str, cells)) + " |" for cells in (header, *rows)]
+    return [header_line, separator, *lines]
+
+
+def _shown(value: Any, spec: str = "") -> str:
+    """``value`` formatted by ``spec``, or "–" when there is none."""
+    return "–" if value is None else format(value, spec)
+
+
+def _check(record: dict) -> str:
+    return "; ".join(record["problems"]) or "ok"
 
 
 def _label(record: dict) -> str:
