@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from int8attn import __version__
+from int8attn import __version__, bench
 from int8attn.golden.params import ConfigError, Param, implementation_last, params, value_text
 from int8attn.golden.vectors import VECTORS_DIR, write_vectors
 from int8attn.units import UNITS, Unit
@@ -160,6 +160,11 @@ def _verilog(unit: Unit, args: argparse.Namespace) -> int:
     return 0
 
 
+def _ends_in(rows: np.ndarray, frame_shape: tuple[int, ...]) -> bool:
+    """``rows`` is an array of frames of ``frame_shape`` (a non-empty shape) on its last axes."""
+    return bool(frame_shape) and rows.shape[rows.ndim - len(frame_shape):] == tuple(frame_shape)
+
+
 def _load_rows(path: Path, frame: int, dtype: type, frame_shape: tuple[int, ...] = ()) -> np.ndarray:
     """The frames of ``path``: ``(rows, frame)`` or ``(frame,)``, or ``(..., *frame_shape)`` when given."""
     shapes = f"(rows, {frame}) or ({frame},)" + (f" or (..., {', '.join(map(str, frame_shape))})" if frame_shape
@@ -177,8 +182,7 @@ def _load_rows(path: Path, frame: int, dtype: type, frame_shape: tuple[int, ...]
         raise UsageError(f"input {path} is an .npz archive, not an .npy array; allowed: {allowed}")
     if rows.dtype != dtype:
         raise UsageError(f"input {path} has dtype {rows.dtype}; allowed: {allowed}")
-    shaped = bool(frame_shape) and rows.shape[rows.ndim - len(frame_shape):] == tuple(frame_shape)
-    if rows.shape != (frame,) and (rows.ndim != 2 or rows.shape[1] != frame) and not shaped:
+    if rows.shape != (frame,) and (rows.ndim != 2 or rows.shape[1] != frame) and not _ends_in(rows, frame_shape):
         raise UsageError(f"input {path} has shape {rows.shape}; allowed: {allowed}")
     return rows
 
@@ -224,7 +228,7 @@ def _golden(unit: Unit, args: argparse.Namespace) -> int:
     frame = unit.frame_elements(config)
     frame_shape = getattr(config, "frame_shape", ())
     rows = _load_rows(args.input, frame, model.input_dtype, frame_shape)
-    if frame_shape and rows.shape[rows.ndim - len(frame_shape):] == tuple(frame_shape):
+    if _ends_in(rows, frame_shape):
         leading = rows.shape[:rows.ndim - len(frame_shape)]
         outputs = model(rows.reshape(-1, frame)).reshape(*leading, *config.output_shape)
     else:
@@ -331,7 +335,6 @@ def _synth_table(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from int8attn import bench
     from int8attn.verif.runner import SimulatorMissing
 
     try:
@@ -477,16 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace the sweep-<name> block of ./README.md with the summary table")
     sweep.set_defaults(handler=_sweep)
 
-    bench = commands.add_parser("bench", help="measure model throughput and RTL elements/cycle and latency",
-                                allow_abbrev=False)
-    bench.add_argument("--quick", action="store_true", help="fewer rows")
-    bench.add_argument("--update-readme", action="store_true",
-                       help="replace the benchmark block of ./README.md with the new table")
-    bench.add_argument("--units", type=_items(_choice(("softmax", "requant", "dense", "matmul", "attention")),
-                                                  "softmax, requant, dense, matmul, attention"),
-                       default=("softmax", "requant", "dense", "matmul", "attention"), metavar="U[,U...]",
-                       help="units to measure (default: all); the report and README block are bench-<units>")
-    bench.set_defaults(handler=_bench)
+    bench_command = commands.add_parser("bench", help="measure model throughput and RTL elements/cycle and latency",
+                                        allow_abbrev=False)
+    bench_command.add_argument("--quick", action="store_true", help="fewer rows")
+    bench_command.add_argument("--update-readme", action="store_true",
+                               help="replace the benchmark block of ./README.md with the new table")
+    bench_command.add_argument("--units", type=_items(_choice(bench.BENCH_UNITS), ", ".join(bench.BENCH_UNITS)),
+                               default=bench.BENCH_UNITS, metavar="U[,U...]",
+                               help="units to measure (default: all); the report and README block are "
+                                    "bench-<units>")
+    bench_command.set_defaults(handler=_bench)
 
     quantize = commands.add_parser("quantize", help="quantise float weights into a unit's parameter file "
                                    "(attention)", allow_abbrev=False)
