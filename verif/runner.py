@@ -290,14 +290,12 @@ def _build_args(simulator: str, waves: bool, vendor_models: bool) -> list[str]:
             *(VENDOR_WAIVERS if vendor_models else ())]
 
 
-def _build_env(simulator: str, optimize: bool) -> dict[str, str]:
-    """For Verilator: ``OBJCACHE=ccache`` when ``ccache`` is on ``PATH`` (verilated.mk then compiles through it, so
-    Verilator's runtime and unchanged objects are not recompiled for every configuration), and the model's
-    optimisation (``OPT_FAST`` through ``MAKEFLAGS``, which overrides verilated.mk's setting): its ``-Os`` for long
-    runs (``optimize``), else ``-O0``, which builds a unit several times faster (124 s against 29 s for a four-head
-    attention unit) and runs it slower, the better trade for the short runs of tests."""
-    if simulator != "verilator":
-        return {}
+def verilator_build_env(optimize: bool) -> dict[str, str]:
+    """The environment of a Verilator model's C++ build: ``OBJCACHE=ccache`` when ``ccache`` is on ``PATH``
+    (verilated.mk then compiles through it, so Verilator's runtime and unchanged objects are not recompiled for every
+    configuration), and the model's optimisation (``OPT_FAST`` through ``MAKEFLAGS``, which overrides verilated.mk's
+    setting): its ``-Os`` for long runs (``optimize``), else ``-O0``, which builds a unit several times faster (124 s
+    against 29 s for a four-head attention unit) and runs it slower, the better trade for the short runs of tests."""
     environment = {"MAKEFLAGS": f"OPT_FAST={'-Os' if optimize else '-O0'}"}
     return environment | ({"OBJCACHE": OBJCACHE} if shutil.which(OBJCACHE) else {})
 
@@ -311,7 +309,7 @@ def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path
     stamp_file.unlink(missing_ok=True)
     runner = get_runner(simulator)
     try:
-        with _environment(_build_env(simulator, optimize)):
+        with _environment(verilator_build_env(optimize) if simulator == "verilator" else {}):
             runner.build(sources=[*sources, *library.models], hdl_toplevel=toplevel, build_dir=sim_dir,
                          build_args=build_args, defines=dict(library.defines), includes=list(library.includes),
                          always=True, timescale=TIMESCALE, waves=waves, log_file=log)
@@ -419,7 +417,7 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
     rows, seed, idle, backpressure, directed, frames
         Testbench parameters, see :class:`TBSettings`.
     optimize : bool
-        Build Verilator's model with ``-Os`` (long runs, the bench) instead of ``-O0`` (:func:`_build_env`).
+        Build Verilator's model with ``-Os`` (long runs, the bench) instead of ``-O0`` (:func:`verilator_build_env`).
     waves : bool
         Record a waveform (the design is rebuilt with tracing): FST, except on Verilator without ``lz4.h``
         (``apt-get install -y liblz4-dev``), where it is VCD.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from int8attn.verif.runner import SimulatorMissing, find_simulator
+from int8attn.verif.runner import SimulatorMissing, find_simulator, verilator_build_env
 
 
 def simulator_or_skip(name: str) -> str:
@@ -41,9 +41,7 @@ def build_and_run(simulator: str, sources: Sequence[Path], top: str, folder: Pat
                  *[f"-D{name}={value}" for name, value in defines.items()],
                  *[f"-I{path}" for path in include_dirs], *map(str, sources)]
         run = [str(folder / "obj" / "sim")]
-        # -O0: these runs are short, and the model builds several times faster (see the runner's _build_env)
-        environment = {**os.environ, "MAKEFLAGS": "OPT_FAST=-O0"} | (
-            {"OBJCACHE": "ccache"} if shutil.which("ccache") else {})
+        environment = {**os.environ, **verilator_build_env(optimize=False)}
     for command, cwd in ((build, None), (run, folder)):
         result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, check=False)
         if result.returncode:
