@@ -29,8 +29,20 @@ What the reference does beyond the issue's summary:
 * Signs. The logits are signed int8; ``gmax − x`` is taken in int32, so distances are 0..255 with no wrap.
 * Masking. The reference's ``mask`` argument (masked elements add 0 to ``Σ`` and get distance 0 in stage 2, so they
   read ``inv``) is not modelled: every element takes part.
+
+Our extensions (not ITA's; whole rows only, the exact two-pass sum), :func:`base2_extended_softmax`:
+
+* Fraction bits ``F`` (Softermax's idea): the distance keeps ``F`` fraction bits of its base-2 exponent,
+  ``e = (d + half) >> (g − F)`` (``F ≤ g``), with integer part ``i = e >> F`` and fraction ``f = e mod 2^F``, and the
+  term is ``m(f) >> i`` with ``m(f) ≈ 256·2^(−f/2^F)`` piecewise linear on :data:`SEGMENT_ENDS` (four segments, their
+  ends rounded): segment ``k = f >> (F − 2)``, ``m = E[k] − ((E[k] − E[k+1])·r >> (F − 2))`` with ``r`` the remaining
+  bits (``F < 2``: ``m = E[f << (2 − F)]``). Outputs are ``(inv·m(f)) >> (8 + i)``. ``F = 0`` is ITA's arithmetic.
+* Requantized distances: logits of any scale ``s`` are put on the ``ln 2 / 2^g`` grid by requantizing each distance,
+  ``d_g = (d·M + 2^15) >> 16`` with ``M = floor(s·2^(g+16)/ln 2 + 1/2)`` (``s`` as float32). Softmax depends on
+  distances only, so this is a requantizer in front of the unit without its clamp: nothing saturates.
 """
 
+import math
 from numbers import Integral
 
 import numpy as np
@@ -42,6 +54,12 @@ ONE = 256
 NUMERATOR = 255 * 256
 GRID_SHIFT_RANGE = (0, 8)
 MAX_SHIFT = 9
+FRAC_BITS_RANGE = (0, 8)
+SEGMENT_BITS = 2
+SEGMENT_ENDS = tuple(math.floor(ONE * 2.0 ** (-k / (1 << SEGMENT_BITS)) + 0.5) for k in range((1 << SEGMENT_BITS) + 1))
+"""``256·2^(−k/4)`` rounded, ``k`` = 0..4: the ends of the fraction's linear segments."""
+DISTANCE_SHIFT = 16
+MULTIPLIER_RANGE = (1, 1 << 20)
 
 
 def exponent_shift(distance: np.ndarray, grid_shift: int) -> np.ndarray:
@@ -96,3 +114,55 @@ def base2_softmax(x: np.ndarray, chunk: int = ITA_CHUNK, grid_shift: int = 0) ->
     inv = NUMERATOR // total
     shift = np.minimum(exponent_shift(running_max - rows, grid_shift), MAX_SHIFT)
     return (inv >> shift).astype(np.uint8).reshape(x.shape)
+
+
+def fraction_mantissa(fraction: np.ndarray, frac_bits: int) -> np.ndarray:
+    """``m(f) ≈ 256·2^(−f/2^F)`` of ``F``-bit fractions ``f``, piecewise linear on :data:`SEGMENT_ENDS`."""
+    ends = np.array(SEGMENT_ENDS, dtype=np.int64)
+    fraction = np.asarray(fraction, dtype=np.int64)
+    if frac_bits <= SEGMENT_BITS:
+        return ends[fraction << (SEGMENT_BITS - frac_bits)]
+    rest = frac_bits - SEGMENT_BITS
+    segment, offset = fraction >> rest, fraction & ((1 << rest) - 1)
+    return ends[segment] - (((ends[segment] - ends[segment + 1]) * offset) >> rest)
+
+
+def distance_multiplier(input_scale: float, grid_shift: int) -> int:
+    """``M = floor(s·2^(g+16)/ln 2 + 1/2)``, which requantizes distances of scale ``s`` onto ``ln 2 / 2^g``."""
+    return math.floor(float(np.float32(input_scale)) * 2.0 ** (grid_shift + DISTANCE_SHIFT) / math.log(2) + 0.5)
+
+
+def exponent_parts(distance: np.ndarray, grid_shift: int, frac_bits: int = 0, multiplier: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(min(i, 9), m(f))`` of distances ``d ≥ 0`` (module docstring): the term is ``m >> i``, the output
+    ``(inv·m) >> (8 + i)``."""
+    distance = np.asarray(distance, dtype=np.int64)
+    if multiplier is not None:
+        distance = (distance * multiplier + (1 << (DISTANCE_SHIFT - 1))) >> DISTANCE_SHIFT
+    exponent = exponent_shift(distance, grid_shift - frac_bits)
+    whole = np.minimum(exponent >> frac_bits, MAX_SHIFT)
+    return whole, fraction_mantissa(exponent & ((1 << frac_bits) - 1), frac_bits)
+
+
+def base2_extended_softmax(x: np.ndarray, grid_shift: int, frac_bits: int = 0, multiplier: int | None = None
+                           ) -> np.ndarray:
+    """uint8 codes of whole-row base-2 softmax with ``frac_bits`` fraction bits and, given ``multiplier``, requantized
+    distances (module docstring); ``frac_bits = 0`` without ``multiplier`` is ``base2_softmax(x, chunk=N)``.
+
+    Raises
+    ------
+    ConfigError
+        ``frac_bits`` above ``grid_shift`` or outside 0..8, ``multiplier`` outside 1..2^20.
+    """
+    if not FRAC_BITS_RANGE[0] <= frac_bits <= min(grid_shift, FRAC_BITS_RANGE[1]):
+        raise ConfigError(f"base2 frac_bits must be an integer in 0..grid_shift={grid_shift}, got {frac_bits!r}")
+    if multiplier is not None and not MULTIPLIER_RANGE[0] <= multiplier <= MULTIPLIER_RANGE[1]:
+        raise ConfigError(f"base2 distance multiplier must be in {MULTIPLIER_RANGE[0]}..{MULTIPLIER_RANGE[1]}, "
+                          f"got {multiplier!r}")
+    x = np.asarray(x)
+    if x.dtype != np.int8 or x.ndim < 1 or x.shape[-1] < 1:
+        raise ConfigError(f"base2 input must be int8 rows of at least one element, got {x.dtype} {x.shape}")
+    rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
+    whole, mantissa = exponent_parts(rows.max(axis=1, keepdims=True) - rows, grid_shift, frac_bits, multiplier)
+    inv = NUMERATOR // (mantissa >> whole).sum(axis=1, keepdims=True)
+    return ((inv * mantissa) >> (8 + whole)).astype(np.uint8).reshape(x.shape)

@@ -5,7 +5,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from int8attn.golden.base2 import GRID_SHIFT_RANGE, ITA_CHUNK
+from int8attn.golden.base2 import FRAC_BITS_RANGE, GRID_SHIFT_RANGE, ITA_CHUNK
 from int8attn.golden.hccs import B_RANGE, DMAX_RANGE, INV_SHIFT_RANGE, RECIPROCALS, S_RANGE
 from int8attn.golden.params import TARGETS, ConfigError, Implementation, check_params, implementation_last, param
 
@@ -72,8 +72,9 @@ class SoftmaxConfig(Implementation):
         Mode ``hccs`` (:mod:`int8attn.golden.hccs`): the score ``B − S·min(d, Dmax)``, the ``div`` or ``clb``
         reciprocal, its fraction bits, and the sum rule (``wide``: as wide as ``N·B`` needs; ``int16``: aie4ml's
         ``N·B ≤ 32767``).
-    base2_chunk, base2_grid_shift
-        Mode ``base2`` (:mod:`int8attn.golden.base2`): columns per streaming step and the input LSB ``ln 2 / 2^g``.
+    base2_chunk, base2_grid_shift, base2_frac_bits, base2_requantize
+        Mode ``base2`` (:mod:`int8attn.golden.base2`): columns per streaming step, the input LSB ``ln 2 / 2^g``, and
+        our extensions on whole rows: fraction bits of the exponent, distances requantized from ``input_scale``.
     poly_n, poly_b, poly_delta
         Mode ``poly`` (:class:`~int8attn.golden.surrogates.PolyModel`): degree, offset and floor.
     target, interface : str
@@ -123,6 +124,11 @@ class SoftmaxConfig(Implementation):
     base2_grid_shift: int = param(0, kind="int", low=GRID_SHIFT_RANGE[0], high=GRID_SHIFT_RANGE[1],
                                   group=BASE2_GROUP,
                                   help="input LSB ln2/2^g: 0 shifts by max - x, 5 is ITA's RTL")
+    base2_frac_bits: int = param(0, kind="int", low=FRAC_BITS_RANGE[0], high=FRAC_BITS_RANGE[1],
+                                 group=BASE2_GROUP,
+                                 help="fraction bits F <= g of the exponent, 2^-f piecewise linear; 0: ITA")
+    base2_requantize: bool = param(False, kind="flag", group=BASE2_GROUP,
+                                   help="requantize distances from input_scale onto the ln2/2^g grid (whole rows)")
     poly_n: int = param(2, kind="int", low=POLY_DEGREES[0], high=POLY_DEGREES[1], group=POLY_GROUP,
                         help="degree n of [ReLU(x - max + b)]^n + |delta|")
     poly_b: float = param(2.0, kind="float", group=POLY_GROUP,
@@ -172,7 +178,7 @@ MODE_KNOBS: dict[str, tuple[str, ...]] = {
     "lut": ("rom_depth", "rom_width", "accumulator_width", "reciprocal", "reciprocal_steps", "reciprocal_bits",
             "output_bits"),
     "hccs": ("hccs_b", "hccs_s", "hccs_dmax", "hccs_reciprocal", "hccs_inv_shift", "hccs_sum", "output_bits"),
-    "base2": ("base2_chunk", "base2_grid_shift"),
+    "base2": ("base2_chunk", "base2_grid_shift", "base2_frac_bits", "base2_requantize"),
     "poly": ("poly_n", "poly_b", "poly_delta"),
 }
 """The knobs each mode takes; every other knob stays at its default."""

@@ -12,14 +12,24 @@ ours and is defined here:
   smallest possible row sum ``p(0) + (N − 1) · δ_q``. This is the normalisation of HCCS's 8-bit ``div`` variant.
 
 The scores of ``hccs`` and ``poly`` depend on ``d`` only, so both models expose :attr:`SurrogateModel.score_table`
-(``d`` in 0..255 → score); ``base2``'s terms are ``256 >> shift(d)`` and its outputs ``inv >> shift(d)``.
+(``d`` in 0..255 → score); ``base2``'s terms are ``256 >> shift(d)`` and its outputs ``inv >> shift(d)``, or with
+fraction bits ``m(d) >> i(d)`` and ``(inv·m(d)) >> (8 + i(d))``: tables of ``d`` too.
 """
 
 from functools import cached_property
 
 import numpy as np
 
-from int8attn.golden.base2 import MAX_SHIFT, NUMERATOR, ONE, base2_softmax, exponent_shift
+from int8attn.golden.base2 import (
+    MAX_SHIFT,
+    MULTIPLIER_RANGE,
+    NUMERATOR,
+    ONE,
+    base2_extended_softmax,
+    base2_softmax,
+    distance_multiplier,
+    exponent_parts,
+)
 from int8attn.golden.config import DIFF_RANGE, SoftmaxConfig
 from int8attn.golden.hccs import (
     B_RANGE,
@@ -141,26 +151,43 @@ class HccsModel(SurrogateModel, modes=("hccs",)):
 
 
 class Base2Model(SurrogateModel, modes=("base2",)):
-    """Mode ``base2``: ITA's shift-based softmax, :func:`~int8attn.golden.base2.base2_softmax`.
+    """Mode ``base2``: ITA's shift-based softmax, :func:`~int8attn.golden.base2.base2_softmax`, or with fraction bits
+    or requantized distances our whole-row extension, :func:`~int8attn.golden.base2.base2_extended_softmax`.
 
     Members
     -------
     sum_bits : int
         Width of the row sum, at most ``256·N``.
+    multiplier : int or None
+        ``M`` of the requantized distances; ``None`` without ``base2_requantize``.
     """
 
     output_scale = 1 / 255
     smallest_sum = ONE
     """The row maximum's own term."""
+    weight_shift = 2 * MAX_SHIFT - 1
+    """Right shift of ``inv·weight`` (:attr:`weight_table`), 17."""
 
     def __init__(self, config: SoftmaxConfig):
         super().__init__(config)
         self.sum_bits = (ONE * config.n).bit_length()
+        self.multiplier = (distance_multiplier(config.input_scale, config.base2_grid_shift)
+                           if config.base2_requantize else None)
+
+    @property
+    def extended(self) -> bool:
+        """Fraction bits or requantized distances: terms and outputs from tables of ``d``."""
+        return self.config.base2_frac_bits > 0 or self.config.base2_requantize
+
+    @cached_property
+    def _parts(self) -> tuple[np.ndarray, np.ndarray]:
+        return exponent_parts(np.arange(DIFF_RANGE), self.config.base2_grid_shift, self.config.base2_frac_bits,
+                              self.multiplier)
 
     @property
     def rom_depth(self) -> int:
-        """The first distance whose term is 0: ``shift(d) = 9``."""
-        return min(DIFF_RANGE, (MAX_SHIFT << self.config.base2_grid_shift) - ((1 << self.config.base2_grid_shift) >> 1))
+        """The first distance whose term and output are 0: ``i(d) = 9``."""
+        return int(np.searchsorted(self.shift_table, MAX_SHIFT))
 
     @property
     def chunked(self) -> bool:
@@ -172,21 +199,39 @@ class Base2Model(SurrogateModel, modes=("base2",)):
         """Columns of the row's shortest chunk: the last one's ``n mod chunk`` when that is not 0."""
         return min(self.config.base2_chunk, self.config.n % self.config.base2_chunk or self.config.base2_chunk)
 
-    @cached_property
+    @property
     def shift_table(self) -> np.ndarray:
-        """``shift(d)``, capped at 9 (where every term and output is 0), for ``d`` in 0..255."""
-        return np.minimum(exponent_shift(np.arange(DIFF_RANGE), self.config.base2_grid_shift), MAX_SHIFT)
+        """``shift(d)`` (``i(d)`` with fraction bits), capped at 9 (where every term and output is 0), for ``d`` in
+        0..255; non-decreasing."""
+        return self._parts[0]
+
+    @property
+    def score_table(self) -> np.ndarray:
+        """The term ``m(d) >> i(d)`` of each distance."""
+        whole, mantissa = self._parts
+        return mantissa >> whole
+
+    @property
+    def weight_table(self) -> np.ndarray:
+        """``m(d)·2^(9 − i(d))``, 0 where ``i(d) = 9``: the output is ``⌊inv·weight / 2^17⌋ = (inv·m) >> (8 + i)``."""
+        whole, mantissa = self._parts
+        return np.where(whole < MAX_SHIFT, mantissa << (MAX_SHIFT - whole), 0)
 
     @property
     def numerator(self) -> int:
         return NUMERATOR
 
     def constants(self) -> dict[str, int | str]:
-        return {"chunk": self.config.base2_chunk, "grid_shift": self.config.base2_grid_shift,
-                "numerator": self.numerator}
+        constants = {"chunk": self.config.base2_chunk, "grid_shift": self.config.base2_grid_shift,
+                     "frac_bits": self.config.base2_frac_bits, "numerator": self.numerator}
+        return constants | ({"distance_multiplier": self.multiplier} if self.multiplier is not None else {})
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return base2_softmax(self.check_rows(x), self.config.base2_chunk, self.config.base2_grid_shift)
+        config = self.config
+        if self.extended:
+            return base2_extended_softmax(self.check_rows(x), config.base2_grid_shift, config.base2_frac_bits,
+                                          self.multiplier)
+        return base2_softmax(self.check_rows(x), config.base2_chunk, config.base2_grid_shift)
 
 
 class PolyModel(SurrogateModel, modes=("poly",)):
@@ -277,6 +322,19 @@ def check_surrogate(config: SoftmaxConfig) -> None:
             raise ConfigError(f"base2_chunk={chunk} must be a multiple of lanes={lanes} of at least {2 * lanes} that "
                               f"leaves a last chunk of 0 or at least {2 * lanes} of n={n} columns (a beat lies in one "
                               f"chunk, a chunk lasts two beats or more), or at least n={n} (one chunk)")
+        frac_bits, grid_shift = config.base2_frac_bits, config.base2_grid_shift
+        if frac_bits > grid_shift:
+            raise ConfigError(f"base2_frac_bits={frac_bits} is out of range; allowed: 0..base2_grid_shift="
+                              f"{grid_shift}")
+        if (frac_bits or config.base2_requantize) and chunk < n:
+            raise ConfigError(f"base2_frac_bits and base2_requantize take whole rows (ITA's streaming rescale shifts "
+                              f"by whole powers of two); allowed: base2_chunk >= n={n}, got {chunk}")
+        if config.base2_requantize:
+            multiplier = distance_multiplier(config.input_scale, grid_shift)
+            low, high = MULTIPLIER_RANGE
+            if not low <= multiplier <= high:
+                raise ConfigError(f"input_scale={config.input_scale!r} with base2_requantize gives the distance "
+                                  f"multiplier {multiplier} on the ln2/2^{grid_shift} grid; allowed: {low}..{high}")
     elif config.mode == "poly":
         offset, floor = poly_grid(config)
         if not 1 <= offset <= POLY_MAX_OFFSET:

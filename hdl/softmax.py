@@ -34,11 +34,13 @@ SUM_SHIFT_BITS = 8
 """Width of the running-sum shift of a chunked ``base2`` unit: a maximum grows by at most 255."""
 EXP_ROM_FILE = "exp_rom.hex"
 SCORE_ROM_FILE = "score_rom.hex"
+WEIGHT_ROM_FILE = "weight_rom.hex"
 ROM_FORMATS = {
     "tflite": "Q0.31 exp(beta*input_scale*(x - max)), one hex word per line",
     "lut": "Q0.31 exp(beta*input_scale*(x - max)), one hex word per line",
     "tinymind": "TinyMind LUT entry lut[255 - index] (Q1.30)",
     "poly": "score max(b_q - index, 0)^n + delta_q, one hex word per line",
+    "base2": "output weight m(index)*2^(9 - i(index)) of the fraction bits' exponent, one hex word per line",
 }
 
 
@@ -154,8 +156,11 @@ class Softmax(FrameStreams, wiring.Component):
         elif config.mode == "poly":
             table = model.score_table[:model.rom_depth]
             self.exp_rom = ExpRom(lanes, table, table, target=target)
+        elif self.weighted_base2:
+            depth = model.rom_depth
+            self.exp_rom = ExpRom(lanes, model.score_table[:depth], model.weight_table[:depth], target=target)
         else:
-            self.exp_rom = Base2Terms(lanes, config.base2_grid_shift, target=target)
+            self.exp_rom = Base2Terms(lanes, model.shift_table, target=target)
         sum_bits, min_sum = model.sum_bits, model.smallest_sum
         if self.chunked:
             self.chunk_max_reduce = MaxReduce(lanes, target)
@@ -174,11 +179,18 @@ class Softmax(FrameStreams, wiring.Component):
             self.reciprocal = ConstantDivider(model.numerator, sum_bits, min_sum, pipelined=pipelined, target=target,
                                               halves=halves)
         inv_width = self.reciprocal.quotient_width
-        if config.mode == "base2":
+        if config.mode == "base2" and not self.weighted_base2:
             self.final_mac = ShiftOut(lanes, inv_width, target=target)
         else:
-            self.final_mac = ScaleMac(lanes, self.exp_rom.out_width, inv_width, model.inv_shift, model.output_bits,
-                                      target=target)
+            inv_shift = model.weight_shift if config.mode == "base2" else model.inv_shift
+            width, zero_bits = self._exp_port()
+            self.final_mac = ScaleMac(lanes, width, inv_width, inv_shift - zero_bits, model.output_bits, target=target)
+
+    @property
+    def weighted_base2(self) -> bool:
+        """Mode ``base2`` with fraction bits: a ROM of terms and output weights and a :class:`ScaleMac`, where ITA's
+        arithmetic (requantized distances too) decodes a shift and shifts (:class:`Base2Terms`, :class:`ShiftOut`)."""
+        return self.config.mode == "base2" and self.config.base2_frac_bits > 0
 
     @property
     def chunked(self) -> bool:
@@ -292,7 +304,8 @@ class Softmax(FrameStreams, wiring.Component):
         }
 
     def artefacts(self) -> dict[str, str]:
-        """The numerator (mode ``poly``: score) table, one hex word per entry, for the modes that keep it in a ROM."""
+        """The numerator (mode ``poly``: score; ``base2``: output weight) table, one hex word per entry, for the modes
+        that keep it in a ROM."""
         if not isinstance(self.exp_rom, ExpRom):
             return {}
         digits = (self.exp_rom.out_width + 3) // 4
@@ -300,7 +313,7 @@ class Softmax(FrameStreams, wiring.Component):
 
     @property
     def rom_file(self) -> str:
-        return SCORE_ROM_FILE if self.config.mode == "poly" else EXP_ROM_FILE
+        return {"poly": SCORE_ROM_FILE, "base2": WEIGHT_ROM_FILE}.get(self.config.mode, EXP_ROM_FILE)
 
     def describe(self) -> dict:
         """The sidecar's softmax sections: ``quantisation``, ``exp_rom`` (modes with a ROM) and ``structure``."""

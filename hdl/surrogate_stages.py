@@ -14,11 +14,13 @@ A distance ``d`` is compared with constants only; :func:`_above` does it with LU
 Yosys would map ``>`` to.
 """
 
+from collections.abc import Sequence
+
 from amaranth import Const, Module, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from int8attn.golden.base2 import GRID_SHIFT_RANGE, MAX_SHIFT, ONE
+from int8attn.golden.base2 import MAX_SHIFT, ONE
 from int8attn.golden.hccs import B_RANGE, DMAX_RANGE, OUTPUT_BITS, S_RANGE
 from int8attn.hdl.exp_rom import DIFF_BITS, ExpRomPort
 from int8attn.hdl.multiplier import MAX_WIDTH, Multiplier
@@ -155,19 +157,21 @@ class ClippedLinearScore(_DistanceStage):
 
 
 class Base2Terms(_DistanceStage):
-    """ITA's base-2 exponent of a distance ``d``: ``shift(d) = min((d + half) >> grid_shift, 9)`` with
-    ``half = 2^grid_shift >> 1`` (:func:`~int8attn.golden.base2.exponent_shift`, capped where every term is 0).
+    """A base-2 exponent of a distance ``d`` from a non-decreasing table, ``shift(d)`` in 0..9: ITA's
+    ``min((d + half) >> grid_shift, 9)`` with ``half = 2^grid_shift >> 1``
+    (:func:`~int8attn.golden.base2.exponent_shift`, capped where every term is 0), or that of requantized distances
+    (:attr:`Base2Model.shift_table <int8attn.golden.surrogates.Base2Model.shift_table>`).
 
-    The first register holds ``shift(d)``: ``d`` reaches shift ``k`` from ``(k << grid_shift) − half`` on, so the
-    shift is the highest ``k`` whose threshold ``d`` passes, each comparison LUT logic (:func:`_above`). The second
-    register holds the port's value of it: the term ``256 >> shift`` on ``sum``, the shift itself on ``out``.
+    The first register holds ``shift(d)``: the shift is the highest ``k`` whose threshold (the first distance of shift
+    ``k`` or more) ``d`` passes, each comparison LUT logic (:func:`_above`). The second register holds the port's value
+    of it: the term ``256 >> shift`` on ``sum``, the shift itself on ``out``.
 
     Parameters
     ----------
     lanes : int
         Elements per beat.
-    grid_shift : int
-        Logit LSB ``ln 2 / 2^grid_shift``, 0..8.
+    shift_table : sequence of int
+        ``shift(d)`` of every distance 0..255, non-decreasing, in 0..9.
     target : str
         One of :data:`~int8attn.golden.params.TARGETS` (the stage is plain logic on all of them).
 
@@ -190,14 +194,12 @@ class Base2Terms(_DistanceStage):
         ``shift(addr)``, as late; independent of ``sum``.
     """
 
-    def __init__(self, lanes: int, grid_shift: int, target: str = "generic"):
-        low, high = GRID_SHIFT_RANGE
-        if not low <= grid_shift <= high:
-            raise ValueError(f"grid_shift must be in {low}..{high}, not {grid_shift}")
-        self.grid_shift = grid_shift
-        half = (1 << grid_shift) >> 1
-        self.thresholds = [threshold for threshold in ((k << grid_shift) - half for k in range(1, MAX_SHIFT + 1))
-                           if threshold < 1 << DIFF_BITS]
+    def __init__(self, lanes: int, shift_table: Sequence[int], target: str = "generic"):
+        table = [int(shift) for shift in shift_table]
+        if len(table) != 1 << DIFF_BITS or table != sorted(table) or table[0] != 0 or table[-1] > MAX_SHIFT:
+            raise ValueError(f"shift_table must hold {1 << DIFF_BITS} non-decreasing shifts from 0, at most "
+                             f"{MAX_SHIFT}")
+        self.thresholds = [next(d for d, shift in enumerate(table) if shift >= k) for k in range(1, table[-1] + 1)]
         super().__init__(lanes, TERM_BITS, SHIFT_BITS, SHIFT_BITS, target)
 
     def _reduce(self, distance: Value) -> Value:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,19 @@ from int8attn.cli import main
 from int8attn.verif.runner import VERILATOR_WAIVERS, SimulatorMissing, find_simulator
 
 TIMEOUT_S = 600
+
+
+def options_of(parameters: dict[str, Any]) -> list[str]:
+    """The command-line options that set ``parameters`` (a configuration's ``as_dict()``, say): a flag by its name
+    when true, a tuple comma-separated, ``None`` left at its default."""
+    options = []
+    for key, value in parameters.items():
+        option = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):
+            options += [option] if value else []
+        elif value is not None:
+            options.append(f"{option}={','.join(map(str, value)) if isinstance(value, tuple) else value}")
+    return options
 
 
 def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

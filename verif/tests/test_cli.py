@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runner import run, run_process
+from cli_runner import options_of, run, run_process
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 
@@ -140,8 +140,8 @@ def test_golden_round_trip(files, tmp_path):
     {"mode": "lut", "rom_depth": 64, "rom_width": 12, "reciprocal": "lut", "reciprocal_bits": 6, "output_bits": 12},
 ], ids=lambda parameters: parameters["mode"])
 def test_golden_modes(parameters, files, tmp_path):
-    options = [text for key, value in parameters.items() for text in (f"--{key.replace('_', '-')}", str(value))]
-    result = run("golden", "softmax", "--n", "64", *options, "--in", files["good"], "--out", tmp_path / "p.npy")
+    result = run("golden", "softmax", "--n", "64", *options_of(parameters), "--in", files["good"], "--out",
+                 tmp_path / "p.npy")
     assert result.returncode == 0, result.stderr
     model = SoftmaxModel(SoftmaxConfig(n=64, lanes=1, **parameters))
     probabilities = np.load(tmp_path / "p.npy")

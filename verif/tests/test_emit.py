@@ -2,7 +2,7 @@
 
 
 import pytest
-from cli_runner import run, run_process, verilator_lint
+from cli_runner import options_of, run, run_process, verilator_lint
 
 from int8attn import __version__
 from int8attn.golden import SoftmaxConfig
@@ -17,9 +17,12 @@ CONFIGS = {
     "hccs": SoftmaxConfig(n=64, lanes=4, mode="hccs", hccs_reciprocal="clb", output_bits=16),
     "base2": SoftmaxConfig(n=256, lanes=8, mode="base2", base2_grid_shift=5),
     "poly": SoftmaxConfig(n=10, lanes=2, mode="poly", poly_n=3),
+    "base2-fraction": SoftmaxConfig(n=16, lanes=2, mode="base2", base2_grid_shift=4, base2_frac_bits=4,
+                                    base2_requantize=True),
 }
-ROM_FILES = {"hccs": set(), "base2": set(), "poly": {"score_rom.hex"}}
-"""The table files beside the Verilog: the exp ROM's, the poly score ROM's, none for the computed scores."""
+ROM_FILES = {"hccs": set(), "base2": set(), "poly": {"score_rom.hex"}, "base2-fraction": {"weight_rom.hex"}}
+"""The table files beside the Verilog: the exp ROM's, the poly score ROM's, base2's output weights with fraction
+bits, none for the computed scores."""
 
 
 # The config emitted by two separate processes (string hashes, so set orders, differ between processes); the others are
@@ -29,8 +32,8 @@ SEPARATE_PROCESSES = "lut"
 
 def emit_in(folder, config: SoftmaxConfig, *, process: bool = False) -> dict[str, bytes]:
     folder.mkdir()
-    options = [f"--{key.replace('_', '-')}={value}" for key, value in config.as_dict().items() if value is not None]
-    result = (run_process if process else run)("verilog", "softmax", *options, "-o", "out", cwd=folder)
+    result = (run_process if process else run)("verilog", "softmax", *options_of(config.as_dict()), "-o", "out",
+                                               cwd=folder)
     assert result.returncode == 0, result.stderr
     return {path.name: path.read_bytes() for path in sorted((folder / "out").iterdir())}
 

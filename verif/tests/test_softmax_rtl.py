@@ -48,14 +48,17 @@ TINYMIND = tuple(
 SURROGATE_KNOBS = {
     "hccs": ({}, {"hccs_reciprocal": "clb"}, {"output_bits": 16}, {"output_bits": 16, "hccs_reciprocal": "clb"},
              {"hccs_b": 3000, "hccs_s": 100, "hccs_dmax": 29, "hccs_inv_shift": 12}),
-    "base2": ({}, {"base2_grid_shift": 5}, {"base2_grid_shift": 2}),
+    "base2": ({"base2_grid_shift": 5}, {}, {"base2_grid_shift": 2},
+              {"base2_chunk": 1024, "base2_grid_shift": 3, "base2_frac_bits": 3, "base2_requantize": True}),
     "poly": ({}, {"poly_n": 1, "poly_b": 4.0}, {"poly_n": 3, "poly_b": 1.5, "poly_delta": 0.05}),
 }
 """Knob settings each surrogate mode cycles through along the row shapes (every setting valid for every shape)."""
-SURROGATES = tuple(
+SURROGATES = (*(
     SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, mode=mode, **knobs)
     for mode, settings in SURROGATE_KNOBS.items()
-    for (n, lanes), scale, knobs in zip(SHAPES, itertools.cycle(INPUT_SCALES), itertools.cycle(settings)))
+    for (n, lanes), scale, knobs in zip(SHAPES, itertools.cycle(INPUT_SCALES), itertools.cycle(settings))),
+    SoftmaxConfig(n=8, lanes=2, input_scale=0.3, mode="base2", base2_chunk=8, base2_requantize=True))
+"""Every shape in every mode, and base2's requantized distances without fraction bits (ITA's shifts of them)."""
 SWEEP = tuple(SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, beta=beta)
               for (n, lanes), scale, beta in itertools.product(SHAPES, INPUT_SCALES, BETAS))
 
@@ -137,9 +140,9 @@ VENDOR_REGRESSION = tuple(replace(config, target=target) for target in VENDOR_TA
                           if (config.n, config.lanes) in VENDOR_SHAPES)
 VENDOR_REGRESSION_REST = tuple(replace(config, target=target) for target in VENDOR_TARGETS for config in REGRESSION
                                if (config.n, config.lanes) not in VENDOR_SHAPES)
-VENDOR_SURROGATES = {("hccs", 10, 2), ("hccs", 64, 4), ("base2", 64, 4), ("poly", 10, 1)}
+VENDOR_SURROGATES = {("hccs", 10, 2), ("hccs", 64, 4), ("base2", 64, 4), ("base2", 10, 2), ("poly", 10, 1)}
 """The surrogate configurations of the regression also run on every vendor target: HCCS's leading-one and divide
-reciprocals, base2's chunked sum, poly's degree 3."""
+reciprocals, base2's chunked sum and its fraction bits (an output weight ROM and a MAC), poly's degree 3."""
 VENDOR_MODES = tuple(replace(config, target=target) for target in VENDOR_TARGETS
                      for config in (TINYMIND[4], MODES["d64-w8-nr1-b6"], MODES["d96-w14-rlut10-b12-a24"],
                                     *(config for config in SURROGATES

@@ -9,7 +9,7 @@ from cli_runner import run
 
 from int8attn.accuracy import average_ranks, evaluate, spearman_rows, surrogates
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
-from int8attn.golden.base2 import base2_softmax
+from int8attn.golden.base2 import base2_extended_softmax, base2_softmax, distance_multiplier, exponent_parts
 from int8attn.golden.config import MODE_KNOBS
 from int8attn.golden.hccs import HccsParams, hccs_softmax
 from int8attn.golden.params import ConfigError
@@ -34,6 +34,14 @@ def rows(n: int, count: int = 200) -> np.ndarray:
     ({"mode": "base2", "n": 64, "lanes": 32}, "base2_chunk=16 must be a multiple of lanes=32"),
     ({"mode": "base2", "n": 20, "lanes": 4, "base2_chunk": 8}, "leaves a last chunk of 0 or at least 8 of n=20"),
     ({"mode": "base2", "base2_grid_shift": 9}, "base2_grid_shift=9 is out of range; allowed: integers 0..8"),
+    ({"mode": "base2", "base2_grid_shift": 2, "base2_frac_bits": 3, "base2_chunk": 64},
+     "base2_frac_bits=3 is out of range; allowed: 0..base2_grid_shift=2"),
+    ({"mode": "base2", "n": 64, "base2_grid_shift": 3, "base2_frac_bits": 3},
+     "allowed: base2_chunk >= n=64, got 16"),
+    ({"mode": "base2", "n": 16, "base2_requantize": True, "input_scale": 1e-6},
+     "input_scale=1e-06 with base2_requantize gives the distance multiplier 0 on the ln2/2.0 grid; "
+     "allowed: 1..1048576"),
+    ({"mode": "hccs", "base2_requantize": True}, "base2_requantize=True applies to mode base2 only"),
     ({"mode": "poly", "poly_b": 100.0}, "allowed: 1..255 LSBs"),
     ({"mode": "poly", "poly_n": 4}, "poly_n=4 is out of range; allowed: integers 1..3"),
 ])
@@ -77,6 +85,24 @@ def test_base2_mode_is_ita_streaming(n: int, chunk: int, grid_shift: int) -> Non
     config = SoftmaxConfig(n=n, lanes=1, mode="base2", base2_chunk=chunk, base2_grid_shift=grid_shift)
     x = rows(n)
     np.testing.assert_array_equal(SoftmaxModel(config)(x), base2_softmax(x, chunk, grid_shift))
+
+
+def test_base2_mode_extension() -> None:
+    """The extension through the configuration, and the tables the RTL takes: ``term = m >> i`` and the output
+    weight ``m·2^(9 − i)`` of :func:`exponent_parts`, zero from ``rom_depth`` on."""
+    config = SoftmaxConfig(n=64, lanes=4, input_scale=0.05, mode="base2", base2_chunk=64, base2_grid_shift=3,
+                           base2_frac_bits=3, base2_requantize=True)
+    model = SoftmaxModel(config)
+    multiplier = distance_multiplier(0.05, 3)
+    x = rows(64)
+    np.testing.assert_array_equal(model(x), base2_extended_softmax(x, 3, 3, multiplier))
+    assert model.constants()["distance_multiplier"] == multiplier
+    whole, mantissa = exponent_parts(np.arange(256), 3, 3, multiplier)
+    depth = model.rom_depth
+    assert 0 < depth < 256 and whole[depth - 1] < 9 == whole[depth]
+    np.testing.assert_array_equal(model.score_table, mantissa >> whole)
+    np.testing.assert_array_equal(model.weight_table[:depth], mantissa[:depth] << (9 - whole[:depth]))
+    assert not model.weight_table[depth:].any() and not model.score_table[depth:].any()
 
 
 @pytest.mark.parametrize("degree", [1, 2, 3])

@@ -189,17 +189,24 @@ def test_clipped_linear_score(arguments: tuple[int, int, int], table: np.ndarray
     check_ports(dut, plan, run_ports_amaranth(dut, plan), {"sum": table, "out": table})
 
 
-def base2_tables(grid_shift: int) -> dict[str, np.ndarray]:
-    shifts = Base2Model(SoftmaxConfig(mode="base2", base2_grid_shift=grid_shift)).shift_table
-    return {"sum": ONE >> shifts, "out": shifts}
+def base2_shifts(grid_shift: int, input_scale: float | None = None) -> np.ndarray:
+    """ITA's shifts on the ``ln 2 / 2^g`` grid, or those of distances requantized from ``input_scale``."""
+    knobs = {"base2_requantize": True, "input_scale": input_scale, "base2_chunk": 64} if input_scale else {}
+    return Base2Model(SoftmaxConfig(mode="base2", base2_grid_shift=grid_shift, **knobs)).shift_table
 
 
-@pytest.mark.parametrize("grid_shift", range(GRID_SHIFT_RANGE[0], GRID_SHIFT_RANGE[1] + 1))
-def test_base2_terms(grid_shift: int):
-    dut = Base2Terms(LANES, grid_shift)
+BASE2_SHIFTS = [(grid_shift, None) for grid_shift in range(GRID_SHIFT_RANGE[0], GRID_SHIFT_RANGE[1] + 1)] + [
+    (0, 3.0), (3, 0.05), (5, 0.011)]
+"""ITA's grid shifts, then requantized distances: shifts that skip values (3 LSBs of ln 2 each), and finer ones."""
+
+
+@pytest.mark.parametrize(("grid_shift", "input_scale"), BASE2_SHIFTS)
+def test_base2_terms(grid_shift: int, input_scale: float | None):
+    shifts = base2_shifts(grid_shift, input_scale)
+    dut = Base2Terms(LANES, shifts)
     assert (dut.sum_width, dut.out_width, dut.sum_zero_bits, dut.out_zero_bits) == (9, 4, 0, 0)
     plan = port_plan(dut, np.random.default_rng(grid_shift))
-    check_ports(dut, plan, run_ports_amaranth(dut, plan), base2_tables(grid_shift))
+    check_ports(dut, plan, run_ports_amaranth(dut, plan), {"sum": ONE >> shifts, "out": shifts})
 
 
 def test_score_stages_verilog(tmp_path: Path):
@@ -210,7 +217,8 @@ def test_score_stages_verilog(tmp_path: Path):
     for name, dut, tables in (
             ("hccs", ClippedLinearScore(3, config.hccs_b, config.hccs_s, config.hccs_dmax, "ecp5"),
              dict.fromkeys(PORTS, HccsModel(config).score_table)),
-            ("base2", Base2Terms(3, 5, "ecp5"), base2_tables(5))):
+            ("base2", Base2Terms(3, base2_shifts(5), "ecp5"), {"sum": ONE >> base2_shifts(5), "out": base2_shifts(5)}),
+    ):
         folder = tmp_path / name
         folder.mkdir()
         plan = port_plan(dut, rng)
@@ -406,8 +414,9 @@ def test_output_payloads():
     (lambda: ClippedLinearScore(4, 1024, 48, -1), "dmax must be in 0..127"),
     (lambda: ClippedLinearScore(4, 1024, 48, 22), "b - s\\*dmax must be at least 0"),
     (lambda: ClippedLinearScore(4, 1024, 48, 16, "xc6"), "target must be one of"),
-    (lambda: Base2Terms(4, 9), "grid_shift must be in 0..8"),
-    (lambda: Base2Terms(0, 5), "lanes must be at least 1"),
+    *((lambda table=table: Base2Terms(4, table), "shift_table must hold 256 non-decreasing shifts from 0, at most 9")
+      for table in ([1] * 256, [0] * 255 + [10], [*range(9), *[3] * 247], [0] * 10)),
+    (lambda: Base2Terms(0, [0] * 256), "lanes must be at least 1"),
     (lambda: ScaleMac(0, 15, 15, 15, 8), "lanes must be at least 1"),
     (lambda: ScaleMac(4, 37, 15, 15, 8), "score_width must be in 1..36"),
     (lambda: ScaleMac(4, 15, 0, 15, 8), "inv_width must be in 1..36"),
