@@ -59,7 +59,7 @@ SEGMENT_BITS = 2
 SEGMENT_ENDS = tuple(math.floor(ONE * 2.0 ** (-k / (1 << SEGMENT_BITS)) + 0.5) for k in range((1 << SEGMENT_BITS) + 1))
 """``256·2^(−k/4)`` rounded, ``k`` = 0..4: the ends of the fraction's linear segments."""
 DISTANCE_SHIFT = 16
-MULTIPLIER_RANGE = (1, 1 << 20)
+MULTIPLIER_RANGE = (1, 1 << 24)
 
 
 def exponent_shift(distance: np.ndarray, grid_shift: int) -> np.ndarray:

@@ -241,7 +241,8 @@ def surrogates(base: SoftmaxConfig, calibration_rows: np.ndarray | None = None) 
     """The surrogate modes on ``base``'s row length and β·s: ``hccs`` and ``poly`` on their default knobs and, given
     ``calibration_rows``, with the parameters :func:`int8attn.calibrate.calibrate` fits to them; ``base2`` with ITA's
     chunks and with whole rows, on its own grid: logits read at ``ln 2 / 2^g``, the :func:`base2_grid_shift` nearest
-    to ``base``'s β·s (β = 1)."""
+    to ``base``'s β·s (β = 1); and on whole rows at β·s, its distances requantized onto that grid (``rq``), without
+    and with ``g`` fraction bits (``F``)."""
     from int8attn.calibrate import calibrate
 
     scale = float(np.float32(base.beta)) * float(np.float32(base.input_scale))
@@ -253,7 +254,10 @@ def surrogates(base: SoftmaxConfig, calibration_rows: np.ndarray | None = None) 
         fitted = calibrate({"rows": calibration_rows}, "hccs", scale)["heads"][0]
         configs["hccs calibrated"] = replace(exact, mode="hccs", hccs_b=fitted["b"], hccs_s=fitted["s"],
                                              hccs_dmax=fitted["dmax"])
+    requantized = replace(exact, mode="base2", base2_grid_shift=shift, base2_chunk=base.n, base2_requantize=True)
     configs |= {f"base2 g{shift}": on_grid, f"base2 g{shift} row": replace(on_grid, base2_chunk=base.n),
+                f"base2 rq g{shift} row": requantized,
+                f"base2 rq g{shift} F{shift} row": replace(requantized, base2_frac_bits=shift),
                 "poly": replace(exact, mode="poly")}
     if calibration_rows is not None:
         fitted = calibrate({"rows": calibration_rows}, "poly", scale)["heads"][0]

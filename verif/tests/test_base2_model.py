@@ -257,8 +257,8 @@ def test_input_checked(x: np.ndarray) -> None:
 
 @pytest.mark.parametrize(("grid_shift", "frac_bits", "multiplier", "rule"),
                          [(2, 3, None, "frac_bits must be an integer in 0..grid_shift=2"),
-                          (8, -1, None, "frac_bits"), (3, 0, 0, "multiplier must be in 1..1048576"),
-                          (3, 0, 1 << 21, "multiplier")])
+                          (8, -1, None, "frac_bits"), (3, 0, 0, "multiplier must be in 1..16777216"),
+                          (3, 0, 1 << 25, "multiplier")])
 def test_extension_arguments_checked(grid_shift: int, frac_bits: int, multiplier: int | None, rule: str) -> None:
     with pytest.raises(ConfigError, match=rule):
         base2_extended_softmax(np.zeros(4, dtype=np.int8), grid_shift, frac_bits, multiplier)

@@ -40,7 +40,7 @@ def rows(n: int, count: int = 200) -> np.ndarray:
      "allowed: base2_chunk >= n=64, got 16"),
     ({"mode": "base2", "n": 16, "base2_requantize": True, "input_scale": 1e-6},
      "input_scale=1e-06 with base2_requantize gives the distance multiplier 0 on the ln2/2.0 grid; "
-     "allowed: 1..1048576"),
+     "allowed: 1..16777216"),
     ({"mode": "hccs", "base2_requantize": True}, "base2_requantize=True applies to mode base2 only"),
     ({"mode": "poly", "poly_b": 100.0}, "allowed: 1..255 LSBs"),
     ({"mode": "poly", "poly_n": 4}, "poly_n=4 is out of range; allowed: integers 1..3"),
