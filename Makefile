@@ -9,7 +9,7 @@ DEMO_DIR := build/softmax_n64_p4
 # n:lanes of the softmax units that `make lint` emits and lints, besides every unit on its defaults
 LINT_UNITS := 64:4 10:2 1:1 1024:4
 
-.PHONY: install demo test test-full bench golden lint clean accuracy synth-table sweep
+.PHONY: install demo test test-full bench golden golden-stack plot lint clean accuracy synth-table sweep
 
 install: $(STAMP)
 
@@ -49,6 +49,18 @@ sweep: $(STAMP)
 
 golden: $(STAMP)
 	$(INT8ATTN) golden-vectors
+
+# The encoder stack's bundled example: its int8 output on the held-out test set (TinyMind's `make golden`), and the
+# int8-vs-float parity figures of both calibration methods.
+golden-stack: $(STAMP)
+	$(INT8ATTN) golden-stack --method tinymind
+	$(INT8ATTN) golden-stack --method robust
+
+plot: $(STAMP)
+	$(INT8ATTN) quantize stack --method tinymind -o build/stack/stack_tinymind.npz
+	$(INT8ATTN) quantize stack --method robust -o build/stack/stack_robust.npz
+	$(INT8ATTN) plot stack --params build/stack/stack_tinymind.npz -o build/stack/parity_tinymind.png
+	$(INT8ATTN) plot stack --params build/stack/stack_robust.npz -o build/stack/parity_robust.png
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -20,12 +20,14 @@ import numpy as np
 
 from int8attn import __version__, bench
 from int8attn.golden.params import ConfigError, Param, implementation_last, params, value_text
+from int8attn.golden.quantize import STACK_METHODS
 from int8attn.golden.vectors import VECTORS_DIR, write_vectors
 from int8attn.units import UNITS, Unit
 from int8attn.usage import UsageError, output_folder
 
 PROG = "int8attn"
 LIST_PREVIEW = 8
+STACK = "stack"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -195,8 +197,7 @@ def _save(path: Path, outputs: np.ndarray) -> None:
         raise UsageError(f"cannot write {path} ({error.strerror}); allowed: a writable file path") from None
 
 
-def _load_operand(path: Path, name: str) -> np.ndarray:
-    allowed = "an int8 .npy array"
+def _load_operand(path: Path, name: str, allowed: str = "an int8 .npy array") -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -356,6 +357,101 @@ def _quantize_attention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_file(path: Path) -> Path:
+    """``path``, its folder created if needed; :class:`UsageError` when ``path`` is a folder."""
+    if path.is_dir():
+        raise UsageError(f"output {path} is a folder; allowed: a file path")
+    output_folder(path.parent if str(path.parent) else Path("."))
+    return path
+
+
+def _write(path: Path, data: bytes) -> Path:
+    """``data`` into the file ``path`` (its folder created), atomically: a temporary name, then a rename."""
+    from int8attn.golden.stack_example import write_atomic
+
+    try:
+        return write_atomic(_output_file(path), data)
+    except OSError as error:
+        raise UsageError(f"cannot write {path} ({error.strerror}); allowed: a writable file path") from None
+
+
+def _load_tokens(path: Path, option: str) -> np.ndarray:
+    """Token ids of the ``.npy`` file ``path``: integers ``(rows, S)`` or ``(S,)``; ids are checked by the model."""
+    allowed = "an .npy array of integer token ids, shape (rows, S) or (S,)"
+    array = _load_operand(path, option, allowed)
+    if array.dtype.kind not in "iu" or array.ndim not in (1, 2) or 0 in array.shape:
+        raise UsageError(f"--{option} {path} is {array.dtype}{list(array.shape)}; allowed: {allowed}")
+    return array
+
+
+def _example_path(value: Path | None, name: str) -> Path:
+    from int8attn.golden.stack_example import example_paths
+
+    return example_paths()[name] if value is None else value
+
+
+def _quantize_stack(args: argparse.Namespace) -> int:
+    from int8attn.golden.quantize import quantize_stack_files
+    from int8attn.golden.stack_example import npz_bytes
+
+    weights, calibration = _example_path(args.weights, "weights"), _example_path(args.calibration, "calibration")
+    output = args.output or Path("build") / "stack" / f"stack_{args.method}.npz"
+    arrays = quantize_stack_files(weights, calibration, method=args.method)
+    _write(output, npz_bytes(arrays))
+    sizes = ", ".join(f"{name}={int(arrays[f'config.{key}'])}" for name, key in (
+        ("V", "vocab"), ("S", "seq_len"), ("E", "embed_dim"), ("F", "ffn_dim"), ("B", "num_blocks")))
+    print(f"wrote {output}: encoder-stack parameters ({sizes}), method {args.method}, "
+          f"{int(arrays['config.num_calibration_sequences'])} sequences observed (calibration {calibration})")
+    return 0
+
+
+def _golden_stack(args: argparse.Namespace) -> int:
+    from int8attn.golden.stack import load_stack_params, stack_forward
+    from int8attn.golden.stack_example import npy_bytes
+
+    params = load_stack_params(args.params)
+    tokens = _load_tokens(args.tokens, "tokens")
+    try:
+        output = stack_forward(params, tokens)["output"]
+    except ConfigError as error:
+        raise ConfigError(f"--tokens {args.tokens}: {error}") from None
+    _write(args.output, npy_bytes(output))
+    print(f"wrote {args.output}: int8 {list(output.shape)} (the stack's output codes, on the grid "
+          f"block{params.num_blocks - 1}.scale.out of {args.params})")
+    return 0
+
+
+def _plot_stack(args: argparse.Namespace) -> int:
+    from int8attn.stack_report import FIGURE_FORMATS, write_parity_figure
+
+    weights, tokens_path = _example_path(args.weights, "weights"), _example_path(args.tokens, "test")
+    if args.output.suffix.lstrip(".").lower() not in FIGURE_FORMATS:
+        raise UsageError(f"-o {args.output} has an unknown image format; allowed: a file ending in "
+                         f"{', '.join('.' + name for name in FIGURE_FORMATS)}")
+    tokens = _load_tokens(tokens_path, "tokens")
+    _output_file(args.output)
+    try:
+        parity = write_parity_figure(args.params, weights, tokens, args.output)
+    except OSError as error:
+        raise UsageError(f"cannot write {args.output} ({error.strerror}); allowed: a writable file path") from None
+    print(f"wrote {args.output}: {tokens.reshape(-1, tokens.shape[-1]).shape[0]} sequences, max |int8 - float| "
+          f"{parity.max_abs_error:.4f} = {100 * parity.relative_error:.2f}% of the output range "
+          f"{parity.output_range:.4f}, mean {parity.mean_abs_error:.4f}")
+    return 0
+
+
+def _golden_stack_files(args: argparse.Namespace) -> int:
+    from int8attn.stack_report import write_golden_stack
+
+    try:
+        paths = write_golden_stack(output_folder(args.out_dir), args.method)
+    except OSError as error:
+        raise UsageError(f"cannot write into {args.out_dir} ({error.strerror}); allowed: a writable folder") from None
+    for path in paths:
+        print(f"wrote {path} ({path.stat().st_size} bytes)")
+    return 0
+
+
 def _golden_vectors(args: argparse.Namespace) -> int:
     for path in write_vectors(output_folder(args.out_dir)):
         print(f"wrote {path} ({path.stat().st_size} bytes)")
@@ -415,6 +511,23 @@ def _add_accuracy(parser: argparse.ArgumentParser, unit: Unit) -> None:
     unit.accuracy_module.add_arguments(parser)
 
 
+def _add_golden_stack(units: argparse._SubParsersAction) -> None:
+    """``golden stack``: TinyMind's encoder stack on token ids, until the unit registry has a ``stack`` unit (whose
+    ``golden`` subcommand then takes its place with these options)."""
+    summary = "TinyMind's int8 encoder stack (embedding, positional encoding, encoder blocks) on token ids"
+    parser = units.add_parser(STACK, help=summary, allow_abbrev=False,
+                              description=f"run the bit-exact golden model: {summary}.")
+    parser.add_argument("--params", type=Path, metavar="FILE", required=True,
+                        help="encoder-stack parameter .npz (int8attn.golden.stack; `int8attn quantize stack` writes "
+                             "one, the shared tinymind_encoder_stack.npz is one)")
+    parser.add_argument("--tokens", type=Path, metavar="FILE", required=True,
+                        help="token ids .npy, integers (rows, S) or (S,), each 0..V-1")
+    parser.add_argument("--out", dest="output", type=Path, required=True, metavar="FILE",
+                        help="output .npy: int8 (rows, S, E), the last block's output codes")
+    parser.set_defaults(handler=_golden_stack)
+    units.metavar = units.metavar[:-1] + "," + STACK + "}"
+
+
 UNIT_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser, Unit], None],
                                Callable[[Unit, argparse.Namespace], int]]] = {
     "verilog": ("emit Verilog, its JSON sidecar and artefacts", _add_verilog, _verilog),
@@ -433,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    unit_parsers: dict[str, argparse._SubParsersAction] = {}
     for command, (help_text, add_options, handler) in UNIT_COMMANDS.items():
         offered = [unit for unit in UNITS.values() if command != "accuracy" or unit.accuracy is not None]
         names = ",".join(unit.name for unit in offered)
@@ -440,11 +554,15 @@ def build_parser() -> argparse.ArgumentParser:
                                     description=f"{help_text}. Units: " + "; ".join(
                                         f"{unit.name}: {unit.summary}" for unit in offered) + ".")
         units = group.add_subparsers(dest="unit", required=True, metavar="{" + names + "}")
+        unit_parsers[command] = units
         for unit in offered:
             unit_parser = units.add_parser(unit.name, help=unit.summary, allow_abbrev=False,
                                            description=f"{help_text}: {unit.summary}.")
             add_options(unit_parser, unit)
             unit_parser.set_defaults(handler=lambda args, unit=unit, handler=handler: handler(unit, args))
+
+    if STACK not in UNITS:
+        _add_golden_stack(unit_parsers["golden"])
 
     calibrated = [unit for unit in UNITS.values() if unit.calibrate is not None]
     calibrate = commands.add_parser("calibrate", help="fit a unit's parameters to representative inputs ("
@@ -492,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_command.set_defaults(handler=_bench)
 
     quantize = commands.add_parser("quantize", help="quantise float weights into a unit's parameter file "
-                                   "(attention)", allow_abbrev=False)
+                                   "(attention, stack)", allow_abbrev=False)
     quantize_units = quantize.add_subparsers(dest="unit", required=True)
     attention = quantize_units.add_parser(
         "attention", allow_abbrev=False,
@@ -508,6 +626,55 @@ def build_parser() -> argparse.ArgumentParser:
                            help="heads H, dividing the projections' outputs (default: %(default)s)")
     attention.add_argument("-o", "--out", dest="output", type=Path, required=True, help="parameter .npz to write")
     attention.set_defaults(handler=_quantize_attention)
+    stack = quantize_units.add_parser(
+        STACK, allow_abbrev=False,
+        help="float encoder-stack weights and calibration token sequences to an encoder-stack parameter .npz "
+             "(TinyMind's example layout), by TinyMind's calibration or a robust one")
+    stack.add_argument("--weights", type=Path, metavar="FILE",
+                       help="float weights .npz (int8attn.golden.float_stack: float.emb_table, block{b}.float.*; the "
+                            "shared tinymind_encoder_stack.npz is one) (default: the bundled example, "
+                            "golden/examples/stack_float.npz)")
+    stack.add_argument("--calibration", type=Path, metavar="FILE",
+                       help="calibration token ids [T, S]: an .npy, or an .npz holding `tokens` (its first "
+                            "config.num_calibration_sequences rows when present) or one array (default: the bundled "
+                            "example, golden/examples/stack_calibration.npz)")
+    stack.add_argument("--method", type=_choice(STACK_METHODS), default="tinymind",
+                       metavar="{" + ",".join(STACK_METHODS) + "}",
+                       help="tinymind: the example's own calibration; robust: 1024 more varied sequences and 5%% "
+                            "headroom (default: %(default)s)")
+    stack.add_argument("-o", "--out", dest="output", type=Path, metavar="FILE",
+                       help="parameter .npz to write (default: build/stack/stack_<method>.npz)")
+    stack.set_defaults(handler=_quantize_stack)
+
+    plot = commands.add_parser("plot", help="figures of a model against its float reference (stack)",
+                               allow_abbrev=False)
+    plot_units = plot.add_subparsers(dest="unit", required=True)
+    plot_stack = plot_units.add_parser(
+        STACK, allow_abbrev=False,
+        help="the encoder stack's int8-vs-float parity figure: float and dequantised int8 outputs overlaid, "
+             "the per-element absolute error, every element int8 against float")
+    plot_stack.add_argument("--params", type=Path, metavar="FILE", required=True,
+                            help="encoder-stack parameter .npz written by `int8attn quantize stack`")
+    plot_stack.add_argument("--weights", type=Path, metavar="FILE",
+                            help="its float weights .npz (default: the bundled example's)")
+    plot_stack.add_argument("--tokens", type=Path, metavar="FILE",
+                            help="token ids .npy, integers (rows, S) (default: the bundled example's held-out test "
+                                 "set, golden/examples/stack_test.npy)")
+    plot_stack.add_argument("-o", "--out", dest="output", type=Path, metavar="FILE",
+                            default=Path("build/stack/parity.png"),
+                            help="figure to write, .png, .pdf or .svg (default: %(default)s)")
+    plot_stack.set_defaults(handler=_plot_stack)
+
+    golden_stack = commands.add_parser(
+        "golden-stack", allow_abbrev=False,
+        help="quantise the bundled encoder-stack example and write its int8 output on the held-out test set as "
+             "TinyMind's `make golden` does (.golden listing, raw .bin bytes, .npy, the parameter file)")
+    golden_stack.add_argument("--method", type=_choice(STACK_METHODS), default="tinymind",
+                              metavar="{" + ",".join(STACK_METHODS) + "}",
+                              help="calibration method (default: %(default)s)")
+    golden_stack.add_argument("-o", "--out-dir", type=Path, default=Path("build/golden_stack"),
+                              help="output folder (default: %(default)s)")
+    golden_stack.set_defaults(handler=_golden_stack_files)
 
     vectors = commands.add_parser("golden-vectors", help="rewrite the committed golden vectors", allow_abbrev=False)
     vectors.add_argument("--out-dir", type=Path, default=VECTORS_DIR,
