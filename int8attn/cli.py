@@ -42,13 +42,13 @@ def _fail(message: object) -> NoReturn:
     sys.exit(2)
 
 
-def _integer(allowed: str, low: int | None = None) -> Callable[[str], int]:
+def _integer(allowed: str, low: int | None = None, high: int | None = None) -> Callable[[str], int]:
     def convert(text: str) -> int:
         try:
             value = int(text, 10)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: {allowed}") from None
-        if low is not None and value < low:
+        if (low is not None and value < low) or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: {allowed}")
         return value
     return convert
@@ -272,7 +272,7 @@ def _synth(unit: Unit, args: argparse.Namespace) -> int:
     from int8attn.synth import ToolMissing, synthesize
 
     try:
-        report = synthesize(config, args.family, out_dir, seed=args.seed, freq_mhz=args.freq_mhz)
+        report = synthesize(config, args.family, out_dir, seed=args.seed, freq_mhz=args.freq_mhz, seeds=args.seeds)
     except ToolMissing as error:
         raise UsageError(error) from None
     except RuntimeError as error:
@@ -289,6 +289,10 @@ def _synth(unit: Unit, args: argparse.Namespace) -> int:
     if report["critical_path"]:
         path = report["critical_path"]
         print(f"  critical path: {path['delay_ns']} ns in stage {path['stage']} ({' -> '.join(path['stages'])})")
+    if "seed_sweep" in report:
+        sweep = report["seed_sweep"]
+        print(f"  seeds {sweep['seeds'][0]}..{sweep['seeds'][-1]}: fmax {', '.join(map(str, sweep['fmax_mhz']))} MHz; "
+              f"median {sweep['median_mhz']}, min {sweep['min_mhz']}, max {sweep['max_mhz']}")
     print(f"wrote {out_dir / f'report_{args.family}.json'}")
     return 0
 
@@ -500,6 +504,9 @@ def _add_synth(parser: argparse.ArgumentParser, unit: Unit) -> None:
                         help="ice40: iCE40UP5K in a serial harness; ecp5: ECP5-85 out of context; xc7: resources only")
     parser.add_argument("--seed", type=_integer("integers >= 0", low=0), default=1,
                         help="nextpnr seed (default: %(default)s)")
+    parser.add_argument("--seeds", type=_integer("integers 1..100", low=1, high=100), default=1,
+                        help="also place and route with the next seeds, --seeds in all, and report each Fmax and "
+                             "their median (default: %(default)s)")
     parser.add_argument("--freq-mhz", type=_number,
                         help="nextpnr timing target in MHz (default: 50 for ice40, 200 for ecp5)")
     parser.add_argument("-o", "--out-dir", type=Path,

@@ -21,6 +21,7 @@ import importlib.metadata
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -288,11 +289,27 @@ def _write_harness(harness: SerialHarness, path: Path, header: str) -> None:
     path.write_text(header + verilog.convert(harness, name=HARNESS_TOP, emit_src=False))
 
 
+def _seed_sweep(family: str, netlist: Path, work: Path, seeds: range, freq_mhz: float,
+                stage: Callable[[str], str], port: str) -> dict:
+    """Fmax of the same netlist placed and routed with each of ``seeds`` (a folder ``seed<k>`` each), and their
+    median, minimum and maximum: how far placement alone moves the figure."""
+    fmax = []
+    for seed in seeds:
+        folder = work / f"seed{seed}"
+        folder.mkdir(exist_ok=True)
+        copied = folder / local_copy(netlist, folder)
+        fmax.append(_place_and_route(family, copied, folder, seed, freq_mhz, stage, port)["fmax_mhz"])
+    return {"seeds": list(seeds), "fmax_mhz": fmax, "median_mhz": statistics.median(fmax), "min_mhz": min(fmax),
+            "max_mhz": max(fmax)}
+
+
 def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED,
-               freq_mhz: float | None = None) -> dict:
+               freq_mhz: float | None = None, seeds: int = 1) -> dict:
     """Synthesise (and place and route, for ``ice40`` and ``ecp5``) the unit of ``config``.
 
-    Writes ``report_<family>.json`` in ``out_dir`` and returns its content.
+    Writes ``report_<family>.json`` in ``out_dir`` and returns its content. With ``seeds`` above 1 the report's
+    ``seed_sweep`` also gives the Fmax of seeds ``seed`` .. ``seed + seeds − 1`` and their median (the headline
+    figures stay those of ``seed``).
 
     Raises
     ------
@@ -355,6 +372,9 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
                         outside=HARNESS_TOP if family == "ice40" else AXIS_WRAPPER)
         port = CLOCK if family == "ice40" else sidecar["clock"]
         report.update(_place_and_route(family, netlist, work, seed, freq_mhz, stage, port))
+        if seeds > 1:
+            report["seed_sweep"] = _seed_sweep(family, netlist, work, range(seed, seed + seeds), freq_mhz, stage,
+                                               port)
     fmax = report["fmax_mhz"]
     report["latency_ns"] = None if fmax is None else round(report["latency_cycles"] * 1000 / fmax, 1)
     report["elements_per_s"] = None if fmax is None else round(fmax * 1e6 * report["elements_per_cycle"])

@@ -74,6 +74,16 @@ def test_critical_path_of_a_small_requantizer(family: str, tmp_path):
     assert report["latency_from"] == "first"
 
 
+def test_seed_sweep_places_the_same_netlist_again(tmp_path):
+    report = synthesize(TINY_REQUANT, "ecp5", tmp_path, seed=4, seeds=3)
+    sweep = report["seed_sweep"]
+    assert sweep["seeds"] == [4, 5, 6] and sweep["fmax_mhz"][0] == report["fmax_mhz"]
+    assert sweep["median_mhz"] == sorted(sweep["fmax_mhz"])[1]
+    assert (sweep["min_mhz"], sweep["max_mhz"]) == (min(sweep["fmax_mhz"]), max(sweep["fmax_mhz"]))
+    for seed in (5, 6):
+        assert json.loads((tmp_path / "ecp5" / f"seed{seed}" / "nextpnr_ecp5.json").read_text())["fmax"]
+
+
 def test_too_many_dsp_blocks_for_ice40_is_one_line_and_exit_2(tmp_path):
     recorded = table_report(WIDE_REQUANT, "ice40", tmp_path / "table")
     assert recorded["fits"] is False and recorded["family"] == "ice40"
