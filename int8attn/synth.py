@@ -289,12 +289,14 @@ def _write_harness(harness: SerialHarness, path: Path, header: str) -> None:
     path.write_text(header + verilog.convert(harness, name=HARNESS_TOP, emit_src=False))
 
 
-def _seed_sweep(family: str, netlist: Path, work: Path, seeds: range, freq_mhz: float,
+def _seed_sweep(family: str, netlist: Path, work: Path, first: dict, count: int, freq_mhz: float,
                 stage: Callable[[str], str], port: str) -> dict:
-    """Fmax of the same netlist placed and routed with each of ``seeds`` (a folder ``seed<k>`` each), and their
-    median, minimum and maximum: how far placement alone moves the figure."""
-    fmax = []
-    for seed in seeds:
+    """Fmax of the same netlist placed and routed with ``count`` seeds from ``first``'s (the report of that one) on
+    (a folder ``seed<k>`` each for the others), and their median, minimum and maximum: how far placement alone moves
+    the figure."""
+    seeds = range(first["seed"], first["seed"] + count)
+    fmax = [first["fmax_mhz"]]
+    for seed in seeds[1:]:
         folder = work / f"seed{seed}"
         folder.mkdir(exist_ok=True)
         copied = folder / local_copy(netlist, folder)
@@ -373,8 +375,7 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
         port = CLOCK if family == "ice40" else sidecar["clock"]
         report.update(_place_and_route(family, netlist, work, seed, freq_mhz, stage, port))
         if seeds > 1:
-            report["seed_sweep"] = _seed_sweep(family, netlist, work, range(seed, seed + seeds), freq_mhz, stage,
-                                               port)
+            report["seed_sweep"] = _seed_sweep(family, netlist, work, report, seeds, freq_mhz, stage, port)
     fmax = report["fmax_mhz"]
     report["latency_ns"] = None if fmax is None else round(report["latency_cycles"] * 1000 / fmax, 1)
     report["elements_per_s"] = None if fmax is None else round(fmax * 1e6 * report["elements_per_cycle"])
