@@ -60,7 +60,7 @@ plot: $(STAMP)
 	$(INT8ATTN) quantize stack --method tinymind -o build/stack/stack_tinymind.npz
 	$(INT8ATTN) quantize stack --method robust -o build/stack/stack_robust.npz
 	$(INT8ATTN) plot stack --params build/stack/stack_tinymind.npz -o build/stack/parity_tinymind.png
-	$(INT8ATTN) plot stack --params build/stack/stack_robust.npz -o build/stack/parity_robust.png
+	$(INT8ATTN) plot stack --params build/stack/stack_robust.npz -o docs/stack_parity.png
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
