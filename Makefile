@@ -9,7 +9,7 @@ DEMO_DIR := build/softmax_n64_p4
 # n:lanes of the softmax units that `make lint` emits and lints, besides every unit on its defaults
 LINT_UNITS := 64:4 10:2 1:1 1024:4
 
-.PHONY: install demo test test-full bench golden golden-stack plot lint clean accuracy synth-table sweep
+.PHONY: install demo test test-full bench golden golden-stack plot formal lint clean accuracy synth-table sweep
 
 install: $(STAMP)
 
@@ -49,6 +49,14 @@ sweep: $(STAMP)
 
 golden: $(STAMP)
 	$(INT8ATTN) golden-vectors
+
+# Formal checks of the stream contract (SymbiYosys + Yices from PyPI): the requantizer, then the softmax at n=2 in
+# every mode; reports in build/formal/<unit>_<hash>/report.json (about five minutes on two cores).
+formal: $(STAMP)
+	$(INT8ATTN) formal requant --channels 1 --lanes 1
+	for mode in tflite tinymind lut hccs base2 poly; do \
+		$(INT8ATTN) formal softmax --n 2 --lanes 1 --mode $$mode || exit 1; \
+	done
 
 # The encoder stack's bundled example: its int8 output on the held-out test set (TinyMind's `make golden`), and the
 # int8-vs-float parity figures of both calibration methods.

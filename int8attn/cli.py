@@ -28,6 +28,9 @@ from int8attn.usage import UsageError, output_folder
 PROG = "int8attn"
 LIST_PREVIEW = 8
 STACK = "stack"
+OWN_GOLDEN = (STACK,)
+"""Registered units whose ``golden`` subcommand is their own parser here rather than the registry's ``--in``/``--out``
+one: ``golden stack --params P.npz --tokens T.npy --out Y.npy`` (:func:`_add_golden_stack`)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -245,7 +248,12 @@ def _sim(unit: Unit, args: argparse.Namespace) -> int:
 
     options = {name: getattr(args, name) for name in ("rows", "seed") if getattr(args, name) is not None}
     if args.input is not None:
-        _load_rows(args.input, unit.frame_elements(config), unit.make_model(config).input_dtype)
+        model = unit.make_model(config)
+        rows = _load_rows(args.input, unit.frame_elements(config), model.input_dtype)
+        try:
+            model.check_rows(rows.reshape(-1, unit.frame_elements(config)))
+        except ConfigError as error:
+            raise UsageError(f"input {args.input}: {error}") from None
         options["frames"] = args.input.resolve()
     try:
         result = run(config, args.simulator, waves=args.waves, **options)
@@ -295,6 +303,19 @@ def _synth(unit: Unit, args: argparse.Namespace) -> int:
               f"median {sweep['median_mhz']}, min {sweep['min_mhz']}, max {sweep['max_mhz']}")
     print(f"wrote {out_dir / f'report_{args.family}.json'}")
     return 0
+
+
+def _add_formal(parser: argparse.ArgumentParser, unit: Unit) -> None:
+    _add_unit_options(parser, unit)
+    from int8attn import formal
+
+    formal.add_arguments(parser)
+
+
+def _formal(unit: Unit, args: argparse.Namespace) -> int:
+    from int8attn import formal
+
+    return formal.command(unit, _config(unit, args), args)
 
 
 def _accuracy(unit: Unit, args: argparse.Namespace) -> int:
@@ -519,8 +540,8 @@ def _add_accuracy(parser: argparse.ArgumentParser, unit: Unit) -> None:
 
 
 def _add_golden_stack(units: argparse._SubParsersAction) -> None:
-    """``golden stack``: TinyMind's encoder stack on token ids, until the unit registry has a ``stack`` unit (whose
-    ``golden`` subcommand then takes its place with these options)."""
+    """``golden stack``: TinyMind's encoder stack on token ids of any integer dtype (``--tokens``), the parameter
+    file required (``--params``), in place of the registry's ``golden`` for the ``stack`` unit."""
     summary = "TinyMind's int8 encoder stack (embedding, positional encoding, encoder blocks) on token ids"
     parser = units.add_parser(STACK, help=summary, allow_abbrev=False,
                               description=f"run the bit-exact golden model: {summary}.")
@@ -542,6 +563,8 @@ UNIT_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser, Unit], No
     "sim": ("simulate the generated RTL against the golden model", _add_sim, _sim),
     "synth": ("synthesise, place and route with the open FPGA tools (YoWASP)", _add_synth, _synth),
     "accuracy": ("accuracy report against float references", _add_accuracy, _accuracy),
+    "formal": ("prove the stream contract with SymbiYosys (k-induction, bounded checks, covers)", _add_formal,
+               _formal),
 }
 
 
@@ -555,7 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     unit_parsers: dict[str, argparse._SubParsersAction] = {}
     for command, (help_text, add_options, handler) in UNIT_COMMANDS.items():
-        offered = [unit for unit in UNITS.values() if command != "accuracy" or unit.accuracy is not None]
+        offered = [unit for unit in UNITS.values() if (command != "accuracy" or unit.accuracy is not None)
+                   and (command != "formal" or not unit.operands)
+                   and not (command == "golden" and unit.name in OWN_GOLDEN)]
         names = ",".join(unit.name for unit in offered)
         group = commands.add_parser(command, help=f"{help_text} ({names})", allow_abbrev=False,
                                     description=f"{help_text}. Units: " + "; ".join(
@@ -568,8 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
             add_options(unit_parser, unit)
             unit_parser.set_defaults(handler=lambda args, unit=unit, handler=handler: handler(unit, args))
 
-    if STACK not in UNITS:
-        _add_golden_stack(unit_parsers["golden"])
+    _add_golden_stack(unit_parsers["golden"])
 
     calibrated = [unit for unit in UNITS.values() if unit.calibrate is not None]
     calibrate = commands.add_parser("calibrate", help="fit a unit's parameters to representative inputs ("

@@ -38,6 +38,7 @@ from amaranth.hdl import Fragment
 from int8attn import __version__
 from int8attn.constraints import constraint_file
 from int8attn.golden import SoftmaxConfig
+from int8attn.golden.params import ConfigError
 from int8attn.hdl.emit import emit
 from int8attn.hdl.harness import Loopback, SerialHarness
 from int8attn.units import unit_of
@@ -326,6 +327,10 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
         raise ValueError(f"family {family!r} is unknown; allowed: {', '.join(FAMILIES)}")
     out_dir = Path(out_dir)
     unit = unit_of(config)
+    if family == "ice40" and unit.operands:
+        raise ConfigError(f"family ice40 runs a unit inside the serial harness, which feeds one input stream; "
+                          f"unit {unit.name} takes {len(unit.operands)} ({', '.join(unit.operands)}); allowed: "
+                          f"families ecp5, xc7")
     rtl = emit(config, out_dir / "rtl")
     sidecar = json.loads(rtl.sidecar.read_text())
     work = out_dir / family

@@ -97,6 +97,12 @@ def test_too_many_dsp_blocks_for_ice40_is_one_line_and_exit_2(tmp_path):
     assert done.stderr.count("\n") == 1 and "SB_MAC16" in done.stderr and "iCE40UP5K has 8" in done.stderr
 
 
+def test_unit_of_two_input_streams_on_ice40_is_one_line_and_exit_2(tmp_path):
+    done = run("synth", "matmul", "--family", "ice40", "-o", tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "unit matmul takes 2 (lhs, rhs); allowed: families ecp5, xc7" in done.stderr
+
+
 def fabricated_report(family: str, fmax_mhz: float | None, stage: str | None) -> dict:
     path = None if stage is None else {"from": "exp_rom.rom.0.0", "to": f"{stage}.product_FF", "stage": stage,
                                        "delay_ns": 1000 / fmax_mhz, "logic_ns": 600 / fmax_mhz,

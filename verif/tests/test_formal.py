@@ -1,0 +1,161 @@
+"""Formal checks of the stream contract (:mod:`int8attn.verif.formal`, :mod:`int8attn.formal`) with SymbiYosys and
+Yices: the requantizer and a small softmax pass, and deliberately broken wrappers are caught with a counterexample
+trace. Skipped, with the install command, when the tools are missing."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from amaranth.hdl import Fragment
+
+from int8attn.formal import FAULT_NAMES, GROUP_NAMES, FormalToolMissing, find_tools, run_formal, sby_text
+from int8attn.golden.params import ConfigError
+from int8attn.units import UNITS
+from int8attn.verif.formal import FAULTS, GROUPS, Contract, StreamHarness, harness_rtlil, properties
+
+REQUANT = {"channels": 1, "lanes": 1}
+SOFTMAX_MODES = ("tflite", "tinymind", "lut", "hccs", "base2", "poly")
+
+
+@pytest.fixture(scope="module")
+def tools() -> dict[str, str]:
+    try:
+        return find_tools()
+    except FormalToolMissing as error:
+        pytest.skip(str(error))
+
+
+def component(unit: str, parameters: dict[str, Any]) -> Any:
+    registered = UNITS[unit]
+    return registered.make_component(registered.make_config(parameters))
+
+
+def contract(unit: str, parameters: dict[str, Any]) -> Contract:
+    """The contract of a unit's component, elaborated once so that Amaranth does not warn it went unused."""
+    dut = component(unit, parameters)
+    Fragment.get(dut, None)
+    return Contract.of(dut)
+
+
+def names(report: dict, group: str, key: str = "failed") -> list[str]:
+    return report["groups"][group].get(key) or []
+
+
+def test_contract_of_the_units() -> None:
+    requant = contract("requant", {"channels": 8, "lanes": 2})
+    assert (requant.latency_from, requant.beats_in, requant.beats_out, requant.has_error) == ("first", 4, 4, False)
+    softmax = contract("softmax", {"n": 4, "lanes": 2})
+    assert (softmax.latency_from, softmax.beats_in, softmax.has_error) == ("last", 2, True)
+    assert softmax.progress_bound == softmax.latency + 2
+
+
+def test_property_lists_follow_the_unit() -> None:
+    requant = contract("requant", REQUANT)
+    softmax = contract("softmax", {"n": 2, "lanes": 1})
+    framing = {item.name: item.kind for item in properties(requant, "framing")}
+    assert framing["input_well_framed"] == "assume" and "error_sticky" not in framing
+    framing = {item.name: item.kind for item in properties(softmax, "framing")}
+    assert "input_well_framed" not in framing
+    assert {"error_on_misframe", "error_sticky", "error_only_on_misframe"} <= set(framing)
+    assert {item.name for item in properties(softmax, "cover")} >= {"back_to_back_rows", "stalled_output",
+                                                                     "error_raised"}
+    with pytest.raises(ValueError, match="group must be one of"):
+        properties(softmax, "timing")
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_property_is_stated(group: str) -> None:
+    """Each listed property becomes one assertion, assumption or cover at its own line of the harness."""
+    harness = StreamHarness(component("softmax", {"n": 2, "lanes": 1}), group, depth=8)
+    text = harness_rtlil(harness)
+    assert "$check" in text
+    locations = harness.locations
+    assert set(locations) == {item.name for item in harness.properties}
+    assert len(set(locations.values())) == len(locations)
+
+
+def test_command_line_names_match_the_harness() -> None:
+    """The command line's copies of the group and fault names, kept free of Amaranth, are the harness's."""
+    assert GROUP_NAMES == GROUPS and FAULT_NAMES == FAULTS
+
+
+def test_sby_file() -> None:
+    text = sby_text("framing.il", "prove", 12, 60, abstract=True)
+    assert "mode prove\ndepth 12\ntimeout 60\n" in text
+    assert "smtbmc yices" in text and "cutpoint t:$mul" in text and "memory_map" in text
+    assert "cutpoint" not in sby_text("cover.il", "cover", 12, None, abstract=False)
+
+
+def test_unsupported_configurations_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="target=generic"):
+        run_formal("requant", REQUANT | {"target": "ecp5"}, tmp_path)
+    with pytest.raises(ConfigError, match="mode"):
+        run_formal("requant", REQUANT, tmp_path, mode="exhaustive")
+    with pytest.raises(ConfigError, match="fault"):
+        run_formal("requant", REQUANT, tmp_path, fault="late")
+
+
+def test_requantizer_contract(tools: dict[str, str], tmp_path: Path) -> None:
+    """1 lane, 1 channel: the handshake, liveness and throughput groups close by k-induction, framing holds to the
+    bounded depth, every cover is reached."""
+    report = run_formal("requant", REQUANT, tmp_path)
+    assert report["result"] == "PASS", report["groups"]
+    statuses = {group: result["status"] for group, result in report["groups"].items()}
+    assert statuses["handshake"] == statuses["liveness"] == statuses["throughput"] == "PROVEN"
+    assert statuses["framing"] in ("PROVEN", "BOUNDED") and statuses["cover"] == "REACHED"
+    assert Path(report["folder"], "report.json").is_file()
+    assert {item["name"] for item in report["properties"]} >= {"output_payload_stable", "latency_exact"}
+
+
+def test_softmax_contract(tools: dict[str, str], tmp_path: Path) -> None:
+    """n = 2, 1 lane, mode tflite: the handshake proven by k-induction, framing (the sticky error included) bounded to
+    34 cycles (the first rows out at 28), covers reached; liveness and throughput are in the slow tests."""
+    report = run_formal("softmax", {"n": 2, "lanes": 1}, tmp_path, depth=34, groups=("handshake", "framing", "cover"))
+    assert report["result"] == "PASS", report["groups"]
+    assert report["groups"]["handshake"]["status"] == "PROVEN"
+    assert set(names(report, "cover", "reached")) == {"row_out", "back_to_back_rows", "stalled_output",
+                                                      "error_raised"}
+
+
+@pytest.mark.parametrize(("fault", "group", "caught_by"), [
+    ("ready_ignored", "framing", "output_progress"),
+    ("payload_while_stalled", "handshake", "output_payload_stable"),
+])
+def test_broken_wrapper_is_caught(tools: dict[str, str], tmp_path: Path, fault: str, group: str,
+                                  caught_by: str) -> None:
+    """The same properties fail on a requantizer with a broken handshake, with a VCD counterexample that the
+    unabstracted design confirms."""
+    report = run_formal("requant", REQUANT, tmp_path, depth=16, groups=(group,), fault=fault)
+    result = report["groups"][group]
+    assert report["result"] == "FAIL" and result["status"] == "FAIL"
+    assert caught_by in result["failed"]
+    assert result["trace"] is not None and Path(result["trace"]).suffix == ".vcd" and Path(result["trace"]).is_file()
+    assert result["abstract"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fault", "caught_by"), [("payload_while_stalled", "output_payload_stable"),
+                                                  ("valid_dropped", "output_valid_held")])
+def test_output_faults_are_caught_on_the_softmax(tools: dict[str, str], tmp_path: Path, fault: str,
+                                                 caught_by: str) -> None:
+    """The softmax's input is not ready before its row buffer fills, far past these depths: only the output faults."""
+    report = run_formal("softmax", {"n": 2, "lanes": 1}, tmp_path, groups=("handshake",), fault=fault)
+    assert report["result"] == "FAIL" and caught_by in report["groups"]["handshake"]["failed"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", SOFTMAX_MODES)
+def test_softmax_modes(tools: dict[str, str], tmp_path: Path, mode: str) -> None:
+    """Every softmax mode at n = 2, 1 lane, all groups at the default depth."""
+    report = run_formal("softmax", {"n": 2, "lanes": 1, "mode": mode}, tmp_path)
+    assert report["result"] == "PASS", report["groups"]
+    assert report["groups"]["handshake"]["status"] == "PROVEN"
+
+
+@pytest.mark.slow
+def test_requantizer_wider(tools: dict[str, str], tmp_path: Path) -> None:
+    """Per-channel table (a ROM), 2 lanes, 4 beats a row."""
+    parameters = {"channels": 8, "lanes": 2, "multipliers": tuple(range(1 << 20, (1 << 20) + 8)),
+                  "shifts": (-3, -1, 0, 1, -5, -2, 2, -7)}
+    report = run_formal("requant", parameters, tmp_path)
+    assert report["result"] == "PASS", report["groups"]
