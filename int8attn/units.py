@@ -167,6 +167,19 @@ UNITS: dict[str, Unit] = {unit.name: unit for unit in (
          component="int8attn.hdl.attention:Attention", testbench="int8attn.verif.tb_attention",
          tests=("check", "cycle"), frame="frame_elements",
          folder=(("s", "seq_len"), ("e", "embed_dim"), ("h", "heads"), ("d", "head_dim"))),
+    Unit(name="add", summary="int8 + int8 elementwise, two joined streams (TFLite ADD, TinyMind QAdd)",
+         config="int8attn.golden.add_unit:AddConfig", model="int8attn.golden.add_unit:AddModel",
+         component="int8attn.hdl.add:Add", testbench="int8attn.verif.tb_add", tests=("check", "cycle"),
+         frame="elements", operands=("a", "b"), folder=(("e", "elements"), ("p", "lanes"))),
+    Unit(name="embedding", summary="token ids to int8 table rows, optional positional encoding (TinyMind QEmbedding)",
+         config="int8attn.golden.embedding_unit:EmbeddingConfig",
+         model="int8attn.golden.embedding_unit:EmbeddingModel", component="int8attn.hdl.embedding:Embedding",
+         testbench="int8attn.verif.tb_embedding", tests=("check", "cycle"), frame="seq_len",
+         folder=(("s", "seq_len"), ("v", "vocab"), ("e", "embed_dim"), ("p", "lanes"))),
+    Unit(name="layernorm", summary="int8 LayerNorm over rows of N features (TinyMind QLayerNorm1D)",
+         config="int8attn.golden.layernorm_unit:LayerNormConfig", model="int8attn.golden.layernorm_unit:LayerNormModel",
+         component="int8attn.hdl.layernorm:LayerNorm", testbench="int8attn.verif.tb_layernorm",
+         tests=("check", "cycle"), frame="features", folder=(("n", "features"), ("p", "lanes"))),
 )}
 
 
