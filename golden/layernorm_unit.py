@@ -19,10 +19,9 @@ Bounds the widths come from, for int8 inputs: ``Σ (x − μ)² ≤ N·255²/4``
 ``2^32 − 1`` never acts.
 """
 
-import math
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -44,7 +43,7 @@ from int8attn.golden.layernorm import (
     quantize_epsilon,
     quantize_gamma,
 )
-from int8attn.golden.params import TARGETS, ConfigError, Implementation, Param, check_params, implementation_last, param
+from int8attn.golden.params import TARGETS, ConfigError, Implementation, check_params, implementation_last, param
 from int8attn.golden.stimuli import check_rows
 
 MAX_FEATURES = 1024
@@ -65,37 +64,6 @@ INT8_SQUARE_MAX = 1 << 14
 INT8_OFFSET = 128
 VARIANCE_SUM_HALVES = 255 * 255 // 2 + 1
 """``2·(255²/4 + 1/4)``: twice the bound ``16256.5`` of ``Σ (x − m)² / N`` for int8 ``x``."""
-
-
-class SignedFloatsParam(Param):
-    """A ``floats`` parameter that takes any finite float32 value, of either sign or zero (γ and β)."""
-
-    @property
-    def allowed(self) -> str:
-        return f"1..{self.max_items} comma-separated finite numbers (as float32), any sign"
-
-    def check(self, name: str, value: Any) -> None:
-        if value is None and self.optional:
-            return
-        if not isinstance(value, tuple) or not 1 <= len(value) <= self.max_items or not all(
-                _is_finite_float32(item) for item in value):
-            raise ConfigError(f"{name}={value!r} is out of range; allowed: {self.allowed}")
-
-
-def _is_finite_float32(value: Any) -> bool:
-    if isinstance(value, (bool, str, np.bool_)):
-        return False
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return False
-    with np.errstate(over="ignore"):
-        return math.isfinite(number) and math.isfinite(float(np.float32(number)))
-
-
-def signed_floats(default: Any, *, help: str, **options: Any) -> Any:
-    """A dataclass field like :func:`~int8attn.golden.params.param` of kind ``floats``, any sign allowed."""
-    return field(default=default, metadata={"param": SignedFloatsParam(kind="floats", help=help, **options)})
 
 
 def floor_division_constants(divisor: int, dividend_bits: int) -> tuple[int, int]:
@@ -407,12 +375,14 @@ class LayerNormConfig(Implementation):
                               help="block B of --params (default: 0)")
     which: str | None = param(None, kind="choice", choices=LAYERS, optional=True, group=SOURCE_GROUP,
                               help="layer of block B in --params: ln1 or ln2 (default: ln1)")
-    gamma: tuple[float, ...] | None = signed_floats(None, optional=True, max_items=MAX_FEATURES, group=SOURCE_GROUP,
-                                                    help="real gamma, one or one per feature; a leading minus needs "
-                                                         "--gamma=V,... (default: 1)")
-    beta: tuple[float, ...] | None = signed_floats(None, optional=True, max_items=MAX_FEATURES, group=SOURCE_GROUP,
-                                                   help="real beta, one or one per feature; a leading minus needs "
-                                                        "--beta=V,... (default: 0)")
+    gamma: tuple[float, ...] | None = param(None, kind="floats", any_sign=True, optional=True,
+                                            max_items=MAX_FEATURES, group=SOURCE_GROUP,
+                                            help="real gamma, one or one per feature; a leading minus needs "
+                                                 "--gamma=V,... (default: 1)")
+    beta: tuple[float, ...] | None = param(None, kind="floats", any_sign=True, optional=True,
+                                           max_items=MAX_FEATURES, group=SOURCE_GROUP,
+                                           help="real beta, one or one per feature; a leading minus needs "
+                                                "--beta=V,... (default: 0)")
     epsilon: float | None = param(None, kind="float", optional=True, group=SOURCE_GROUP,
                                   help="real epsilon (default: 0.001)")
     input_scale: float | None = param(None, kind="float", optional=True, group=SOURCE_GROUP,

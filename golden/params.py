@@ -57,6 +57,8 @@ class Param:
         (an ``int``) or the default.
     group : str
         Title of the option group on the command line; empty for the unit's main group.
+    any_sign : bool
+        A ``float``/``floats`` value may be of any sign or zero (finite as float32), not only > 0.
     """
 
     kind: str
@@ -68,6 +70,7 @@ class Param:
     max_items: int = 1
     structural: bool = False
     group: str = ""
+    any_sign: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -79,7 +82,7 @@ class Param:
         if self.kind in ("int", "ints"):
             text = f"integers {self.low}..{self.high}"
         elif self.kind in ("float", "floats"):
-            text = "a finite number > 0 (as float32)"
+            text = "a finite number (as float32), any sign" if self.any_sign else "a finite number > 0 (as float32)"
         elif self.kind == "path":
             text = "a file's path"
         elif self.kind == "flag":
@@ -107,7 +110,7 @@ class Param:
             if isinstance(item, bool) or not isinstance(item, (int, np.integer)) or not self.low <= item <= self.high:
                 raise ConfigError(f"{name}={whole!r} is out of range; allowed: {self.allowed}")
         elif self.kind in ("float", "floats"):
-            if not is_positive_float32(item):
+            if not (is_finite_float32 if self.any_sign else is_positive_float32)(item):
                 raise ConfigError(f"{name}={whole!r} is out of range; allowed: {self.allowed}")
         elif self.kind == "path":
             if not isinstance(item, str) or not item:
@@ -145,6 +148,18 @@ def check_params(config: object, names: Sequence[str] | None = None) -> None:
     for name, spec in params(type(config)).items():
         if names is None or name in names:
             spec.check(name, getattr(config, name))
+
+
+def is_finite_float32(value: Any) -> bool:
+    """``value`` is a number that stays finite as a float32, of any sign or zero."""
+    if isinstance(value, (bool, str, np.bool_)):
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    with np.errstate(over="ignore"):
+        return math.isfinite(number) and math.isfinite(float(np.float32(number)))
 
 
 def is_positive_float32(value: Any) -> bool:
