@@ -9,7 +9,7 @@ DEMO_DIR := build/softmax_n64_p4
 # n:lanes of the softmax units that `make lint` emits and lints, besides every unit on its defaults
 LINT_UNITS := 64:4 10:2 1:1 1024:4
 
-.PHONY: install demo test test-full bench golden golden-stack plot formal lint clean accuracy synth-table sweep
+.PHONY: install demo test test-full bench golden golden-stack plot formal soak lint clean accuracy synth-table sweep
 
 install: $(STAMP)
 
@@ -32,7 +32,12 @@ test: $(STAMP)
 
 # Everything, the `slow` sweeps and the rest of the vendor matrix too (about an hour on two cores).
 test-full: $(STAMP)
-	$(PYTHON) -m pytest -n 2 --dist worksteal -m ""
+	$(PYTHON) -m pytest -n 2 --dist worksteal -m "not soak"
+
+# 10^5 random rows through every configuration of the regression matrix on Verilator under random stalls; writes
+# build/reports/soak/soak.{json,md} (about 2 h on one job, 1 h on two)
+soak: $(STAMP)
+	$(INT8ATTN) soak --jobs 2
 
 bench: $(STAMP)
 	$(INT8ATTN) bench --update-readme

@@ -103,7 +103,6 @@ disagree raise :class:`ConfigError`, one line naming the file and the key.
 """
 
 import os
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
@@ -111,6 +110,7 @@ from typing import ClassVar
 import numpy as np
 
 from int8attn.golden.config import ALL_KNOBS, SoftmaxConfig
+from int8attn.golden.files import load_arrays
 from int8attn.golden.fixedpoint import INT32_MAX, wrap32
 from int8attn.golden.matmul import MAX_DIM, batch_matmul, matmul_multiplier
 from int8attn.golden.params import ConfigError, Param, is_positive_float32
@@ -1013,21 +1013,6 @@ def _read_tinymind(reader: _Reader) -> TinyMindMultiHeadParams:
 def _read_requantizer(reader: _Reader, prefix: str) -> TinyMindRequantizer:
     values = {item: reader.integer(f"{prefix}.{item}") for item in REQUANTIZER_FIELDS}
     return reader.build(prefix + ".", TinyMindRequantizer, **values)
-
-
-def load_arrays(path: str | os.PathLike, allowed: str) -> np.ndarray | dict[str, np.ndarray]:
-    """The array of an ``.npy`` file or the arrays of an ``.npz`` file (by name); :class:`ConfigError` naming
-    ``path`` and ``allowed`` when it is missing or unreadable."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: does not exist; allowed: {allowed}") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ConfigError(f"{path}: cannot be read ({type(error).__name__}); allowed: {allowed}") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        return loaded
-    with loaded:
-        return {key: loaded[key] for key in loaded.files}
 
 
 def load_attention_params(path: str | os.PathLike) -> AttentionParams:

@@ -7,7 +7,7 @@ A frame is one sequence of ``seq_len`` tokens of ``E`` int8 features, token-majo
 """
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import InitVar, asdict, dataclass, replace
 from functools import cached_property
 from typing import ClassVar
 
@@ -205,19 +205,26 @@ class AttentionConfig(Implementation):
                           help="score columns per cycle (the softmax's lanes), dividing S")
     out_pe: int = param(1, kind="int", low=1, high=MAX_FOLD, structural=True, group=FOLD_GROUP,
                         help="output projection outputs per cycle, dividing E_out")
+    given_params: InitVar[AttentionParams | None] = None
+    """Parameters held in memory instead of a file's or random ones (:meth:`from_params`); not a field."""
 
-    def __post_init__(self):
+    def __post_init__(self, given_params: AttentionParams | None = None):
         super().__post_init__()
         check_params(self)
+        loaded, source = given_params, "the given parameters'"
         if self.params is not None:
+            if given_params is not None:
+                raise ConfigError(f"params={self.params!r} is given together with in-memory parameters; allowed: "
+                                  "None")
             object.__setattr__(self, "params", os.path.abspath(self.params))
-            loaded = load_attention_params(self.params)
+            loaded, source = load_attention_params(self.params), "the parameter file's"
+        if loaded is not None:
             for name in SHAPE_FIELDS:
                 given, found = getattr(self, name), getattr(loaded, name)
                 if given is not None and given != found:
-                    raise ConfigError(f"{name}={given!r} is out of range; allowed: {found!r}, the parameter file's")
+                    raise ConfigError(f"{name}={given!r} is out of range; allowed: {found!r}, {source}")
         shape = {name: getattr(self, name) or default for name, default in RANDOM_SHAPE.items()}
-        if self.params is None:
+        if loaded is None:
             loaded = random_params(self.seq_len, out_dim=self.out_dim, convention=self.convention or "tflite",
                                    seed=self.params_seed, **shape)
         for name in SHAPE_FIELDS:
@@ -226,6 +233,14 @@ class AttentionConfig(Implementation):
             object.__setattr__(self, "out_dim", None)
         object.__setattr__(self, "_loaded", loaded)
         self._check_folds()
+
+    @classmethod
+    def from_params(cls, params: AttentionParams, **fields) -> "AttentionConfig":
+        """The configuration of parameters held in memory (an encoder-stack block's, say) rather than a file's or
+        random ones: the shape fields and the convention are ``params``'s, the other fields from ``fields``.
+        ``params`` stays ``None``, so :meth:`as_dict` and :func:`dataclasses.replace` do not carry the parameters
+        (``replace`` of such a configuration draws random ones)."""
+        return cls(given_params=params, **fields)
 
     def _check_folds(self) -> None:
         for name, fold, whole, label in (("proj_simd", self.proj_simd, self.embed_dim, "embed_dim"),

@@ -29,12 +29,12 @@ Weights come from an ``.npz`` file (:data:`WEIGHT_KEYS`) or, without one, are dr
 import hashlib
 import math
 import os
-import zipfile
 from dataclasses import asdict, dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 
+from int8attn.golden.files import READ_ERRORS
 from int8attn.golden.fixedpoint import wrap32
 from int8attn.golden.params import (
     TARGETS,
@@ -123,14 +123,17 @@ def load_tensors(path: str) -> DenseTensors:
     try:
         with open(path, "rb") as file:
             content = file.read()
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                loaded = {key: loaded[key] for key in loaded.files}
     except FileNotFoundError:
         raise _file_error(path, "does not exist") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except READ_ERRORS as error:
         raise _file_error(path, f"cannot be read ({type(error).__name__})") from None
-    if not isinstance(arrays, dict):
+    if not isinstance(loaded, dict):
         raise _file_error(path, "is not an .npz archive")
+    arrays: dict[str, np.ndarray] = loaded
     unknown = sorted(set(arrays) - set(WEIGHT_KEYS))
     missing = [key for key in REQUIRED_KEYS if key not in arrays]
     if unknown:

@@ -102,6 +102,9 @@ def asymmetric_grid(values: np.ndarray) -> Grid:
     if high == low:
         return Grid(scale=1.0, zero_point=INT8_MIN)
     scale = np.float32(high - low) / np.float32(INT8_MAX - INT8_MIN)
+    if not 0 < scale < np.inf:
+        raise ConfigError(f"a calibrated float range [{low}, {high}] has no float32 int8 scale (its width / 255 is "
+                          f"{scale}); allowed: ranges whose width / 255 is a finite float32 > 0")
     zero_point = int(_round_half_away(np.float64(INT8_MIN) - np.float64(low) / np.float64(scale)))
     return Grid(scale=float(scale), zero_point=min(max(zero_point, INT8_MIN), INT8_MAX))
 
@@ -113,9 +116,12 @@ def symmetric_scale(values: np.ndarray) -> float:
 
 def quantize_weight(name: str, weight: np.ndarray) -> tuple[np.ndarray, float]:
     """``(int8 weight, scale)``: symmetric per-tensor, ``quantizeSymToI8`` with ``scale = absmax / 127``."""
-    scale = np.float32(np.abs(weight).max()) / np.float32(WEIGHT_QMAX)
-    if scale == 0:
-        raise ConfigError(f"{name} is all zero; allowed: a weight tensor with a non-zero entry")
+    absmax = np.float32(np.abs(weight).max())
+    scale = absmax / np.float32(WEIGHT_QMAX)
+    if not 0 < scale < np.inf:
+        problem = "is all zero" if absmax == 0 else f"has absmax {absmax}, whose float32 scale absmax / 127 is {scale}"
+        raise ConfigError(f"{name} {problem}; allowed: a weight tensor with a non-zero entry and a finite float32 "
+                          "scale > 0")
     levels = _round_half_away(weight.astype(np.float64) / np.float64(scale))
     return np.clip(levels, -WEIGHT_QMAX, WEIGHT_QMAX).astype(np.int8), float(scale)
 

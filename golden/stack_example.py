@@ -22,11 +22,12 @@ files (``python -m int8attn.golden.stack_example``), byte for byte the same on a
 import io
 import os
 import sys
-import uuid
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from int8attn.golden.files import write_atomic
 
 EXAMPLE_DIR = Path(__file__).resolve().parent / "examples"
 FLOAT_WEIGHTS = "stack_float.npz"
@@ -41,28 +42,35 @@ SIGMAS = {"emb_table": 0.5, "w_attn": 0.2, "w_ff1": 0.25, "w_ff2": 0.2, "bias": 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-def example_float_weights(seed: int = SEED) -> dict[str, np.ndarray]:
-    """The example's float-weights file content (module docstring), float32 arrays and the two config scalars."""
+def example_float_weights(seed: int = SEED, *, vocab: int = VOCAB, seq_len: int = SEQ_LEN, embed: int = EMBED,
+                          ffn: int = FFN, blocks: int = BLOCKS) -> dict[str, np.ndarray]:
+    """The example's float-weights file content (module docstring), float32 arrays and the two config scalars; other
+    sizes draw the same distributions in the same order."""
     rng = np.random.default_rng(seed)
 
     def normal(sigma: float, *shape: int) -> np.ndarray:
         return rng.normal(0.0, sigma, shape).astype(np.float32)
 
-    content = {"config.seq_len": np.int32(SEQ_LEN), "config.ln_eps": np.float32(LN_EPS),
-               "float.emb_table": normal(SIGMAS["emb_table"], VOCAB, EMBED)}
-    for block in range(BLOCKS):
+    content = {"config.seq_len": np.int32(seq_len), "config.ln_eps": np.float32(LN_EPS),
+               "float.emb_table": normal(SIGMAS["emb_table"], vocab, embed)}
+    for block in range(blocks):
         prefix = f"block{block}.float."
-        content |= {prefix + "w_attn": normal(SIGMAS["w_attn"], 3, EMBED, EMBED),
-                    prefix + "b_attn": normal(SIGMAS["bias"], 3, EMBED),
-                    prefix + "gamma1": 1 + normal(SIGMAS["gamma"], EMBED),
-                    prefix + "beta1": normal(SIGMAS["beta"], EMBED),
-                    prefix + "w_ff1": normal(SIGMAS["w_ff1"], FFN, EMBED),
-                    prefix + "b_ff1": normal(SIGMAS["bias"], FFN),
-                    prefix + "w_ff2": normal(SIGMAS["w_ff2"], EMBED, FFN),
-                    prefix + "b_ff2": normal(SIGMAS["bias"], EMBED),
-                    prefix + "gamma2": 1 + normal(SIGMAS["gamma"], EMBED),
-                    prefix + "beta2": normal(SIGMAS["beta"], EMBED)}
+        content |= {prefix + "w_attn": normal(SIGMAS["w_attn"], 3, embed, embed),
+                    prefix + "b_attn": normal(SIGMAS["bias"], 3, embed),
+                    prefix + "gamma1": 1 + normal(SIGMAS["gamma"], embed),
+                    prefix + "beta1": normal(SIGMAS["beta"], embed),
+                    prefix + "w_ff1": normal(SIGMAS["w_ff1"], ffn, embed),
+                    prefix + "b_ff1": normal(SIGMAS["bias"], ffn),
+                    prefix + "w_ff2": normal(SIGMAS["w_ff2"], embed, ffn),
+                    prefix + "b_ff2": normal(SIGMAS["bias"], embed),
+                    prefix + "gamma2": 1 + normal(SIGMAS["gamma"], embed),
+                    prefix + "beta2": normal(SIGMAS["beta"], embed)}
     return content
+
+
+def calibration_tokens(rng: np.random.Generator, vocab: int = VOCAB, seq_len: int = SEQ_LEN) -> np.ndarray:
+    """The example's calibration sequences, int32 ``[16, seq_len]`` uniformly random ids, drawn from ``rng``."""
+    return rng.integers(0, vocab, (CALIBRATION_SEQUENCES, seq_len)).astype(np.int32)
 
 
 def example_tokens(seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +78,7 @@ def example_tokens(seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     from int8attn.golden.quantize import ROBUST_CALIBRATION, stack_calibration_sequences
 
     rng = np.random.default_rng([seed, 1])
-    calibration = rng.integers(0, VOCAB, (CALIBRATION_SEQUENCES, SEQ_LEN)).astype(np.int32)
+    calibration = calibration_tokens(rng)
     seen = {row.tobytes() for row in stack_calibration_sequences(calibration, VOCAB, ROBUST_CALIBRATION).astype(
         np.int32)}
     test = [np.full(SEQ_LEN, token, dtype=np.int32) for token in range(VOCAB)]
@@ -106,21 +114,6 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
     return buffer.getvalue()
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a new temporary file in the same folder and a rename, so a reader never
-    sees a partial file; the temporary file is removed on failure. Raises :class:`OSError`."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_example(directory: str | os.PathLike = EXAMPLE_DIR, seed: int = SEED) -> dict[str, Path]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from int8attn.golden.config import SoftmaxConfig
+from int8attn.golden.files import write_atomic
 from int8attn.golden.softmax import SoftmaxModel
 from int8attn.golden.stimuli import directed_int8_rows, int8_rows
 
@@ -87,7 +88,8 @@ def write_vectors(directory: Path = VECTORS_DIR, cases: tuple[VectorCase, ...] =
     directory.mkdir(parents=True, exist_ok=True)
     archive, index = directory / ARCHIVE, directory / INDEX
     entries = []
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    content = io.BytesIO()
+    with zipfile.ZipFile(content, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for i, case in enumerate(cases):
             model = SoftmaxModel(case.config)
             x = make_rows(case.config.n, case.rows, case.seed)
@@ -98,9 +100,10 @@ def write_vectors(directory: Path = VECTORS_DIR, cases: tuple[VectorCase, ...] =
                             compress_type=zipfile.ZIP_DEFLATED)
             entries.append({"case": i, "config": case.config.as_dict(), "rows": case.rows, "seed": case.seed,
                             "output_scale": 2.0 ** -model.output_bits, "output_zero_point": model.output_zero_point})
+    write_atomic(archive, content.getvalue())
     document = {"generator": "int8attn golden-vectors", "model": "int8attn.golden.SoftmaxModel", "archive": ARCHIVE,
                 "cases": entries}
-    index.write_text(json.dumps(document, indent=1) + "\n")
+    write_atomic(index, json.dumps(document, indent=1) + "\n")
     return archive, index
 
 

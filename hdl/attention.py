@@ -57,7 +57,9 @@ def _shared_reciprocal(configs: list[SoftmaxConfig]) -> SharedReciprocal | None:
     return SharedReciprocal(Reciprocal(**first), len(configs))
 
 
-def _dense(stage: DenseStage, simd: int, target: str) -> DenseEngine:
+def dense_engine(stage: DenseStage, simd: int, target: str) -> DenseEngine:
+    """The :class:`~int8attn.hdl.dense.DenseEngine` of ``stage`` (symmetric int8 weights), ``simd`` inputs and the
+    requantizer's lanes as outputs per cycle."""
     return DenseEngine(weights=np.asarray(stage.weights, dtype=np.int64), weight_bits=WEIGHT_BITS,
                        biases=np.asarray(stage.biases, dtype=np.int64).tolist(),
                        input_zero_point=stage.input_zero_point, requant=stage.requant, pe=stage.requant.lanes,
@@ -89,7 +91,8 @@ class Attention(wiring.Component):
         plan = config.plan()
         self.plan = plan
         target = config.target
-        self.projections = {name: _dense(stage, config.proj_simd, target) for name, stage in plan.projections.items()}
+        self.projections = {name: dense_engine(stage, config.proj_simd, target)
+                            for name, stage in plan.projections.items()}
         self.score_engines = [MatmulEngine(m=config.seq_len, k=config.head_dim, n=config.seq_len, adj_y=True,
                                            pe=config.score_pe, simd=config.proj_pe, lhs_zero_point=head.q_zero_point,
                                            rhs_zero_point=head.k_zero_point, requant=head.score, target=target,
@@ -105,7 +108,7 @@ class Attention(wiring.Component):
                                             banks=SEQUENCES_AHEAD)
                                for head in plan.heads]
         self.output_projection = (None if plan.output is None
-                                  else _dense(plan.output, config.proj_pe, target))
+                                  else dense_engine(plan.output, config.proj_pe, target))
         self.out_lanes = config.out_pe if plan.output is not None else config.proj_pe
         super().__init__({
             "i": In(stream.Signature(LaneBeat(config.proj_simd, 8))),

@@ -93,6 +93,12 @@ class DenseEngine(wiring.Component):
         lanes = (rows & mask).astype(object) << (np.arange(self.simd) * self.weight_bits)
         return [int(word) for word in np.bitwise_or.reduce(lanes, axis=2).reshape(-1)]
 
+    def weight_files(self) -> dict[str, str]:
+        """``dense_weights_pe<k>.hex``: PE ``k``'s weight ROM, one word a line (the Verilog holds it too)."""
+        digits = -(-self.simd * self.weight_bits // 4)
+        return {WEIGHT_FILE.format(pe=pe): "".join(f"{word:0{digits}x}\n" for word in self.weight_words(pe))
+                for pe in range(self.pe)}
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.engine = engine = self.engine
@@ -188,7 +194,5 @@ class Dense(DenseEngine):
         }
 
     def artefacts(self) -> dict[str, str]:
-        """``dense_weights_pe<k>.hex``: PE ``k``'s weight ROM, one word a line (the Verilog holds it too)."""
-        digits = -(-self.config.simd * self.weight_bits // 4)
-        return {WEIGHT_FILE.format(pe=pe): "".join(f"{word:0{digits}x}\n" for word in self.weight_words(pe))
-                for pe in range(self.config.pe)}
+        """:meth:`~DenseEngine.weight_files`."""
+        return self.weight_files()

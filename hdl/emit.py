@@ -19,6 +19,7 @@ from amaranth.back import verilog
 from amaranth.lib import stream, wiring
 
 from int8attn import __version__
+from int8attn.golden.files import write_atomic
 from int8attn.golden.params import value_text
 from int8attn.hdl import axis
 from int8attn.hdl.streams import LaneBeat
@@ -215,8 +216,8 @@ def emit(config: Any, out_dir: Path) -> EmitResult:
                         artefacts=tuple(out_dir / name for name in document["artefacts"]))
     artefacts = dut.artefacts()
     artefacts[core_name(unit)] = fusesoc_core(unit, config, result.verilog.name, [result.sidecar.name, *artefacts])
-    result.verilog.write_text(text)
-    result.sidecar.write_text(json.dumps(document, indent=2) + "\n")
+    write_atomic(result.verilog, text)
+    write_atomic(result.sidecar, json.dumps(document, indent=2) + "\n")
     for name, content in artefacts.items():
-        (out_dir / name).write_text(content)
+        write_atomic(out_dir / name, content)
     return result

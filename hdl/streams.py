@@ -1,7 +1,8 @@
 """Stream payloads and blocks shared by the units: a beat of signed lanes with an end-of-frame flag, a block-RAM
 queue and a LUT-RAM queue, and the stream plumbing of composite units (a register slice, re-framing, splitting a
-stream into turns, merging turns back)."""
+stream into turns, merging turns back, forking a stream, a queue between streams, changing the lanes a beat)."""
 
+import math
 from typing import Any
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal
@@ -131,8 +132,13 @@ class Queue(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a write into an empty queue to ``r_rdy``: the write (which decides the read at the same edge),
-        the RAM read and the read-ahead queue."""
-        return 1 + RAM_LATENCY + self._ahead_latency
+        the RAM read and the read-ahead queue (:meth:`latency_of` the target)."""
+        return self.latency_of(self.target)
+
+    @staticmethod
+    def latency_of(target: str) -> int:
+        """:attr:`latency` of a queue on ``target``, whatever its width and depth."""
+        return 1 + RAM_LATENCY + (ShallowQueue.LATENCY if target in LUT_RAM_TARGETS else 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -410,4 +416,225 @@ class StreamMerge(wiring.Component):
                      self.o.payload.eq(payload)]
         for index, source in enumerate(self.i):
             m.d.comb += source.ready.eq(self.o.ready & (way == index if self.ways > 1 else Const(1)))
+        return m
+
+
+class StreamFork(wiring.Component):
+    """One stream to ``ways`` streams, every beat to each: a beat moves when every output takes it
+    (``o[k].valid = i.valid & o[j].ready`` for every other ``j``, ``i.ready`` all the ``ready``\\ s). No register;
+    each ``ready`` reaches the other outputs' ``valid``, so the outputs' ``ready`` should come from registers.
+
+    Parameters
+    ----------
+    layout : ShapeLike
+    ways : int
+        Outputs, ≥ 1.
+
+    Members
+    -------
+    i : In(stream.Signature(layout))
+    o : Out(stream.Signature(layout)).array(ways)
+    """
+
+    def __init__(self, layout: Any, ways: int):
+        if ways < 1:
+            raise ValueError(f"ways must be ≥ 1, not {ways}")
+        self.ways = ways
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout)).array(ways)})
+
+    def elaborate(self, platform):
+        m = Module()
+        readies = [output.ready for output in self.o]
+        m.d.comb += self.i.ready.eq(Cat(readies).all())
+        for index, output in enumerate(self.o):
+            others = Cat(readies[:index] + readies[index + 1:])
+            m.d.comb += [output.valid.eq(self.i.valid & (others.all() if len(others) else 1)),
+                         output.payload.eq(self.i.payload)]
+        return m
+
+
+class StreamQueue(wiring.Component):
+    """A :class:`Queue` of ``depth`` beats between two streams: ``i.ready`` is the queue's registered ``w_rdy``,
+    ``o.valid`` its ``r_rdy``; a beat written into an empty queue is out :attr:`latency` cycles later, and a full
+    queue gives a beat every cycle.
+
+    Parameters
+    ----------
+    layout : ShapeLike
+    depth : int
+        Beats the RAM holds (the queue holds a few more in flight).
+    target : str
+
+    Members
+    -------
+    i : In(stream.Signature(layout))
+    o : Out(stream.Signature(layout))
+    """
+
+    def __init__(self, layout: Any, depth: int, target: str = "generic"):
+        self.queue = Queue(Shape.cast(layout).width, depth, target)
+        self.depth = depth
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a beat written into an empty queue to its ``o.valid``."""
+        return self.queue.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.queue = queue = self.queue
+        m.d.comb += [queue.w_en.eq(self.i.valid & queue.w_rdy), queue.w_data.eq(self.i.payload),
+                     self.i.ready.eq(queue.w_rdy), self.o.valid.eq(queue.r_rdy), self.o.payload.eq(queue.r_data),
+                     queue.r_en.eq(self.o.ready)]
+        return m
+
+
+class LaneSplit(wiring.Component):
+    """Each beat of ``ratio · lanes`` lanes out as ``ratio`` beats of ``lanes`` lanes, its low lanes first; ``last``
+    on the final one of a beat with ``last``.
+
+    The beat is held in a register and shifted down a part each time one is taken; ``o.valid`` and the payload are
+    registers. A beat taken at cycle ``t`` gives its first part at ``t + 1`` and the next one the cycle after each is
+    taken; the next beat is taken in the cycle the final part is, so a beat every ``ratio`` cycles at full rate.
+
+    Parameters
+    ----------
+    lanes, ratio : int
+        Lanes of the output, and output beats per input beat (≥ 2).
+    bits : int
+        Bits of a lane.
+
+    Members
+    -------
+    i : In(stream.Signature(LaneBeat(ratio · lanes, bits)))
+    o : Out(stream.Signature(LaneBeat(lanes, bits)))
+    """
+
+    def __init__(self, lanes: int, ratio: int, bits: int = 8):
+        if ratio < 2:
+            raise ValueError(f"ratio must be ≥ 2, not {ratio}")
+        self.lanes, self.ratio, self.bits = lanes, ratio, bits
+        super().__init__({"i": In(stream.Signature(LaneBeat(ratio * lanes, bits))),
+                          "o": Out(stream.Signature(LaneBeat(lanes, bits)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self.lanes * self.bits
+        held = Signal(width * self.ratio, name="held")
+        held_last = Signal(name="held_last")
+        part = Signal(range(self.ratio), name="part")
+        final = Signal(name="final")
+        m.d.comb += [self.i.ready.eq(~self.o.valid | (self.o.ready & final)),
+                     self.o.payload.data.as_value().eq(held[:width]), self.o.payload.last.eq(held_last & final)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += [held.eq(held[width:]), part.eq(part + 1), final.eq(part == self.ratio - 2)]
+            with m.If(final):
+                m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [held.eq(self.i.payload.data.as_value()), held_last.eq(self.i.payload.last),
+                         self.o.valid.eq(1), part.eq(0), final.eq(0)]
+        return m
+
+
+class LaneGather(wiring.Component):
+    """Every ``ratio`` beats of ``lanes`` lanes out as one beat of ``ratio · lanes`` lanes, the first in the low
+    lanes; ``last`` if any of them had it.
+
+    The parts before the last are shifted into a register; the last one moves them with it into the output
+    register (``o.valid`` and the payload are registers), which takes it in the cycle its beat is taken. A group
+    whose last part is taken at cycle ``t`` is out at ``t + 1``; a part every cycle at full rate.
+
+    Parameters
+    ----------
+    lanes, ratio : int
+        Lanes of the input, and input beats per output beat (≥ 2).
+    bits : int
+        Bits of a lane.
+
+    Members
+    -------
+    i : In(stream.Signature(LaneBeat(lanes, bits)))
+    o : Out(stream.Signature(LaneBeat(ratio · lanes, bits)))
+    """
+
+    def __init__(self, lanes: int, ratio: int, bits: int = 8):
+        if ratio < 2:
+            raise ValueError(f"ratio must be ≥ 2, not {ratio}")
+        self.lanes, self.ratio, self.bits = lanes, ratio, bits
+        super().__init__({"i": In(stream.Signature(LaneBeat(lanes, bits))),
+                          "o": Out(stream.Signature(LaneBeat(ratio * lanes, bits)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self.lanes * self.bits
+        parts = Signal(width * (self.ratio - 1), name="parts")
+        parts_last = Signal(name="parts_last")
+        part = Signal(range(self.ratio), name="part")
+        final = Signal(name="final")
+        data = self.i.payload.data.as_value()
+        m.d.comb += self.i.ready.eq(~final | ~self.o.valid | self.o.ready)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(final):
+                m.d.sync += [self.o.payload.data.as_value().eq(Cat(parts, data)),
+                             self.o.payload.last.eq(parts_last | self.i.payload.last), self.o.valid.eq(1),
+                             parts_last.eq(0), part.eq(0), final.eq(self.ratio == 1)]
+            with m.Else():
+                m.d.sync += [parts.eq(Cat(parts[width:], data) if self.ratio > 2 else data),
+                             parts_last.eq(parts_last | self.i.payload.last), part.eq(part + 1),
+                             final.eq(part == self.ratio - 2)]
+        return m
+
+
+class LaneConverter(wiring.Component):
+    """A stream of ``in_lanes`` lanes a beat as one of ``out_lanes`` lanes, element order and ``last`` kept: a
+    :class:`LaneSplit` to ``g = gcd(in_lanes, out_lanes)`` lanes where ``in_lanes > g``, then a :class:`LaneGather`
+    where ``out_lanes > g``; a wire when they are equal. A frame must be a whole number of beats on both sides.
+
+    Parameters
+    ----------
+    in_lanes, out_lanes : int
+    bits : int
+
+    Attributes
+    ----------
+    split, gather : LaneSplit or None, LaneGather or None
+
+    Members
+    -------
+    i : In(stream.Signature(LaneBeat(in_lanes, bits)))
+    o : Out(stream.Signature(LaneBeat(out_lanes, bits)))
+    """
+
+    def __init__(self, in_lanes: int, out_lanes: int, bits: int = 8):
+        if in_lanes < 1 or out_lanes < 1:
+            raise ValueError(f"in_lanes and out_lanes must be ≥ 1, not {in_lanes}, {out_lanes}")
+        common = math.gcd(in_lanes, out_lanes)
+        self.in_lanes, self.out_lanes, self.common = in_lanes, out_lanes, common
+        self.split = LaneSplit(common, in_lanes // common, bits) if in_lanes > common else None
+        self.gather = LaneGather(common, out_lanes // common, bits) if out_lanes > common else None
+        super().__init__({"i": In(stream.Signature(LaneBeat(in_lanes, bits))),
+                          "o": Out(stream.Signature(LaneBeat(out_lanes, bits)))})
+
+    @property
+    def split_ratio(self) -> int:
+        """Output beats of the split per input beat (1 without a split)."""
+        return self.in_lanes // self.common
+
+    @property
+    def gather_ratio(self) -> int:
+        """Input beats of the gather per output beat (1 without a gather)."""
+        return self.out_lanes // self.common
+
+    def elaborate(self, platform):
+        m = Module()
+        source = wiring.flipped(self.i)
+        for name, stage in (("split", self.split), ("gather", self.gather)):
+            if stage is not None:
+                m.submodules[name] = stage
+                wiring.connect(m, source, stage.i)
+                source = stage.o
+        wiring.connect(m, source, wiring.flipped(self.o))
         return m

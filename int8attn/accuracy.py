@@ -27,6 +27,7 @@ import numpy as np
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.base2 import GRID_SHIFT_RANGE
 from int8attn.golden.config import SURROGATE_MODES
+from int8attn.golden.files import READ_ERRORS, write_atomic
 from int8attn.golden.presets import knob_grid
 from int8attn.golden.stimuli import MIXED_KINDS, int8_rows
 from int8attn.usage import UsageError, output_folder
@@ -129,12 +130,16 @@ def load_rows(path: Path, n: int) -> dict[str, np.ndarray]:
         raise ValueError(f"rows file {path} does not exist")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path} is not an .npy or .npz file ({error})") from None
-    arrays = dict(loaded.items()) if isinstance(loaded, np.lib.npyio.NpzFile) else {path.stem: loaded}
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                loaded = dict(loaded.items())
+    except READ_ERRORS as error:
+        raise ValueError(f"{path} is not an .npy or .npz file ({type(error).__name__}: {error})") from None
+    arrays = loaded if isinstance(loaded, dict) else {path.stem: loaded}
     for name, array in arrays.items():
-        if array.dtype != np.int8 or array.ndim != 2 or array.shape[1] != n:
-            raise ValueError(f"{path}:{name} must be int8 of shape (rows, {n}); it is {array.dtype} {array.shape}")
+        if array.dtype != np.int8 or array.ndim != 2 or array.shape[1] != n or not len(array):
+            raise ValueError(f"{path}:{name} must be int8 of shape (rows, {n}), rows ≥ 1; it is {array.dtype} "
+                             f"{array.shape}")
     return arrays
 
 
@@ -193,7 +198,7 @@ def plot_rom_sweep(points: list[dict], path: Path, title: str) -> None:
         axis.grid(True, which="both", alpha=0.3)
     axes[0].legend()
     figure.suptitle(title)
-    figure.savefig(path, dpi=110)
+    write_atomic(path, lambda file: figure.savefig(file, format="png", dpi=110))
     plt.close(figure)
 
 
@@ -224,8 +229,9 @@ def write_report(base: SoftmaxConfig, out_dir: Path, rows: int = 2000, seed: int
         paths["plot"] = out_dir / "accuracy_rom.png"
         plot_rom_sweep(points, paths["plot"], f"softmax n={base.n}, s={base.input_scale}, β={base.beta}: "
                                               "error vs exp ROM depth and width (peaked rows)")
-    paths["json"].write_text(json.dumps(document, indent=2) + "\n")
-    paths["markdown"].write_text(
+    write_atomic(paths["json"], json.dumps(document, indent=2) + "\n")
+    write_atomic(
+        paths["markdown"],
         f"# Softmax accuracy (n={base.n}, input_scale={base.input_scale}, beta={base.beta}, {rows} rows per set)\n\n"
         + markdown_table(records))
     return paths
@@ -322,6 +328,6 @@ def command(config: SoftmaxConfig, args: argparse.Namespace) -> int:
     for path in paths.values():
         print(f"wrote {path}")
     if args.update_readme:
-        README.write_text(with_table(README, table.split("\n", 2)[2], "accuracy"))
+        write_atomic(README, with_table(README, table.split("\n", 2)[2], "accuracy"))
         print(f"updated the accuracy block of {README}")
     return 0

@@ -22,6 +22,7 @@ import numpy as np
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.attention_unit import AttentionConfig
 from int8attn.golden.dense import DenseConfig
+from int8attn.golden.files import write_atomic
 from int8attn.golden.matmul import MatmulConfig
 from int8attn.golden.requant import RequantConfig
 from int8attn.golden.stimuli import int8_rows
@@ -296,13 +297,13 @@ def run(quick: bool = False, update_readme: bool = False, units: tuple[str, ...]
         "units": records,
     }
     REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / f"{block}.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_atomic(REPORTS / f"{block}.json", json.dumps(report, indent=2) + "\n")
     table = markdown(report)
-    (REPORTS / f"{block}.md").write_text(table)
+    write_atomic(REPORTS / f"{block}.md", table)
     print(table)
     print(f"wrote {REPORTS / f'{block}.json'} and {REPORTS / f'{block}.md'}")
     if update_readme:
-        README.write_text(with_table(README, table, block))
+        write_atomic(README, with_table(README, table, block))
         print(f"updated the {block} block of {README}")
     problems = [f"{r['unit']} {_pairs(r)}: {problem}" for r in records for problem in r["problems"]]
     for problem in problems:

@@ -50,10 +50,7 @@ Output: the JSON document of :func:`calibrate`, read back per head by :func:`loa
 import argparse
 import json
 import math
-import os
 import time
-import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import fields
 from functools import lru_cache
@@ -64,6 +61,7 @@ import numpy as np
 from int8attn.accuracy import float_softmax
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.config import MODE_KNOBS
+from int8attn.golden.files import READ_ERRORS, write_atomic
 from int8attn.golden.hccs import (
     AIE4ML_MAX_SUM,
     B_RANGE,
@@ -125,7 +123,7 @@ def load_logits(path: Path, n: int | None = None) -> dict[str, np.ndarray]:
                 arrays = {key: loaded[key] for key in sorted(loaded.files)}
         else:
             arrays = None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+    except READ_ERRORS as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else "not a readable .npz archive"
         raise ConfigError(f"cannot read logits file {path} ({reason}); allowed: {LOGITS_ALLOWED}") from None
     if arrays is None:
@@ -401,14 +399,11 @@ def write_params(document: dict, path: Path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"output {path} is a folder; allowed: a file path")
-    temporary = output_folder(path.parent) / f".{path.name}.{os.getpid()}.tmp"
+    output_folder(path.parent)
     try:
-        temporary.write_text(json.dumps(document, indent=2) + "\n")
-        os.replace(temporary, path)
+        return write_atomic(path, json.dumps(document, indent=2) + "\n")
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise UsageError(f"cannot write {path} ({error.strerror}); allowed: a writable file path") from None
-    return path
 
 
 def load_head_params(path: Path, head: int, mode: str) -> dict[str, int | float]:
@@ -547,8 +542,7 @@ def sample_logits(seed: int = 0, heads: int = 4, rows: int = 512, n: int = 64) -
 
 def write_sample_logits(path: Path = SAMPLE_PATH) -> Path:
     """Write :func:`sample_logits` (default arguments), compressed, to ``path``."""
-    np.savez_compressed(path, **sample_logits())
-    return Path(path)
+    return write_atomic(path, lambda file: np.savez_compressed(file, **sample_logits()))
 
 
 def benchmark(heads: int = 4, rows: int = 10_000, n: int = 64) -> dict[str, float]:

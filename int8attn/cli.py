@@ -18,7 +18,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from int8attn import __version__, bench
+from int8attn import __version__, bench, soak
+from int8attn.golden.files import READ_ERRORS, Content, write_atomic
 from int8attn.golden.params import ConfigError, Param, implementation_last, params, value_text
 from int8attn.golden.quantize import STACK_METHODS
 from int8attn.golden.vectors import VECTORS_DIR, write_vectors
@@ -179,7 +180,7 @@ def _load_rows(path: Path, frame: int, dtype: type, frame_shape: tuple[int, ...]
         rows = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise UsageError(f"input {path} does not exist; allowed: {allowed}") from None
-    except (OSError, ValueError, EOFError) as error:
+    except READ_ERRORS as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else "not a .npy array"
         raise UsageError(f"cannot read input {path} ({reason}); allowed: {allowed}") from None
     if not isinstance(rows, np.ndarray):
@@ -189,15 +190,13 @@ def _load_rows(path: Path, frame: int, dtype: type, frame_shape: tuple[int, ...]
         raise UsageError(f"input {path} has dtype {rows.dtype}; allowed: {allowed}")
     if rows.shape != (frame,) and (rows.ndim != 2 or rows.shape[1] != frame) and not _ends_in(rows, frame_shape):
         raise UsageError(f"input {path} has shape {rows.shape}; allowed: {allowed}")
+    if rows.size == 0:
+        raise UsageError(f"input {path} has shape {rows.shape}, no rows; allowed: {allowed}, at least one row")
     return rows
 
 
 def _save(path: Path, outputs: np.ndarray) -> None:
-    try:
-        with open(path, "wb") as file:
-            np.save(file, outputs, allow_pickle=False)
-    except OSError as error:
-        raise UsageError(f"cannot write {path} ({error.strerror}); allowed: a writable file path") from None
+    _write_file(path, lambda file: np.save(file, outputs, allow_pickle=False))
 
 
 def _load_operand(path: Path, name: str, allowed: str = "an int8 .npy array") -> np.ndarray:
@@ -205,7 +204,7 @@ def _load_operand(path: Path, name: str, allowed: str = "an int8 .npy array") ->
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise UsageError(f"--{name} {path} does not exist; allowed: {allowed}") from None
-    except (OSError, ValueError, EOFError):
+    except READ_ERRORS:
         raise UsageError(f"cannot read --{name} {path} (not a .npy array); allowed: {allowed}") from None
     if not isinstance(array, np.ndarray):
         array.close()
@@ -336,7 +335,7 @@ def _sweep(args: argparse.Namespace) -> int:
     for path in paths.values():
         print(f"wrote {path}")
     if args.update_readme:
-        README.write_text(with_table(README, paths["markdown"].read_text().split("\n", 2)[2], block))
+        write_atomic(README, with_table(README, paths["markdown"].read_text().split("\n", 2)[2], block))
         print(f"updated the {block} block of {README}")
     return 0
 
@@ -355,7 +354,7 @@ def _synth_table(args: argparse.Namespace) -> int:
     print(table)
     print(f"wrote {json_path}\nwrote {md_path}")
     if args.update_readme:
-        README.write_text(with_table(README, table, "synth"))
+        write_atomic(README, with_table(README, table, "synth"))
         print(f"updated the synth block of {README}")
     return 0
 
@@ -369,15 +368,30 @@ def _bench(args: argparse.Namespace) -> int:
         raise UsageError(error) from None
 
 
+def _soak(args: argparse.Namespace) -> int:
+    from int8attn.verif.runner import SimulatorMissing
+
+    if args.list:
+        print("\n".join(soak.selected(args.configs)))
+        return 0
+    try:
+        result = soak.run_soak(args.rows, args.configs, simulator=args.simulator, seed=args.seed, jobs=args.jobs,
+                               out_dir=args.out_dir)
+    except SimulatorMissing as error:
+        raise UsageError(error) from None
+    print(result["markdown"].read_text(), end="")
+    print(f"wrote {result['json']}\nwrote {result['markdown']}")
+    problems = soak.failures(result["records"])
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
 def _quantize_attention(args: argparse.Namespace) -> int:
     from int8attn.golden.quantize import quantize_attention_files
 
     arrays = quantize_attention_files(args.weights, args.calibration, convention=args.convention, heads=args.heads)
-    try:
-        with open(args.output, "wb") as file:
-            np.savez(file, **arrays)
-    except OSError as error:
-        raise UsageError(f"cannot write {args.output} ({error.strerror}); allowed: a writable file path") from None
+    _write_file(args.output, lambda file: np.savez(file, **arrays))
     print(f"wrote {args.output}: {args.convention} attention parameters, {args.heads} head(s)")
     return 0
 
@@ -390,14 +404,18 @@ def _output_file(path: Path) -> Path:
     return path
 
 
-def _write(path: Path, data: bytes) -> Path:
-    """``data`` into the file ``path`` (its folder created), atomically: a temporary name, then a rename."""
-    from int8attn.golden.stack_example import write_atomic
-
+def _write_file(path: Path, content: Content) -> Path:
+    """``content`` into the file ``path`` atomically (:func:`~int8attn.golden.files.write_atomic`); a one-line
+    :class:`UsageError` when it cannot be written."""
     try:
-        return write_atomic(_output_file(path), data)
+        return write_atomic(path, content)
     except OSError as error:
         raise UsageError(f"cannot write {path} ({error.strerror}); allowed: a writable file path") from None
+
+
+def _write(path: Path, content: Content) -> Path:
+    """``content`` into the file ``path``, its folder created, atomically (:func:`_write_file`)."""
+    return _write_file(_output_file(path), content)
 
 
 def _load_tokens(path: Path, option: str) -> np.ndarray:
@@ -640,6 +658,26 @@ def build_parser() -> argparse.ArgumentParser:
                                     "bench-<units>")
     bench_command.set_defaults(handler=_bench)
 
+    soak_command = commands.add_parser("soak", help="endurance: random rows through the regression matrix of every "
+                                       "unit on the RTL, under random stalls (mismatches, protocol violations, rows/s)",
+                                       allow_abbrev=False)
+    soak_command.add_argument("--rows", type=_integer("integers >= 1", low=1), default=soak.SOAK_ROWS,
+                              help="random rows per configuration (default: %(default)s)")
+    soak_command.add_argument("--configs", type=_items(str, "shell patterns of the configurations' labels"),
+                              metavar="PATTERN[,PATTERN...]",
+                              help="configurations whose label matches a pattern, e.g. 'softmax/*,dense/*' (default: "
+                                   "all; --list prints them)")
+    soak_command.add_argument("--simulator", type=_choice(("verilator", "icarus")), default="verilator",
+                              metavar="{verilator,icarus}", help="HDL simulator (default: %(default)s)")
+    soak_command.add_argument("--seed", type=_integer("integers >= 0", low=0), default=1,
+                              help="seed of the rows and of the stall patterns (default: %(default)s)")
+    soak_command.add_argument("--jobs", type=_integer("integers >= 1", low=1), default=1,
+                              help="configurations simulated at once (default: %(default)s)")
+    soak_command.add_argument("-o", "--out-dir", type=Path, default=soak.REPORTS,
+                              help="report folder: soak.json, soak.md (default: %(default)s)")
+    soak_command.add_argument("--list", action="store_true", help="print the selected configurations and exit")
+    soak_command.set_defaults(handler=_soak)
+
     quantize = commands.add_parser("quantize", help="quantise float weights into a unit's parameter file "
                                    "(attention, stack)", allow_abbrev=False)
     quantize_units = quantize.add_subparsers(dest="unit", required=True)
@@ -716,10 +754,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``int8attn``; returns the exit code."""
+    """Run ``int8attn``; returns the exit code. NumPy's floating-point warnings are off: the float models overflow to
+    inf and NaN as C's float arithmetic does, and what that leads to is reported as the one-line error."""
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with np.errstate(all="ignore"):
+            return args.handler(args)
     except (ConfigError, UsageError) as error:
         _fail(error)
 

@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from int8attn.golden.files import write_atomic
 from int8attn.golden.params import ConfigError
 from int8attn.units import Unit, unit_named
 
@@ -200,7 +201,7 @@ def _attempt(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str,
              timeout: int | None, abstract: bool) -> dict[str, Any]:
     """One sby run of a converted group: ``<group>_<mode><depth>.sby`` and its work folder."""
     task = f"{harness.group}_{mode}{depth}"
-    (folder / f"{task}.sby").write_text(sby_text(rtlil_name, mode, depth, timeout, abstract))
+    write_atomic(folder / f"{task}.sby", sby_text(rtlil_name, mode, depth, timeout, abstract))
     start = time.monotonic()
     sby_status, output = _run_sby(tools, folder, task)
     workdir = folder / task
@@ -251,7 +252,7 @@ def _run_group(tools: dict[str, str], folder: Path, dut: Any, group: str, mode: 
 
     harness = StreamHarness(dut, group, depth=depth, **harness_options)
     rtlil_path = folder / f"{group}.il"
-    rtlil_path.write_text(harness_rtlil(harness))
+    write_atomic(rtlil_path, harness_rtlil(harness))
     if group == "cover":
         plan = [("cover", depth, False)]
     elif mode == "bmc":
@@ -385,7 +386,7 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
             "tools": tool_versions(),
             "folder": str(folder),
         }
-        (folder / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        write_atomic(folder / "report.json", json.dumps(report, indent=2, default=str) + "\n")
     return report
 
 

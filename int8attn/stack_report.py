@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from int8attn.golden.files import write_atomic
 from int8attn.golden.quantize import StackParity, quantize_stack, stack_parity
 from int8attn.golden.stack import load_stack_params, stack_forward
-from int8attn.golden.stack_example import example_paths, npy_bytes, npz_bytes, write_atomic
+from int8attn.golden.stack_example import example_paths, npy_bytes, npz_bytes
 
 OVERLAY_ELEMENTS = 256
 """Elements of the overlay and error panels: the first sequences' outputs, flattened, up to this many."""

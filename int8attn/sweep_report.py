@@ -3,8 +3,11 @@
 Accuracy columns and the error-vs-LUTs plot appear for units with an accuracy report (softmax)."""
 
 import csv
+import io
 import json
 from pathlib import Path
+
+from int8attn.golden.files import write_atomic
 
 ACCURACY_SET = "peaked"
 RESOURCE_COLUMNS = ("luts", "ffs", "carry", "dsp", "bram")
@@ -62,7 +65,7 @@ def _plots(rows: list[dict], family: str | None, out_dir: Path) -> dict[str, Pat
         axis.set_ylabel(y_label)
         axis.grid(True, alpha=0.3)
         paths[name] = out_dir / f"{name}.png"
-        figure.savefig(paths[name], dpi=110)
+        write_atomic(paths[name], lambda file, figure=figure: figure.savefig(file, format="png", dpi=110))
         plt.close(figure)
     return paths
 
@@ -110,7 +113,7 @@ def _pareto_plot(good: list[dict], x: list[float], y: list[float], x_label: str,
     axis.set_ylabel(y_label)
     axis.set_yscale("symlog", linthresh=1e-3 if "KL" in y_label else 1)
     axis.legend()
-    figure.savefig(path, dpi=110)
+    write_atomic(path, lambda file: figure.savefig(file, format="png", dpi=110))
     plt.close(figure)
     return path
 
@@ -154,12 +157,13 @@ def write_outputs(sweep: dict, records: list[dict], out_dir: Path) -> dict[str, 
     family = families[0] if families else None
     paths = {"csv": out_dir / "results.csv", "json": out_dir / "results.json", "markdown": out_dir / "summary.md"}
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with paths["csv"].open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    paths["json"].write_text(json.dumps({"name": sweep["name"], "run": sweep["run"], "points": records},
-                                        indent=2) + "\n")
-    paths["markdown"].write_text(markdown(sweep, rows, family))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(paths["csv"], table.getvalue())
+    write_atomic(paths["json"], json.dumps({"name": sweep["name"], "run": sweep["run"], "points": records},
+                                           indent=2) + "\n")
+    write_atomic(paths["markdown"], markdown(sweep, rows, family))
     paths.update(_plots(rows, family, out_dir))
     return paths

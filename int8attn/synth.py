@@ -38,6 +38,7 @@ from amaranth.hdl import Fragment
 from int8attn import __version__
 from int8attn.constraints import constraint_file
 from int8attn.golden import SoftmaxConfig
+from int8attn.golden.files import write_atomic
 from int8attn.golden.params import ConfigError
 from int8attn.hdl.emit import emit
 from int8attn.hdl.harness import Loopback, SerialHarness
@@ -287,7 +288,7 @@ def _place_and_route(family: str, netlist: Path, work: Path, seed: int, freq_mhz
 
 
 def _write_harness(harness: SerialHarness, path: Path, header: str) -> None:
-    path.write_text(header + verilog.convert(harness, name=HARNESS_TOP, emit_src=False))
+    write_atomic(path, header + verilog.convert(harness, name=HARNESS_TOP, emit_src=False))
 
 
 def _seed_sweep(family: str, netlist: Path, work: Path, first: dict, count: int, freq_mhz: float,
@@ -389,7 +390,7 @@ def synthesize(config: Any, family: str, out_dir: Path, seed: int = DEFAULT_SEED
         report |= {"multipliers": sidecar["multipliers"], "macs_per_cycle": macs_per_cycle,
                    "macs_per_s": None if fmax is None else round(fmax * 1e6 * macs_per_cycle)}
     report["seconds"] = round(time.monotonic() - started, 1)
-    (out_dir / f"report_{family}.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_atomic(out_dir / f"report_{family}.json", json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -471,10 +472,10 @@ def benchmark_table(out_dir: Path, seed: int = DEFAULT_SEED, jobs: int = 1) -> t
     with ProcessPoolExecutor(jobs) as pool:
         records = list(pool.map(partial(_table_row, out_dir=out_dir, seed=seed), table_runs()))
     json_path = out_dir / "synth.json"
-    json_path.write_text(json.dumps({"tools": tool_versions(), "seed": seed, "rows": records,
-                                     "anchor": HLS4ML_ANCHOR}, indent=2) + "\n")
+    write_atomic(json_path, json.dumps({"tools": tool_versions(), "seed": seed, "rows": records,
+                                        "anchor": HLS4ML_ANCHOR}, indent=2) + "\n")
     md_path = out_dir / "synth.md"
-    md_path.write_text(benchmark_markdown(records, tool_versions(), seed))
+    write_atomic(md_path, benchmark_markdown(records, tool_versions(), seed))
     return json_path, md_path
 
 

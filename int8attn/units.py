@@ -180,6 +180,10 @@ UNITS: dict[str, Unit] = {unit.name: unit for unit in (
          config="int8attn.golden.layernorm_unit:LayerNormConfig", model="int8attn.golden.layernorm_unit:LayerNormModel",
          component="int8attn.hdl.layernorm:LayerNorm", testbench="int8attn.verif.tb_layernorm",
          tests=("check", "cycle"), frame="features", folder=(("n", "features"), ("p", "lanes"))),
+    Unit(name="stack", summary="TinyMind's int8 encoder stack: token ids to the last block's features",
+         config="int8attn.golden.stack_unit:StackConfig", model="int8attn.golden.stack_unit:StackModel",
+         component="int8attn.hdl.stack:EncoderStack", testbench="int8attn.verif.tb_stack", tests=("check", "cycle"),
+         frame="seq_len", folder=(("s", "seq_len"), ("e", "embed_dim"), ("b", "num_blocks"), ("p", "lanes"))),
 )}
 
 

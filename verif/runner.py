@@ -30,6 +30,7 @@ from xml.etree import ElementTree
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
+from int8attn.golden.files import write_atomic
 from int8attn.hdl.emit import VERILATOR_WAIVERS
 from int8attn.units import unit_of
 from int8attn.verif.vendor import SimulationLibrary, simulation_library
@@ -44,6 +45,10 @@ LOG_TAIL_LINES = 40
 VENDOR_WAIVERS = ("-Wno-fatal",)
 LOCK_FILE = ".lock"
 OBJCACHE = "ccache"
+GENERIC_TESTBENCH = "int8attn.verif.tb_generic"
+GENERIC_TESTS = ("reset_anywhere", "soak")
+"""Tests of :data:`GENERIC_TESTBENCH` that every unit takes besides its own ``tests``: the runner loads that module
+beside the unit's testbench module when one of them is asked for."""
 
 
 class SimulatorMissing(RuntimeError):
@@ -131,7 +136,8 @@ class TBSettings:
     result : Path
         JSON file the testbench writes its reports to, one per test.
     rows : int
-        Random rows (frames) of the ``check`` test; the ``cycle`` test runs at least 1000.
+        Random rows (frames) of the ``check`` test, and all the rows of ``soak``; the ``cycle`` test runs at least
+        1000.
     seed : int
         Seed of the random rows and of the stall patterns.
     idle, backpressure : float
@@ -315,8 +321,14 @@ def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path
                          always=True, timescale=TIMESCALE, waves=waves, log_file=log)
     except (RuntimeError, SystemExit) as error:
         return f"{simulator} build of {', '.join(map(str, sources))} failed ({error}); log {log}:\n{_log_tail(log)}"
-    stamp_file.write_text(stamp)
+    write_atomic(stamp_file, stamp)
     return None
+
+
+def cocotb_modules(test_module: str, tests: Sequence[str]) -> str:
+    """The cocotb test modules of a run of ``tests``: ``test_module``, and :data:`GENERIC_TESTBENCH` when a test is
+    one of :data:`GENERIC_TESTS` (comma-separated, as cocotb takes them)."""
+    return ",".join([test_module] + ([GENERIC_TESTBENCH] if set(tests) & set(GENERIC_TESTS) else []))
 
 
 def _selected(test: str, allowed: Sequence[str]) -> tuple[str, ...]:
@@ -331,7 +343,8 @@ def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_modu
              simulator: str, build_dir: Path, rows: int = 64, seed: int = 1, idle: float = 0.2,
              backpressure: float = 0.2, directed: bool = True, frames: Path | None = None, waves: bool = False,
              optimize: bool = False, library: SimulationLibrary | None = None) -> SimResult:
-    """Build ``sources`` (unless ``build_dir`` holds that build) and run cocotb ``tests`` of ``test_module``.
+    """Build ``sources`` (unless ``build_dir`` holds that build) and run cocotb ``tests`` of ``test_module`` (or of
+    :data:`GENERIC_TESTBENCH`, for :data:`GENERIC_TESTS`).
 
     ``sidecar`` is what the testbench reads (:class:`TBSettings`); ``library`` simulates the vendor cells the sources
     contain (none by default); the other parameters are those of :func:`run`.
@@ -364,9 +377,9 @@ def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_modu
     runner = get_runner(simulator)
     with _environment(settings.to_env(), remove=("PYTEST_CURRENT_TEST",)):
         try:
-            runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
-                        testcase=list(tests), seed=seed, waves=waves, build_dir=sim_dir, test_dir=build_dir,
-                        results_xml=str(results_xml), timescale=TIMESCALE, log_file=log)
+            runner.test(test_module=cocotb_modules(test_module, tests), hdl_toplevel=toplevel,
+                        hdl_toplevel_lang="verilog", testcase=list(tests), seed=seed, waves=waves, build_dir=sim_dir,
+                        test_dir=build_dir, results_xml=str(results_xml), timescale=TIMESCALE, log_file=log)
         except (RuntimeError, SystemExit) as error:
             if not results_xml.is_file():
                 return failed(f"{simulator} simulation failed ({error}); log {log}:\n{_log_tail(log)}")
@@ -413,7 +426,8 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
     simulator : str
         ``"verilator"`` or ``"icarus"``.
     test : str, optional
-        Test(s) of the unit's testbench to run, comma-separated, from the unit's ``tests``; its first by default.
+        Test(s) to run, comma-separated, from the unit's ``tests`` and :data:`GENERIC_TESTS`; the unit's first by
+        default.
     rows, seed, idle, backpressure, directed, frames
         Testbench parameters, see :class:`TBSettings`.
     optimize : bool
@@ -439,7 +453,7 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
     from int8attn.hdl import emit
 
     unit = unit_of(config)
-    tests = _selected(test if test is not None else unit.tests[0], unit.tests)
+    tests = _selected(test if test is not None else unit.tests[0], unit.tests + GENERIC_TESTS)
     find_simulator(simulator)
     build_dir = (build_dir if build_dir is not None else default_build_dir(config, simulator)).resolve()
     with _locked(build_dir):

@@ -839,6 +839,14 @@ class Scoreboard:
             queue.popleft()
             self.done[stream].append(FrameRecord(frame.index, frame.first_cycle))
 
+    def flush(self) -> int:
+        """Forget every frame still expected, as a reset of the unit does (their beats, also those of a frame partly
+        out, must never come out after it); returns how many frames were forgotten."""
+        dropped = self.outstanding
+        for queue in self._expected.values():
+            queue.clear()
+        return dropped
+
     def missing(self) -> list[str]:
         """One message per expected frame that did not come out (completely)."""
         prefix = len(self.outputs) > 1

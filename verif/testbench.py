@@ -42,6 +42,7 @@ from int8attn.verif.stream import (
 CLOCK_NS = 10
 RESET_CYCLES = 5
 CYCLE_TEST_ROWS = 1000
+CYCLE_TEST_SEQUENCES = 100
 STALL_MARGIN = 4
 DRAIN_SLACK = 100
 MAX_REPORTED = 20
@@ -350,3 +351,37 @@ async def cycle_test(dut: HierarchyObject, stimuli: Stimuli, *, model: Callable[
     await tb.drain(0)
     tb.error_is_low()
     tb.finish(**tb.timing(count))
+
+
+async def sequence_cycle_test(dut: HierarchyObject, stimuli: Stimuli, *,
+                              model: Callable[[Any], Any] | None = None) -> None:
+    """The ``cycle`` test of a unit that needs a whole sequence before it outputs (attention, the encoder stack):
+    back-to-back sequences (the larger of ``INT8ATTN_ROWS`` and 100), no stalls; the first sequence's first output
+    beat exactly ``latency_cycles`` after its last input beat (an idle unit), and the run within
+    ``cycles_per_frame`` a sequence, one more for the first sequence's input and the last one's output, each spread
+    over a sequence's cycles, and the latency."""
+    settings = TBSettings.from_env()
+    tb = StreamTB(dut, settings, "cycle", idle=0, backpressure=0, model=model)
+    await tb.reset()
+    count = max(CYCLE_TEST_SEQUENCES, settings.rows)
+    for label, frame in stimuli(tb, count):
+        tb.send(frame, label)
+    await tb.drain(0)
+    tb.error_is_low()
+    inputs, outputs = tb.monitors["i"].beats, tb.monitors["o"].beats
+    measured = {}
+    if inputs and outputs:
+        last_input = inputs[tb.inputs["i"].beats_per_frame - 1].cycle
+        latency = outputs[0].cycle - last_input
+        if latency != tb.latency:
+            tb.errors.append(f"sequence 0: first output beat {latency} cycles after its last input beat, expected "
+                             f"{tb.latency}")
+        span = outputs[-1].cycle - inputs[0].cycle + 1
+        bound = (count + 1) * tb.sidecar["cycles_per_frame"] + tb.latency
+        if span > bound:
+            tb.errors.append(f"{count} sequences took {span} cycles from first input to last output, more than "
+                             f"{bound} at {tb.sidecar['cycles_per_frame']} cycles a sequence")
+        measured = {"elements_per_cycle": tb.sustained_rate(), "latency_cycles": [latency], "span_cycles": span,
+                    "elements": count * tb.first_input.elements}
+    await RisingEdge(tb.clk)
+    tb.finish(**measured)

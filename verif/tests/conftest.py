@@ -59,3 +59,7 @@ def quick_simulator() -> str:
         else:
             return name
     pytest.skip("; ".join(reasons))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "soak: the 10^5-row endurance runs of make soak (hours; also marked slow)")

@@ -19,23 +19,14 @@ from test_dense_model import FULLY_CONNECTED, case_weights
 
 from int8attn.golden.dense import DenseConfig
 from int8attn.golden.params import TARGETS
+from int8attn.golden.regression import DENSE_REGRESSION
 from int8attn.golden.requant import ACTIVATIONS, CONVENTIONS
 from int8attn.verif.runner import SIMULATORS, SimResult
 from int8attn.verif.testbench import CYCLE_TEST_ROWS
 
 Simulate = Callable[..., SimResult]
 
-CONFIGS = {
-    "pe2-simd4-tensor-zero-points": DenseConfig(in_features=16, out_features=8, pe=2, simd=4, input_zero_point=5,
-                                                weight_zero_point=-3, output_zero_point=11),
-    "pe1-simd1-channel-relu": DenseConfig(in_features=6, out_features=4, weight_scale=(0.01, 0.02, 0.004, 0.03),
-                                          output_zero_point=-20, activation="relu", weights_seed=2),
-    "pe3-simd2-channel-relu6": DenseConfig(in_features=6, out_features=6, pe=3, simd=2, output_scale=0.05,
-                                           weight_scale=(0.01, 0.02, 0.004, 0.03, 0.011, 0.007),
-                                           input_zero_point=-128, activation="relu6", weights_seed=3),
-    "pe8-simd8-tinymind-relu": DenseConfig(in_features=8, out_features=8, pe=8, simd=8, input_zero_point=34,
-                                           activation="relu", convention="tinymind", weights_seed=4),
-}
+CONFIGS = DENSE_REGRESSION
 
 
 def test_configs_cover_every_value() -> None:

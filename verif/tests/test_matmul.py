@@ -14,6 +14,7 @@ from engine_checks import VENDOR_ROWS, cycle_tests
 
 from int8attn.golden.matmul import MatmulConfig
 from int8attn.golden.params import TARGETS, ConfigError
+from int8attn.golden.regression import MATMUL_REGRESSION
 from int8attn.verif.runner import SIMULATORS, SimResult
 from int8attn.verif.testbench import CYCLE_TEST_ROWS
 
@@ -78,13 +79,7 @@ def test_bad_fold_factors_are_refused(parameters: dict, message: str) -> None:
         MatmulConfig(**parameters)
 
 
-CONFIGS = {
-    "pe2-simd2-zero-points": MatmulConfig(m=4, k=8, n=4, pe=2, simd=2, lhs_zero_point=3, rhs_zero_point=-5,
-                                          output_zero_point=7),
-    "pe3-simd4-adj-y": MatmulConfig(m=5, k=16, n=6, pe=3, simd=4, adj_y=True, lhs_zero_point=-128,
-                                    output_scale=2.0),
-    "pe1-simd1-one-beat-rows": MatmulConfig(m=3, k=1, n=2, rhs_zero_point=100, output_scale=0.01),
-}
+CONFIGS = MATMUL_REGRESSION
 
 
 def check_rtl(config: MatmulConfig, simulator: str, rows: int, simulate: Simulate, tests: str) -> None:

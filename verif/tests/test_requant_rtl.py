@@ -17,28 +17,14 @@ import pytest
 from cli_runner import run, verilator_lint
 
 from int8attn.golden.params import TARGETS
+from int8attn.golden.regression import REQUANT_REGRESSION
 from int8attn.golden.requant import ACTIVATIONS, CONVENTIONS, OUTPUT_BITS, RequantConfig
 from int8attn.golden.stimuli import directed_int32_rows
 from int8attn.verif.runner import SIMULATORS, SimResult
 from int8attn.verif.testbench import CYCLE_TEST_ROWS
 
 LANES = (1, 4, 16)
-SPREAD_WEIGHTS_16 = tuple(float(scale) for scale in np.geomspace(1e-4, 2.0, 16))
-RIGHT_SHIFT_WEIGHTS_32 = tuple(float(scale) for scale in np.geomspace(3e-3, 1.0, 32))
-
-CONFIGS = {
-    "p1-tensor-tflite-relu-int8": RequantConfig(channels=8, lanes=1, multipliers=(1518500250,), shifts=(2,),
-                                                output_zero_point=-7, activation="relu"),
-    "p4-channel-tinymind-int16": RequantConfig(channels=16, lanes=4, input_scale=0.5, weight_scales=SPREAD_WEIGHTS_16,
-                                               output_scale=0.01, output_bits=16, output_zero_point=300,
-                                               convention="tinymind"),
-    "p16-channel-tflite-relu6-int8": RequantConfig(channels=32, lanes=16, input_scale=0.02,
-                                                   weight_scales=RIGHT_SHIFT_WEIGHTS_32, output_scale=0.05,
-                                                   output_zero_point=-128, activation="relu6"),
-    "p4-tensor-tinymind-none-int8": RequantConfig(channels=8, lanes=4, multipliers=(1 << 30,), shifts=(9,),
-                                                  output_zero_point=3, act_min=-100, act_max=90,
-                                                  convention="tinymind"),
-}
+CONFIGS = REQUANT_REGRESSION
 
 Simulate = Callable[..., SimResult]
 

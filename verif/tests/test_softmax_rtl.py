@@ -21,16 +21,13 @@ from int8attn.bench import THROUGHPUT_FLOOR, latency_slack
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
 from int8attn.golden.params import TARGETS
 from int8attn.golden.presets import knob_grid
+from int8attn.golden.regression import BETAS, INPUT_SCALES, SHAPES, SOFTMAX_REGRESSION, ZERO_POINTS
+from int8attn.golden.regression import softmax_label as config_id
 from int8attn.golden.stimuli import directed_int8_rows
 from int8attn.verif import runner
 from int8attn.verif.runner import SIMULATORS, SimResult, SimulatorMissing, TBSettings, default_build_dir, run
 from int8attn.verif.stream import PayloadLayout
 
-SHAPES = ((1, 1), (8, 1), (10, 1), (10, 2), (64, 4), (256, 8), (1024, 4))
-INPUT_SCALES = (1 / 16, 0.05, 0.25)
-BETAS = (1.0, 0.5)
-ZERO_POINTS = (0, -128, 127, 5)
-QUANTISATIONS = tuple(itertools.product(INPUT_SCALES, BETAS))
 CYCLE_TEST_MAX_BEATS = 32
 ICARUS_CYCLE_TEST_MAX_BEATS = 10
 """Icarus is slow (and slower still with the vendor targets' primitive models): its cycle test takes the rows of up to
@@ -38,10 +35,7 @@ ICARUS_CYCLE_TEST_MAX_BEATS = 10
 and latency on every target)."""
 CYCLE_TEST_ROWS = 1000
 
-REGRESSION = tuple(
-    SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, beta=beta, input_zero_point=zero_point)
-    for (n, lanes), (scale, beta), zero_point
-    in zip(SHAPES, itertools.cycle(QUANTISATIONS), itertools.cycle(ZERO_POINTS)))
+REGRESSION = SOFTMAX_REGRESSION
 TINYMIND = tuple(
     SoftmaxConfig(n=n, lanes=lanes, input_scale=scale, input_zero_point=zero_point, mode="tinymind")
     for (n, lanes), scale, zero_point in zip(SHAPES, itertools.cycle(INPUT_SCALES), itertools.cycle(ZERO_POINTS)))
@@ -72,12 +66,6 @@ MODES = knob_grid(SoftmaxConfig(n=10, lanes=2, input_scale=0.05, beta=1.0))
 MODES_ON_BOTH = ("d64-w8-nr1-b6", "d96-w14-rlut10-b12-a24")
 MODE_CASES = [(name, "icarus") for name in MODES] + [(name, "verilator") for name in MODES_ON_BOTH]
 MODES_SWEEP = modes_of(SoftmaxConfig(n=256, lanes=8, input_scale=0.25, beta=0.5))
-
-
-def config_id(config: SoftmaxConfig) -> str:
-    knobs = "".join(f"-{value}" for name, value in config.as_dict().items() if name.startswith(config.mode))
-    return (f"{config.mode}-n{config.n}-p{config.lanes}-s{config.input_scale:g}-b{config.beta:g}"
-            f"-zp{config.input_zero_point}{knobs}")
 
 
 def selected_tests(config: SoftmaxConfig, simulator: str) -> str:
@@ -133,9 +121,9 @@ def test_surrogate_regression(config: SoftmaxConfig, simulator: str, rows: int, 
 
 
 VENDOR_TARGETS = tuple(target for target in TARGETS if target != "generic")
-VENDOR_SHAPES = {(10, 2), (64, 4), (1024, 4)}
-"""The regression shapes every vendor target runs in ``make test``: two lanes, four lanes, and the longest row (whose
-queues and row buffer are deepest); ``-m slow`` runs the others too."""
+VENDOR_SHAPES = {(10, 2), (64, 4)}
+"""The regression shapes every vendor target runs in ``make test``: two lanes and four lanes; ``-m slow`` runs the
+others too, the longest row (whose queues and row buffer are deepest) among them."""
 VENDOR_REGRESSION = tuple(replace(config, target=target) for target in VENDOR_TARGETS for config in REGRESSION
                           if (config.n, config.lanes) in VENDOR_SHAPES)
 VENDOR_REGRESSION_REST = tuple(replace(config, target=target) for target in VENDOR_TARGETS for config in REGRESSION

@@ -1,0 +1,87 @@
+"""Soak: the generic ``soak`` test (every row and every handshake checked under changing stalls) and ``int8attn soak``.
+
+``make test`` runs the test on a few hundred rows, a broken design through it, and the command on stand-in runs; the
+``slow`` and ``soak`` test runs 10⁵ rows of every configuration of the matrix (``$INT8ATTN_SOAK_ROWS`` to change it),
+as ``make soak`` does through the command.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_runner import run
+from test_softmax_rtl import QUICK_CONFIG, emit_with_change
+
+from int8attn import soak
+from int8attn.golden.regression import REQUANT_REGRESSION, SOAK_MATRIX
+from int8attn.verif import runner as sim_runner
+from int8attn.verif import tb_generic
+
+ROWS = tb_generic.SOAK_BATCH + 44
+
+
+def test_soak_streams_every_row_in_batches(simulate: Any) -> None:
+    config = REQUANT_REGRESSION["p4-tensor-tinymind-none-int8"]
+    result = simulate(config, "verilator", test="soak", rows=ROWS)
+    assert result.passed, "\n".join(result.errors)
+    report = result.reports["soak"]
+    assert report["rows"] == ROWS and report["beats"] == ROWS * config.beats
+    assert report["mismatches"] == 0 and report["violations"] == 0 and report["batches"] == 2
+    assert report["stalls"][0] == [0.0, 0.0] and report["stalls"][1] == [0.2, 0.2]
+
+
+def test_soak_reports_mismatches(monkeypatch: pytest.MonkeyPatch, quick_simulator: str, tmp_path: Path) -> None:
+    emit_with_change(monkeypatch, sidecar=lambda facts: facts["parameters"].update(beta=0.5))
+    result = sim_runner.run(QUICK_CONFIG, quick_simulator, test="soak", rows=20, build_dir=tmp_path)
+    assert not result.passed
+    assert result.reports["soak"]["mismatches"] > 0 and result.reports["soak"]["violations"] == 0
+
+
+def fake_simulation(failing: str | None):
+    """A stand-in for the runner in :func:`int8attn.soak.soak_one`: a soak report without simulating, with a mismatch
+    for the unit named ``failing``."""
+    def simulated(config: Any, simulator: str, *, test: str, rows: int, **options: Any) -> sim_runner.SimResult:
+        bad = type(config).__name__.lower().startswith(failing or "-")
+        errors = ["soak: row 3: got 1, expected 2"] if bad else []
+        report = {"rows": rows, "beats": 2 * rows, "cycles": 3 * rows, "errors": errors, "mismatches": int(bad),
+                  "violations": 0}
+        return sim_runner.SimResult(simulator, (test,), rows, 2 * rows, errors, 3 * rows, None, [], not bad,
+                                    {test: report}, Path("build"), Path("soak.log"))
+    return simulated
+
+
+def test_soak_command_writes_its_report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The command on stand-in simulations (the process pool forks, so its workers see them)."""
+    monkeypatch.setattr(sim_runner, "run", fake_simulation(None))
+    result = run("soak", "--configs", "requant/*,attention/*", "--rows", "10", "--jobs", "2", "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    document = json.loads((tmp_path / "soak.json").read_text())
+    records = document["configurations"]
+    assert [record["configuration"] for record in records] == [
+        label for label in SOAK_MATRIX if label.startswith(("requant/", "attention/"))]
+    assert all(record["passed"] and record["rows"] == 10 and record["cycles"] == 30 for record in records)
+    table = (tmp_path / "soak.md").read_text()
+    assert "| requant/p1-tensor-tflite-relu-int8 | 10 | 20 | 30 | 0 | 0 |" in table
+    assert "5 configurations on verilator, 50 rows in" in table
+
+    monkeypatch.setattr(sim_runner, "run", fake_simulation("attention"))
+    result = run("soak", "--configs", "attention/*,requant/p1*", "--rows", "10", "-o", tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1] == "attention/tflite-h1-s8-e8: soak: row 3: got 1, expected 2"
+    assert "| FAIL |" in (tmp_path / "soak.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.soak
+@pytest.mark.parametrize("label", SOAK_MATRIX)
+def test_soak(label: str, tmp_path: Path) -> None:
+    """10⁵ random rows (``$INT8ATTN_SOAK_ROWS``) of one configuration: 0 mismatches, 0 protocol violations."""
+    rows = int(os.environ.get("INT8ATTN_SOAK_ROWS", soak.SOAK_ROWS))
+    try:
+        record = soak.soak_one(label, SOAK_MATRIX[label], rows, 1, "verilator", soak.BUILDS)
+    except sim_runner.SimulatorMissing as error:
+        pytest.skip(str(error))
+    assert record["passed"], record
+    assert record["rows"] == rows and record["mismatches"] == 0 and record["violations"] == 0
