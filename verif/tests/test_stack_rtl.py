@@ -5,12 +5,12 @@ Three configurations, one build each per simulator: the bundled example's parame
 at eight lanes with folded feed-forward engines; TinyMind's own parameters (``../shared/vectors/
 tinymind_encoder_stack.npz``, skipped without it) at two lanes, where every link gathers or splits; and seeded weights
 of other sizes (V = 10, S = 6, E = 12, F = 24, one block) whose lanes need both a split and a gather. Each runs
-``check`` (200 random token sequences and the directed ones under random stalls) on Verilator and Icarus (the
-Icarus runs of the two-block stacks take fewer sequences) and ``cycle`` (back-to-back sequences: the first one's latency
+``check`` (200 random token sequences and the directed ones under random stalls) on Verilator and Icarus (the Icarus
+runs of the two-block stacks take fewer sequences) and ``cycle`` (back-to-back sequences: the first one's latency
 exactly the sidecar's, the run within the sidecar's cycles a sequence) on Verilator; TinyMind's own 64 sequences go
 through the RTL too; the vendor targets' netlists run a one-block stack of four features on Icarus with their
-primitives' models (``ecp5`` with ``cycle`` too). A missing simulator or ``../shared`` skips its tests with the
-reason.
+primitives' models (``ecp5`` with ``cycle`` too). The vendor runs and the bundled example's (and the Icarus run of
+TinyMind's) are ``slow`` (:data:`SLOW_RUNS`). A missing simulator or ``../shared`` skips its tests with the reason.
 """
 
 import gc
