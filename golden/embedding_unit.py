@@ -93,8 +93,32 @@ def random_layers(vocab: int, embed_dim: int, seq_len: int | None, seed: int) ->
         RANDOM_EMBEDDING_GRID, grid, output)))
 
 
+class TokenFrames:
+    """Shapes of a configuration whose frames are ``seq_len`` token ids and whose outputs are ``embed_dim`` features
+    a token over ``embed_dim / lanes`` beats (the embedding and the encoder stack)."""
+
+    seq_len: int
+    embed_dim: int
+    lanes: int
+
+    @property
+    def beats(self) -> int:
+        """Output beats per token, ``embed_dim / lanes``."""
+        return self.embed_dim // self.lanes
+
+    @property
+    def frame_shape(self) -> tuple[int]:
+        """A frame's shape, ``(S,)``: ``int8attn golden`` takes token arrays ``(..., S)``."""
+        return (self.seq_len,)
+
+    @property
+    def output_shape(self) -> tuple[int, int]:
+        """A frame's output shape, ``(S, E)``."""
+        return self.seq_len, self.embed_dim
+
+
 @dataclass(frozen=True)
-class EmbeddingConfig(Implementation):
+class EmbeddingConfig(TokenFrames, Implementation):
     """Parameters of one embedding unit.
 
     Parameters
@@ -193,21 +217,6 @@ class EmbeddingConfig(Implementation):
     def layers(self) -> EmbeddingLayers:
         """The tables: the file's, or the random ones."""
         return self._layers
-
-    @property
-    def beats(self) -> int:
-        """Output beats per token, ``embed_dim / lanes``."""
-        return self.embed_dim // self.lanes
-
-    @property
-    def frame_shape(self) -> tuple[int]:
-        """A frame's shape, ``(S,)``: ``int8attn golden embedding`` takes token arrays ``(..., S)``."""
-        return (self.seq_len,)
-
-    @property
-    def output_shape(self) -> tuple[int, int]:
-        """A frame's output shape, ``(S, E)``."""
-        return self.seq_len, self.embed_dim
 
     def as_dict(self) -> dict:
         """Every parameter, JSON-serialisable; ``EmbeddingConfig(**config.as_dict())`` rebuilds the config."""

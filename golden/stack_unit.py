@@ -28,7 +28,7 @@ from int8attn.golden.add import TinyMindAdd
 from int8attn.golden.attention import TinyMindDense, TinyMindMultiHeadParams
 from int8attn.golden.attention_unit import MAX_FOLD, AttentionConfig, DenseStage
 from int8attn.golden.embedding import check_tokens
-from int8attn.golden.embedding_unit import EmbeddingConfig, EmbeddingLayers
+from int8attn.golden.embedding_unit import EmbeddingConfig, EmbeddingLayers, TokenFrames
 from int8attn.golden.layernorm import TinyMindLayerNorm
 from int8attn.golden.layernorm_unit import LayerNormConfig
 from int8attn.golden.params import TARGETS, ConfigError, Implementation, check_params, implementation_last, param
@@ -113,7 +113,7 @@ def _dense_stage(layer: TinyMindDense, lanes: int, target: str, relu_zero_point:
 
 
 @dataclass(frozen=True)
-class StackConfig(Implementation):
+class StackConfig(TokenFrames, Implementation):
     """Parameters of one encoder-stack unit.
 
     Parameters
@@ -210,21 +210,6 @@ class StackConfig(Implementation):
     def stack_params(self) -> StackParams:
         """The integer parameters: the file's, or the seeded ones."""
         return self._params
-
-    @property
-    def beats(self) -> int:
-        """Beats of a token's ``E`` features, ``E / lanes``."""
-        return self.embed_dim // self.lanes
-
-    @property
-    def frame_shape(self) -> tuple[int]:
-        """A frame's shape, ``(S,)``: token ids."""
-        return (self.seq_len,)
-
-    @property
-    def output_shape(self) -> tuple[int, int]:
-        """A frame's output shape, ``(S, E)``."""
-        return self.seq_len, self.embed_dim
 
     def embedding_config(self) -> EmbeddingConfig:
         """The embedding unit of the stack's tables, with the positional encoding, ``lanes`` lanes."""
