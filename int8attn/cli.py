@@ -375,8 +375,8 @@ def _soak(args: argparse.Namespace) -> int:
         print("\n".join(soak.selected(args.configs)))
         return 0
     try:
-        result = soak.run_soak(args.rows, args.configs, simulator=args.simulator, seed=args.seed, jobs=args.jobs,
-                               out_dir=args.out_dir)
+        result = soak.run_soak(args.rows, args.configs, simulator=args.simulator, engine=args.engine,
+                               seed=args.seed, jobs=args.jobs, out_dir=args.out_dir)
     except SimulatorMissing as error:
         raise UsageError(error) from None
     print(result["markdown"].read_text(), end="")
@@ -669,6 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "all; --list prints them)")
     soak_command.add_argument("--simulator", type=_choice(("verilator", "icarus")), default="verilator",
                               metavar="{verilator,icarus}", help="HDL simulator (default: %(default)s)")
+    soak_command.add_argument("--engine", type=_choice(soak.ENGINES), default=soak.CPP_ENGINE,
+                              metavar="{" + ",".join(soak.ENGINES) + "}",
+                              help="testbench: a Verilator C++ one fed by numpy (verilator only), or the cocotb soak "
+                                   "test (default: %(default)s)")
     soak_command.add_argument("--seed", type=_integer("integers >= 0", low=0), default=1,
                               help="seed of the rows and of the stall patterns (default: %(default)s)")
     soak_command.add_argument("--jobs", type=_integer("integers >= 1", low=1), default=1,

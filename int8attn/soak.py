@@ -2,15 +2,19 @@
 
 Each configuration of :data:`~int8attn.golden.regression.SOAK_MATRIX` (the softmax's regression shapes, the
 requantizer's, dense's and matmul's regression configurations, a small attention unit) streams ``rows`` random rows
-(10⁵ by default) through the generic ``soak`` test (:mod:`int8attn.verif.tb_generic`) under random valid/ready on
-Verilator: every output bit compared with the golden model, the valid/ready contract of every stream checked on every
-cycle. The report, ``soak.json`` and ``soak.md`` in ``build/reports/soak/``, gives per configuration the rows, beats and
-cycles simulated, the mismatches and protocol violations, the seconds (the simulator build apart), the rows and cycles
-per second, and what 10⁵ rows take at that rate; the command exits 1 unless every configuration passed with 0
+(10⁵ by default) under random valid/ready: every output bit compared with the golden model, the valid/ready contract
+of every stream checked on every cycle, the stall probabilities changing every batch of rows. Two engines run it
+(:data:`ENGINES`): ``verilator-cpp``, the default, a Verilator C++ testbench fed by numpy
+(:mod:`int8attn.verif.soak_engine`), at the speed of the Verilated model; and ``cocotb``, the generic ``soak`` test
+(:mod:`int8attn.verif.tb_generic`) on Verilator or Icarus, bound by Python to a few thousand cycles a second. The
+report, ``soak.json`` and ``soak.md`` in ``build/reports/soak/``, gives per configuration the engine, the rows, beats
+and cycles simulated, the mismatches and protocol violations, the seconds (the simulator build apart), the rows and
+cycles per second, and what 10⁵ rows take at that rate; the command exits 1 unless every configuration passed with 0
 mismatches and 0 violations.
 
-Simulator builds are kept in ``build/sim-soak/`` (optimised, ``-Os``: a long run is worth the slower build), apart from
-the tests' ``-O0`` builds in ``build/sim/``.
+Simulator builds are kept in ``build/sim-soak/`` (optimised: a long run is worth the slower build), apart from the
+tests' ``-O0`` builds in ``build/sim/``: ``verilator-cpp/`` holds the engines, ``verilator/`` and ``icarus/`` the
+cocotb builds.
 """
 
 import fnmatch
@@ -26,6 +30,9 @@ from int8attn.usage import UsageError, output_folder
 
 SOAK_ROWS = 100_000
 TEST = "soak"
+ENGINES = ("verilator-cpp", "cocotb")
+"""Soak engines, the default first: the Verilator C++ testbench (Verilator only) and the cocotb ``soak`` test."""
+CPP_ENGINE = ENGINES[0]
 REPORTS = Path("build/reports/soak")
 BUILDS = Path("build/sim-soak")
 MAX_ERRORS = 5
@@ -44,11 +51,31 @@ def selected(patterns: list[str] | None) -> dict[str, Any]:
             if any(fnmatch.fnmatchcase(label, pattern) for pattern in patterns)}
 
 
-def soak_one(label: str, config: Any, rows: int, seed: int, simulator: str, builds: Path) -> dict[str, Any]:
-    """Run the ``soak`` test of one configuration; its record (module docstring), ``passed`` only with every row
-    out, no mismatch and no violation. The simulator build is made (and timed, ``build_seconds``) by a one-row run
-    first, so that ``seconds`` and the rates are the simulation's."""
+def soak_one(label: str, config: Any, rows: int, seed: int, simulator: str, builds: Path,
+             engine: str = CPP_ENGINE) -> dict[str, Any]:
+    """Soak one configuration on ``engine``; its record (module docstring), ``passed`` only with every row out, no
+    mismatch and no violation. The simulator build is timed apart (``build_seconds``), so that ``seconds`` and the
+    rates are the simulation's."""
     from int8attn.units import unit_of
+
+    run = _engine_run if engine == CPP_ENGINE else _cocotb_run
+    record, build_seconds, seconds = run(config, rows, seed, simulator, builds)
+    done = record["rows"]
+    record = {"configuration": label, "unit": unit_of(config).name, "parameters": config.as_dict(),
+              "engine": engine, "simulator": simulator, "seed": seed, "rows_requested": rows} | record | {
+        "build_seconds": round(build_seconds, 1), "seconds": round(seconds, 2),
+        "rows_per_s": round(done / seconds, 1) if seconds else None,
+        "cycles_per_s": round(record["cycles"] / seconds) if seconds else None}
+    record["seconds_for_default_rows"] = round(SOAK_ROWS / record["rows_per_s"]) if record["rows_per_s"] else None
+    record["passed"] = (record["passed"] and done == rows and record["mismatches"] == 0
+                        and record["violations"] == 0)
+    return record
+
+
+def _cocotb_run(config: Any, rows: int, seed: int, simulator: str,
+                builds: Path) -> tuple[dict[str, Any], float, float]:
+    """The ``soak`` test of one configuration: its counts, errors, log and pass, and the seconds of the build (a
+    one-row run first) and of the run."""
     from int8attn.verif.runner import default_build_dir, run
 
     options = {"test": TEST, "seed": seed, "optimize": simulator == "verilator",
@@ -60,23 +87,44 @@ def soak_one(label: str, config: Any, rows: int, seed: int, simulator: str, buil
     result = run(config, simulator, rows=rows, **options)
     seconds = time.monotonic() - started
     report = result.reports.get(TEST, {})
-    done = report.get("rows", 0)
-    record = {"configuration": label, "unit": unit_of(config).name, "parameters": config.as_dict(),
-              "simulator": simulator, "seed": seed, "rows_requested": rows, "rows": done,
-              "beats": report.get("beats", 0), "cycles": report.get("cycles", 0),
-              "mismatches": report.get("mismatches"), "violations": report.get("violations"),
-              "build_seconds": round(build_seconds, 1), "seconds": round(seconds, 1),
-              "rows_per_s": round(done / seconds, 1) if seconds else None,
-              "cycles_per_s": round(report.get("cycles", 0) / seconds) if seconds else None,
-              "errors": result.errors[:MAX_ERRORS], "log": str(result.log)}
-    record["seconds_for_default_rows"] = round(SOAK_ROWS / record["rows_per_s"]) if record["rows_per_s"] else None
-    record["passed"] = (result.passed and done == rows and record["mismatches"] == 0
-                        and record["violations"] == 0)
-    return record
+    return ({"rows": report.get("rows", 0), "beats": report.get("beats", 0), "cycles": report.get("cycles", 0),
+             "mismatches": report.get("mismatches"), "violations": report.get("violations"),
+             "errors": result.errors[:MAX_ERRORS], "log": str(result.log), "passed": result.passed},
+            build_seconds, seconds)
+
+
+def _engine_run(config: Any, rows: int, seed: int, simulator: str,
+                builds: Path) -> tuple[dict[str, Any], float, float]:
+    """The Verilator C++ engine on one configuration (:mod:`int8attn.verif.soak_engine`), as :func:`_cocotb_run`;
+    the stalls are the cocotb test's, at the runner's default idle and backpressure."""
+    from int8attn.hdl import emit
+    from int8attn.verif import soak_engine
+    from int8attn.verif.runner import TBSettings, default_build_dir
+
+    folder = default_build_dir(config, CPP_ENGINE, builds.resolve())
+    started = time.monotonic()
+    build_seconds = seconds = 0.0
+    emitted = emit.emit(config, folder / "rtl")
+    sidecar = json.loads(emitted.sidecar.read_text())
+    try:
+        binary = soak_engine.build(emitted.verilog, sidecar, folder)
+        build_seconds = time.monotonic() - started
+        started = time.monotonic()
+        report = soak_engine.run(binary, sidecar, rows, seed=seed, folder=folder,
+                                 stalls=soak_engine.stall_pairs(TBSettings.idle, TBSettings.backpressure))
+    except soak_engine.EngineError as error:
+        return ({"rows": 0, "beats": 0, "cycles": 0, "mismatches": None, "violations": None, "errors": [str(error)],
+                 "log": str(folder), "passed": False}, build_seconds, seconds)
+    seconds = time.monotonic() - started
+    return ({key: report[key] for key in ("rows", "beats", "cycles", "mismatches", "violations", "batches", "log")}
+            | {"errors": report["errors"][:MAX_ERRORS], "passed": report["passed"] and report["exit_status"] == 0},
+            build_seconds, seconds)
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def markdown(records: list[dict[str, Any]]) -> str:
@@ -91,7 +139,7 @@ def markdown(records: list[dict[str, Any]]) -> str:
                      f"{'–' if full is None else _duration(full)} | {'ok' if record['passed'] else 'FAIL'} |")
     total = sum(record["seconds"] for record in records)
     full = sum(record["seconds_for_default_rows"] or 0 for record in records)
-    simulators = sorted({record["simulator"] for record in records})
+    simulators = sorted({f"{record['simulator']} ({record['engine']} engine)" for record in records})
     builds = sum(record.get("build_seconds", 0) for record in records)
     lines += ["", f"{len(records)} configurations on {', '.join(simulators)}, {sum(r['rows'] for r in records)} rows "
               f"in {total:.0f} s of simulation (and {builds:.0f} s of simulator builds); at the measured rates, "
@@ -100,27 +148,32 @@ def markdown(records: list[dict[str, Any]]) -> str:
 
 
 def run_soak(rows: int = SOAK_ROWS, patterns: list[str] | None = None, *, simulator: str = "verilator",
-             seed: int = 1, jobs: int = 1, out_dir: Path = REPORTS, builds: Path = BUILDS) -> dict[str, Any]:
-    """Soak every selected configuration (``jobs`` at a time) and write ``soak.json`` and ``soak.md`` into
-    ``out_dir``; returns ``records``, ``json`` and ``markdown`` (the paths).
+             engine: str = CPP_ENGINE, seed: int = 1, jobs: int = 1, out_dir: Path = REPORTS,
+             builds: Path = BUILDS) -> dict[str, Any]:
+    """Soak every selected configuration on ``engine`` (``jobs`` at a time) and write ``soak.json`` and ``soak.md``
+    into ``out_dir``; returns ``records``, ``json`` and ``markdown`` (the paths).
 
     Raises
     ------
     UsageError
-        A pattern matches no configuration, or ``out_dir`` cannot be written.
+        A pattern matches no configuration, the engine does not run on ``simulator``, or ``out_dir`` cannot be
+        written.
     int8attn.verif.runner.SimulatorMissing
         The simulator is missing.
     """
     from int8attn.verif.runner import find_simulator
 
     configs = selected(patterns)
+    if engine == CPP_ENGINE and simulator != "verilator":
+        raise UsageError(f"the {CPP_ENGINE} engine runs on verilator only; with {simulator}, pass --engine cocotb")
     out_dir = output_folder(Path(out_dir))
     find_simulator(simulator)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(soak_one, label, config, rows, seed, simulator, builds)
+        futures = [pool.submit(soak_one, label, config, rows, seed, simulator, builds, engine)
                    for label, config in configs.items()]
         records = [future.result() for future in futures]
-    document = {"rows_per_configuration": rows, "seed": seed, "simulator": simulator, "configurations": records}
+    document = {"rows_per_configuration": rows, "seed": seed, "simulator": simulator, "engine": engine,
+                "configurations": records}
     paths = {"json": out_dir / "soak.json", "markdown": out_dir / "soak.md"}
     write_atomic(paths["json"], json.dumps(document, indent=2) + "\n")
     write_atomic(paths["markdown"], f"# Soak: {rows} rows per configuration\n\n" + markdown(records))

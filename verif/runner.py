@@ -264,7 +264,7 @@ def _environment(values: Mapping[str, str], remove: tuple[str, ...] = ()) -> Ite
 
 
 @contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def locked(folder: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``folder/.lock``: one run at a time uses a build folder."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LOCK_FILE, "a") as handle:
@@ -456,7 +456,7 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
     tests = _selected(test if test is not None else unit.tests[0], unit.tests + GENERIC_TESTS)
     find_simulator(simulator)
     build_dir = (build_dir if build_dir is not None else default_build_dir(config, simulator)).resolve()
-    with _locked(build_dir):
+    with locked(build_dir):
         emitted = emit.emit(config, build_dir / "rtl")
         return simulate([emitted.verilog], emitted.sidecar, toplevel=unit.name, test_module=unit.testbench,
                         tests=tests, simulator=simulator, build_dir=build_dir, rows=rows, seed=seed, idle=idle,

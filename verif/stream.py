@@ -152,6 +152,31 @@ class PayloadLayout:
             word |= (value & mask) << (stride * lane)
         return word
 
+    @property
+    def words(self) -> int:
+        """32-bit words of a beat word (:attr:`width` bits)."""
+        return -(-self.width // 32)
+
+    def frame_words(self, frames: np.ndarray) -> np.ndarray:
+        """The beat words of ``rows × elements`` frames (:meth:`frame_beats` of each, ``last`` on each frame's final
+        beat) as little-endian 32-bit words, least significant first: a ``rows × beats × words`` ``uint32`` array."""
+        frames = np.asarray(frames)
+        if frames.ndim != 2 or frames.size == 0 or frames.shape[1] % self.lanes:
+            raise ValueError(f"frames of shape {frames.shape} are not rows of whole numbers (≥ 1) of {self.lanes}-lane "
+                             "beats")
+        beats = self.fit(frames).reshape(len(frames), -1, self.lanes)
+        stride = self.lane_stride
+        words = np.zeros((*beats.shape[:2], self.words), dtype=np.uint64)
+        for lane in range(self.lanes):
+            field = (beats[..., lane].astype(np.int64) & ((1 << stride) - 1)).astype(np.uint64)
+            index, shift = divmod(stride * lane, 32)
+            words[..., index] |= (field << np.uint64(shift)) & np.uint64(0xFFFFFFFF)
+            if shift + stride > 32:
+                words[..., index + 1] |= field >> np.uint64(32 - shift)
+        index, shift = divmod(self.last_bit, 32)
+        words[:, -1, index] |= np.uint64(1 << shift)
+        return words.astype("<u4")
+
     def unpack(self, payload: int) -> tuple[np.ndarray, bool]:
         """``(values, last)`` of a payload word; bits above ``last`` must be zero. A lane reads as its whole stride, so
         one not properly extended comes out out of range."""

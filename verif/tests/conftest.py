@@ -62,4 +62,4 @@ def quick_simulator() -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "soak: the 10^5-row endurance runs of make soak (hours; also marked slow)")
+    config.addinivalue_line("markers", "soak: the 10^5-row endurance runs of make soak (minutes; also marked slow)")
