@@ -42,8 +42,13 @@ soak: $(STAMP)
 bench: $(STAMP)
 	$(INT8ATTN) bench --update-readme
 
+# The softmax report, then the encoder stack with every softmax mode (the robust example; its softmaxes synthesised
+# on ECP5, about 10 minutes)
 accuracy: $(STAMP)
 	$(INT8ATTN) accuracy softmax --n 64 --lanes 4 --grid --update-readme
+	$(INT8ATTN) quantize stack --method robust -o build/stack/stack_robust.npz
+	$(INT8ATTN) accuracy stack --params build/stack/stack_robust.npz --weights golden/examples/stack_float.npz \
+		--target ecp5 --synth ecp5 --update-readme
 
 synth-table: $(STAMP)
 	$(INT8ATTN) synth-table --update-readme

@@ -50,7 +50,7 @@ range raises :class:`~int8attn.golden.params.ConfigError`, one line naming the s
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,12 +65,14 @@ from int8attn.golden.attention import (
     REQUANTIZER_KEYS,
     TinyMindAttentionParams,
     TinyMindDense,
+    TinyMindMultiHeadParams,
     _read_requantizer,
     _Reader,
+    attention,
     load_arrays,
     tinymind_attention,
 )
-from int8attn.golden.config import DIFF_RANGE
+from int8attn.golden.config import DIFF_RANGE, MODE_KNOBS, SoftmaxConfig
 from int8attn.golden.embedding import TinyMindEmbedding, TinyMindPositionalEncoding, check_tokens
 from int8attn.golden.fixedpoint import INT32_MAX
 from int8attn.golden.layernorm import TinyMindLayerNorm
@@ -172,10 +174,23 @@ class TinyMindEncoderBlock:
                 | {f"{prefix}.ff1.{RELU_ZERO_POINT}": np.int32(self.ff1_relu_zero_point)}
                 | self.ff2.arrays(f"{prefix}.ff2.") | self.add2.arrays(f"{prefix}.add2"))
 
-    def forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The block on int8 ``x`` ``(..., S, E)``: every intermediate of :data:`BLOCK_TENSORS` (without ``t.``)."""
+    def forward(self, x: np.ndarray, softmax: SoftmaxConfig | None = None) -> dict[str, np.ndarray]:
+        """The block on int8 ``x`` ``(..., S, E)``: every intermediate of :data:`BLOCK_TENSORS` (without ``t.``).
+
+        ``softmax`` replaces TinyMind's softmax by the mode and knobs of a
+        :class:`~int8attn.golden.config.SoftmaxConfig` (its row length and input grid are the layer's): the
+        attention of :func:`~int8attn.golden.attention.attention`, whose P·V requantizer is rescaled onto the mode's
+        probability grid; ``probs`` are then that mode's codes.
+        """
         result = {"ln1": self.ln1(x)}
-        result |= tinymind_attention(self.attention, result["ln1"])
+        if softmax is None:
+            result |= tinymind_attention(self.attention, result["ln1"])
+        else:
+            knobs = {name: getattr(softmax, name) for name in MODE_KNOBS.get(softmax.mode, ())}
+            heads = attention(TinyMindMultiHeadParams((self.attention,)), result["ln1"], softmax_mode=softmax.mode,
+                              **knobs)
+            result |= {name: heads[name] for name in (*PROJECTIONS, "attn")}
+            result |= {name: heads[name][..., 0, :, :] for name in ("scores", "probs")}
         result["skip1"] = self.add1(result["attn"], x)
         result["ln2"] = self.ln2(result["skip1"])
         result["ff1_pre_relu"] = self.ff1(result["ln2"])
@@ -341,16 +356,22 @@ def load_stack_params(path: str | os.PathLike) -> StackParams:
     return StackParams.from_arrays(arrays, source=str(path))
 
 
-def stack_forward(params: StackParams, tokens: np.ndarray) -> dict[str, np.ndarray]:
+def stack_forward(params: StackParams, tokens: np.ndarray,
+                  softmaxes: Sequence[SoftmaxConfig | None] | None = None) -> dict[str, np.ndarray]:
     """The encoder stack on token ids ``(..., S)`` (any integer dtype, ids ``0..V − 1``; :class:`ConfigError` naming
     ``tokens`` otherwise): every intermediate under the shared file's ``t.*`` names, the block axis before the last
-    two (``(..., B, S, E)``), and ``output`` (module docstring)."""
+    two (``(..., B, S, E)``), and ``output`` (module docstring). ``softmaxes``, one per block, replace TinyMind's
+    softmax as in :meth:`TinyMindEncoderBlock.forward`."""
     tokens = check_tokens(tokens, params.vocab, params.seq_len)
     result = {"t.emb": params.embedding(tokens)}
     result["t.x0"] = x = params.positional(result["t.emb"])
+    if softmaxes is None:
+        softmaxes = (None,) * params.num_blocks
+    if len(softmaxes) != params.num_blocks:
+        raise ValueError(f"softmaxes has {len(softmaxes)} entries; allowed: one per block ({params.num_blocks})")
     steps = []
-    for block in params.blocks:
-        steps.append(block.forward(x))
+    for block, softmax in zip(params.blocks, softmaxes, strict=True):
+        steps.append(block.forward(x, softmax))
         x = steps[-1]["block_out"]
     for name in BLOCK_TENSORS:
         result[f"t.{name}"] = np.stack([step[name] for step in steps], axis=-3)

@@ -48,19 +48,25 @@ RANDOM_METHOD = "tinymind"
 FOLD_GROUP = "parallelism (changes the Verilog, never an output value)"
 
 
-def seeded_params(seed: int, vocab: int, seq_len: int, embed_dim: int, ffn_dim: int, num_blocks: int) -> StackParams:
-    """The bundled example's generator at ``seed`` and these sizes (its float weights and calibration sequences,
-    :func:`~int8attn.golden.stack_example.example_float_weights` and
-    :func:`~int8attn.golden.stack_example.calibration_tokens`), quantised with TinyMind's calibration; the default
-    seed and sizes are the bundled example itself."""
-    from int8attn.golden.quantize import quantize_stack
+def seeded_example(seed: int, vocab: int, seq_len: int, embed_dim: int, ffn_dim: int, num_blocks: int
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The bundled example's generator at ``seed`` and these sizes: its float weights
+    (:func:`~int8attn.golden.stack_example.example_float_weights`) and calibration sequences
+    (:func:`~int8attn.golden.stack_example.calibration_tokens`); the default seed and sizes are the bundled example
+    itself."""
     from int8attn.golden.stack_example import calibration_tokens, example_float_weights
 
     weights = example_float_weights(seed, vocab=vocab, seq_len=seq_len, embed=embed_dim, ffn=ffn_dim,
                                     blocks=num_blocks)
-    calibration = calibration_tokens(np.random.default_rng([seed, 1]), vocab, seq_len)
-    return StackParams.from_arrays(quantize_stack(weights, calibration, method=RANDOM_METHOD),
-                                   source=f"seeded parameters {seed}")
+    return weights, calibration_tokens(np.random.default_rng([seed, 1]), vocab, seq_len)
+
+
+def seeded_params(seed: int, vocab: int, seq_len: int, embed_dim: int, ffn_dim: int, num_blocks: int) -> StackParams:
+    """The integer parameters of :func:`seeded_example`, quantised with TinyMind's calibration."""
+    from int8attn.golden.quantize import quantize_stack
+
+    arrays = quantize_stack(*seeded_example(seed, vocab, seq_len, embed_dim, ffn_dim, num_blocks), method=RANDOM_METHOD)
+    return StackParams.from_arrays(arrays, source=f"seeded parameters {seed}")
 
 
 def layernorm_config(layer: TinyMindLayerNorm, lanes: int, target: str) -> LayerNormConfig:

@@ -183,7 +183,8 @@ UNITS: dict[str, Unit] = {unit.name: unit for unit in (
     Unit(name="stack", summary="TinyMind's int8 encoder stack: token ids to the last block's features",
          config="int8attn.golden.stack_unit:StackConfig", model="int8attn.golden.stack_unit:StackModel",
          component="int8attn.hdl.stack:EncoderStack", testbench="int8attn.verif.tb_stack", tests=("check", "cycle"),
-         frame="seq_len", folder=(("s", "seq_len"), ("e", "embed_dim"), ("b", "num_blocks"), ("p", "lanes"))),
+         frame="seq_len", accuracy="int8attn.stack_accuracy",
+         folder=(("s", "seq_len"), ("e", "embed_dim"), ("b", "num_blocks"), ("p", "lanes"))),
 )}
 
 
