@@ -611,7 +611,7 @@ class AttentionParams:
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], source: str = "attention parameters") -> "AttentionParams":
         """The parameters held by ``arrays`` (the parameter file's content); :class:`ConfigError` naming ``source``
         and the first key at fault."""
-        reader = _Reader(arrays, source)
+        reader = ParamReader(arrays, source)
         if "convention" not in reader.arrays:
             raise reader.error("convention", "is missing", ", ".join(CONVENTIONS))
         convention = reader.text("convention", CONVENTIONS)
@@ -873,7 +873,7 @@ TINYMIND_KEYS_TEXT = ("convention, heads, head0..head{last}.{{weights, biases, i
                       "optional o.weights with o.biases, o.input_zero_point, o.requantizer.*")
 
 
-class _Reader:
+class ParamReader:
     """Checked access to a parameter file's arrays; every error is one line naming ``source`` and the key."""
 
     def __init__(self, arrays: Mapping[str, np.ndarray], source: str):
@@ -948,7 +948,7 @@ class _Reader:
             raise ConfigError(f"{self.source}: {prefix}{error}") from None
 
 
-def _read_tflite(reader: _Reader) -> TFLiteAttentionParams:
+def _read_tflite(reader: ParamReader) -> TFLiteAttentionParams:
     has_output = any(key in reader.arrays for key in TFLITE_OUTPUT_REQUIRED + TFLITE_OUTPUT_OPTIONAL)
     required = TFLITE_REQUIRED + (TFLITE_OUTPUT_REQUIRED if has_output else ())
     every = TFLITE_REQUIRED + TFLITE_OPTIONAL + TFLITE_OUTPUT_REQUIRED + TFLITE_OUTPUT_OPTIONAL
@@ -978,7 +978,7 @@ def _read_tflite(reader: _Reader) -> TFLiteAttentionParams:
                         softmax_beta=reader.scale("softmax_beta"), attn=attn, output_projection=output)
 
 
-def _read_tinymind(reader: _Reader) -> TinyMindMultiHeadParams:
+def _read_tinymind(reader: ParamReader) -> TinyMindMultiHeadParams:
     heads = reader.integer("heads", 1, MAX_HEADS)
     has_output = any(key.startswith(OUTPUT_PREFIX) for key in reader.arrays)
     per_head = [f"head{index}.{key}" for index in range(heads) for key in TINYMIND_HEAD_REQUIRED]
@@ -995,7 +995,7 @@ def _read_tinymind(reader: _Reader) -> TinyMindMultiHeadParams:
         biases = reader.optional_array(prefix + "biases", np.int32, (len(PROJECTIONS), dim), f"(3, d) = (3, {dim})")
         zero_points = {f"{name}_zero_point": reader.zero_point(f"{prefix}{name}_zero_point")
                        for name in ("input", *PROJECTIONS)}
-        requantizers = {name: _read_requantizer(reader, prefix + name)
+        requantizers = {name: read_requantizer(reader, prefix + name)
                         for name in TinyMindAttentionParams.requantizer_names()}
         head_params.append(reader.build(
             prefix, TinyMindAttentionParams, weights=weights,
@@ -1006,11 +1006,11 @@ def _read_tinymind(reader: _Reader) -> TinyMindMultiHeadParams:
         weights = reader.array("o.weights", np.int8, (None, heads * dim), f"[E_out, H·d] = [E_out, {heads * dim}]")
         biases = reader.optional_array("o.biases", np.int32, weights.shape[:1], f"[E_out] = [{weights.shape[0]}]")
         output = reader.build(OUTPUT_PREFIX, TinyMindDense, weights, biases, reader.zero_point("o.input_zero_point"),
-                              _read_requantizer(reader, "o.requantizer"))
+                              read_requantizer(reader, "o.requantizer"))
     return reader.build("", TinyMindMultiHeadParams, tuple(head_params), output)
 
 
-def _read_requantizer(reader: _Reader, prefix: str) -> TinyMindRequantizer:
+def read_requantizer(reader: ParamReader, prefix: str) -> TinyMindRequantizer:
     values = {item: reader.integer(f"{prefix}.{item}") for item in REQUANTIZER_FIELDS}
     return reader.build(prefix + ".", TinyMindRequantizer, **values)
 

@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 
 from int8attn.golden.add import TinyMindAdd
-from int8attn.golden.attention import Grid, _Reader, load_arrays
+from int8attn.golden.attention import Grid, ParamReader, load_arrays
 from int8attn.golden.embedding import (
     TinyMindEmbedding,
     TinyMindPositionalEncoding,
@@ -33,7 +33,7 @@ from int8attn.golden.embedding import (
 )
 from int8attn.golden.params import TARGETS, ConfigError, Implementation, check_params, implementation_last, param
 from int8attn.golden.quantize import asymmetric_grid
-from int8attn.golden.stack import _read_add
+from int8attn.golden.stack import read_add
 
 MAX_SEQ_LEN = 4096
 MAX_VOCAB = 65536
@@ -67,14 +67,14 @@ class EmbeddingLayers:
 def read_layers(arrays: dict[str, np.ndarray], positional: bool, source: str) -> EmbeddingLayers:
     """The tables of ``arrays`` (module docstring), ``pos.*`` only with ``positional``; :class:`ConfigError` naming
     ``source`` and the key."""
-    reader = _Reader({key: value for key, value in arrays.items() if key.startswith(("emb.", "pos."))}, source)
+    reader = ParamReader({key: value for key, value in arrays.items() if key.startswith(("emb.", "pos."))}, source)
     reader.check_keys(EMBEDDING_KEYS + (POSITIONAL_KEYS if positional else ()), POSITIONAL_KEYS, KEYS_TEXT)
     table = reader.array("emb.table", np.int8, (None, None), "(vocab, E)")
     embedding = TinyMindEmbedding(table)
     if not positional:
         return EmbeddingLayers(embedding, None)
     codes = reader.array("pos.table", np.int8, (None, embedding.embed_dim), f"(S, E) = (S, {embedding.embed_dim})")
-    return EmbeddingLayers(embedding, TinyMindPositionalEncoding(codes, _read_add(reader, "pos.add")))
+    return EmbeddingLayers(embedding, TinyMindPositionalEncoding(codes, read_add(reader, "pos.add")))
 
 
 def random_layers(vocab: int, embed_dim: int, seq_len: int | None, seed: int) -> EmbeddingLayers:

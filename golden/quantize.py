@@ -753,9 +753,9 @@ class StackParity:
 def stack_output_grid(arrays: Mapping[str, np.ndarray], source: str = "encoder-stack parameters") -> Grid:
     """The int8 output's grid, ``block{B−1}.scale.out.{scale,zero_point}`` of a parameter file that
     :func:`quantize_stack` wrote; :class:`ConfigError` naming the key when it is missing or out of range."""
-    from int8attn.golden.attention import _Reader
+    from int8attn.golden.attention import ParamReader
 
-    reader = _Reader(arrays, source)
+    reader = ParamReader(arrays, source)
     if "config.num_blocks" not in reader.arrays:
         raise reader.error("config.num_blocks", "is missing", "an encoder-stack parameter file")
     prefix = f"block{reader.integer('config.num_blocks', 1) - 1}.scale.out"

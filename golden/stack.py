@@ -63,13 +63,13 @@ from int8attn.golden.attention import (
     PROJECTIONS,
     REQUANTIZER_FIELDS,
     REQUANTIZER_KEYS,
+    ParamReader,
     TinyMindAttentionParams,
     TinyMindDense,
     TinyMindMultiHeadParams,
-    _read_requantizer,
-    _Reader,
     attention,
     load_arrays,
+    read_requantizer,
     tinymind_attention,
 )
 from int8attn.golden.config import DIFF_RANGE, MODE_KNOBS, SoftmaxConfig
@@ -260,7 +260,7 @@ class StackParams:
                     ) -> "StackParams":
         """The parameters held by ``mapping`` (the shared npz's layout, module docstring); :class:`ConfigError`
         naming ``source`` and the first key at fault."""
-        reader = _Reader({key: value for key, value in mapping.items() if not is_ignored(key)}, source)
+        reader = ParamReader({key: value for key, value in mapping.items() if not is_ignored(key)}, source)
         for key in CONFIG_KEYS:
             if key not in reader.arrays:
                 raise reader.error(key, "is missing", KEYS_TEXT)
@@ -271,7 +271,7 @@ class StackParams:
         embedding = TinyMindEmbedding(reader.array("emb.table", np.int8, (vocab, embed),
                                                    f"(vocab, embed_dim) = ({vocab}, {embed})"))
         table = reader.array("pos.table", np.int8, (seq_len, embed), f"(seq_len, embed_dim) = ({seq_len}, {embed})")
-        positional = TinyMindPositionalEncoding(table, _read_add(reader, "pos.add"))
+        positional = TinyMindPositionalEncoding(table, read_add(reader, "pos.add"))
         blocks = tuple(_read_block(reader, block, embed, ffn) for block in range(num_blocks))
         return reader.build("", cls, embedding, positional, blocks)
 
@@ -300,13 +300,13 @@ def stack_keys(num_blocks: int) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _read_add(reader: _Reader, prefix: str) -> TinyMindAdd:
+def read_add(reader: ParamReader, prefix: str) -> TinyMindAdd:
     for key in TinyMindAdd.keys(prefix):
         reader.integer(key)
     return reader.build(f"{prefix}.", TinyMindAdd.from_mapping, reader.arrays, prefix)
 
 
-def _read_layernorm(reader: _Reader, prefix: str, embed: int) -> TinyMindLayerNorm:
+def _read_layernorm(reader: ParamReader, prefix: str, embed: int) -> TinyMindLayerNorm:
     reader.array(f"{prefix}.gamma", np.int16, (embed,), f"(embed_dim,) = ({embed},)")
     reader.array(f"{prefix}.beta", np.int32, (embed,), f"(embed_dim,) = ({embed},)")
     for key in TinyMindLayerNorm.keys(prefix):
@@ -314,35 +314,35 @@ def _read_layernorm(reader: _Reader, prefix: str, embed: int) -> TinyMindLayerNo
     return reader.build(f"{prefix}.", TinyMindLayerNorm.from_mapping, reader.arrays, prefix)
 
 
-def _read_attention(reader: _Reader, block: int, embed: int) -> TinyMindAttentionParams:
+def _read_attention(reader: ParamReader, block: int, embed: int) -> TinyMindAttentionParams:
     prefix = f"block{block}.attn."
     reader.array(prefix + "weights", np.int8, (len(PROJECTIONS), embed, embed), f"(3, E, E) = (3, {embed}, {embed})")
     reader.array(prefix + "biases", np.int32, (len(PROJECTIONS), embed), f"(3, E) = (3, {embed})")
     for key in ATTENTION_INT8_KEYS:
         reader.zero_point(prefix + key)
     for name in TinyMindAttentionParams.requantizer_names():
-        _read_requantizer(reader, prefix + name)
+        read_requantizer(reader, prefix + name)
     reader.array(prefix + "softmax_exp_lut", np.int32, (DIFF_RANGE,), f"({DIFF_RANGE},)")
     reader.scale(f"block{block}.scale.score")
     return reader.build("", TinyMindAttentionParams.from_encoder_stack, reader.arrays, block)
 
 
-def _read_dense(reader: _Reader, prefix: str, out_features: int, in_features: int) -> TinyMindDense:
+def _read_dense(reader: ParamReader, prefix: str, out_features: int, in_features: int) -> TinyMindDense:
     shape = f"({out_features}, {in_features})"
     weights = reader.array(prefix + "weights", np.int8, (out_features, in_features), shape)
     biases = reader.array(prefix + "biases", np.int32, (out_features,), f"({out_features},)")
     return reader.build(prefix, TinyMindDense, weights, biases, reader.zero_point(prefix + "input_zero_point"),
-                        _read_requantizer(reader, prefix + "requantizer"))
+                        read_requantizer(reader, prefix + "requantizer"))
 
 
-def _read_block(reader: _Reader, block: int, embed: int, ffn: int) -> TinyMindEncoderBlock:
+def _read_block(reader: ParamReader, block: int, embed: int, ffn: int) -> TinyMindEncoderBlock:
     prefix = f"block{block}"
     return reader.build(
         f"{prefix}.", TinyMindEncoderBlock, ln1=_read_layernorm(reader, f"{prefix}.ln1", embed),
-        attention=_read_attention(reader, block, embed), add1=_read_add(reader, f"{prefix}.add1"),
+        attention=_read_attention(reader, block, embed), add1=read_add(reader, f"{prefix}.add1"),
         ln2=_read_layernorm(reader, f"{prefix}.ln2", embed), ff1=_read_dense(reader, f"{prefix}.ff1.", ffn, embed),
         ff1_relu_zero_point=reader.zero_point(f"{prefix}.ff1.{RELU_ZERO_POINT}"),
-        ff2=_read_dense(reader, f"{prefix}.ff2.", embed, ffn), add2=_read_add(reader, f"{prefix}.add2"))
+        ff2=_read_dense(reader, f"{prefix}.ff2.", embed, ffn), add2=read_add(reader, f"{prefix}.add2"))
 
 
 def load_stack_params(path: str | os.PathLike) -> StackParams:
