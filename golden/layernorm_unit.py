@@ -21,7 +21,7 @@ Bounds the widths come from, for int8 inputs: ``Σ (x − μ)² ≤ N·255²/4``
 
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import InitVar, asdict, dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -396,14 +396,19 @@ class LayerNormConfig(Implementation):
     qmax: int | None = param(None, kind="int", low=INT8_MIN, high=INT8_MAX, optional=True, group=SOURCE_GROUP,
                              help="upper output clamp (default: 127)")
 
-    def __post_init__(self):
+    given_layer: InitVar[TinyMindLayerNorm | None] = None
+    """A layer held in memory instead of a file's or the real values' (:meth:`from_layer`); not a field."""
+
+    def __post_init__(self, given_layer: TinyMindLayerNorm | None = None):
         super().__post_init__()
         for name in SEQUENCE_FIELDS:
             value = getattr(self, name)
             if isinstance(value, (list, np.ndarray)):
                 object.__setattr__(self, name, tuple(np.asarray(value).tolist()))
         check_params(self)
-        if self.params is not None:
+        if given_layer is not None:
+            layer = self._given(given_layer)
+        elif self.params is not None:
             layer = self._from_file()
         else:
             layer = self._from_reals()
@@ -415,6 +420,21 @@ class LayerNormConfig(Implementation):
         if self.features % self.lanes:
             divisors = [d for d in range(1, min(self.features, MAX_LANES) + 1) if self.features % d == 0]
             raise ConfigError(f"lanes={self.lanes} does not divide features={self.features}; allowed: {divisors}")
+
+    @classmethod
+    def from_layer(cls, layer: TinyMindLayerNorm, **fields) -> "LayerNormConfig":
+        """The configuration of an integer layer held in memory (an encoder stack's, say) rather than a file's or the
+        real values': ``features`` is the layer's, the other fields (``lanes``, ``target``) from ``fields``.
+        ``params`` and the real values stay ``None``, so :meth:`as_dict` and :func:`dataclasses.replace` do not
+        carry the layer."""
+        return cls(given_layer=layer, **fields)
+
+    def _given(self, layer: TinyMindLayerNorm) -> TinyMindLayerNorm:
+        given = [name for name in (*REAL_FIELDS, *FILE_FIELDS, "params") if getattr(self, name) is not None]
+        if given:
+            raise ConfigError(f"{given[0]}={getattr(self, given[0])!r} is given together with an in-memory layer; "
+                              "allowed: None")
+        return layer
 
     def _from_file(self) -> TinyMindLayerNorm:
         given = [name for name in REAL_FIELDS if getattr(self, name) is not None]

@@ -29,7 +29,6 @@ from int8attn.golden.attention import TinyMindDense, TinyMindMultiHeadParams
 from int8attn.golden.attention_unit import MAX_FOLD, AttentionConfig, DenseStage
 from int8attn.golden.embedding import check_tokens
 from int8attn.golden.embedding_unit import EmbeddingConfig, EmbeddingLayers, TokenFrames
-from int8attn.golden.layernorm import TinyMindLayerNorm
 from int8attn.golden.layernorm_unit import LayerNormConfig
 from int8attn.golden.params import TARGETS, ConfigError, Implementation, check_params, implementation_last, param
 from int8attn.golden.stack import StackParams, load_stack_params, stack_forward
@@ -67,18 +66,6 @@ def seeded_params(seed: int, vocab: int, seq_len: int, embed_dim: int, ffn_dim: 
 
     arrays = quantize_stack(*seeded_example(seed, vocab, seq_len, embed_dim, ffn_dim, num_blocks), method=RANDOM_METHOD)
     return StackParams.from_arrays(arrays, source=f"seeded parameters {seed}")
-
-
-def layernorm_config(layer: TinyMindLayerNorm, lanes: int, target: str) -> LayerNormConfig:
-    """The layernorm unit's configuration of the integer ``layer`` held in memory.
-
-    :class:`~int8attn.golden.layernorm_unit.LayerNormConfig` takes its layer from a file or from real values only: this
-    is the configuration of the layer's size, ``lanes`` and ``target`` with ``layer`` in place of the one its default
-    real values quantise to (its ``layer``, ``plan`` and model are ``layer``'s; its real-value fields are not).
-    """
-    config = LayerNormConfig(features=layer.features, lanes=lanes, target=target)
-    object.__setattr__(config, "_layer", layer)
-    return config
 
 
 @dataclass(frozen=True)
@@ -232,8 +219,9 @@ class StackConfig(TokenFrames, Implementation):
                 TinyMindMultiHeadParams((block.attention,)), seq_len=self.seq_len, proj_simd=self.proj_simd,
                 proj_pe=self.proj_pe, score_pe=self.score_pe, target=self.target)
             plans.append(BlockPlan(
-                ln1=layernorm_config(block.ln1, self.lanes, self.target), attention=attention, add1=block.add1,
-                ln2=layernorm_config(block.ln2, self.lanes, self.target),
+                ln1=LayerNormConfig.from_layer(block.ln1, lanes=self.lanes, target=self.target), attention=attention,
+                add1=block.add1,
+                ln2=LayerNormConfig.from_layer(block.ln2, lanes=self.lanes, target=self.target),
                 ff1=_dense_stage(block.ff1, self.ff1_pe, self.target, block.ff1_relu_zero_point),
                 ff2=_dense_stage(block.ff2, self.ff2_pe, self.target), add2=block.add2))
         return tuple(plans)
