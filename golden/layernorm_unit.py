@@ -413,8 +413,8 @@ class LayerNormConfig(Implementation):
         else:
             layer = self._from_reals()
         if self.features is not None and self.features != layer.features:
-            raise ConfigError(f"features={self.features!r} is out of range; allowed: {layer.features}, the "
-                              "parameter file's")
+            source = "parameter file's" if self.params is not None else "layer's"
+            raise ConfigError(f"features={self.features!r} is out of range; allowed: {layer.features}, the {source}")
         object.__setattr__(self, "features", layer.features)
         object.__setattr__(self, "_layer", layer)
         if self.features % self.lanes:
