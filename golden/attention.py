@@ -500,7 +500,7 @@ def masked_softmax(model: TinyMindSoftmaxModel, scores: np.ndarray, mask: np.nda
     return model.divide(exps, exps.sum(axis=-1, keepdims=True))
 
 
-def _check_input(x: np.ndarray, embed_dim: int) -> np.ndarray:
+def check_input(x: np.ndarray, embed_dim: int) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype != np.int8 or x.ndim < 2 or x.shape[-1] != embed_dim or x.shape[-2] == 0:
         raise ValueError(f"x must be int8 (..., S, {embed_dim}) with S ≥ 1, got {x.dtype}{x.shape}")
@@ -524,7 +524,7 @@ def tinymind_attention(params: TinyMindAttentionParams, x: np.ndarray, *, causal
     Returns ``q``, ``k``, ``v`` and ``attn`` as int8 ``(..., S, P)``, ``scores`` and ``probs`` as int8
     ``(..., S, S)`` (query rows, key columns). ``causal`` is ``QCausalAttentionSoftmax1D``: see the module docstring.
     """
-    x = _check_input(x, params.embed_dim)
+    x = check_input(x, params.embed_dim)
     result = _tinymind_scores(params, x)
     seq_len = x.shape[-2]
     result["probs"] = masked_softmax(params.softmax_model(seq_len), result["scores"],
@@ -830,7 +830,7 @@ def attention(params: AttentionParams, x: np.ndarray, *, causal: bool = False, s
         key columns; ``probs`` in the mode's output dtype), ``out`` ``(..., S, E_out)`` (``attn`` without an output
         projection).
     """
-    x = _check_input(x, params.embed_dim)
+    x = check_input(x, params.embed_dim)
     mode = params.convention if softmax_mode is None else softmax_mode
     for name in softmax_knobs:
         if name not in ALL_KNOBS:

@@ -17,25 +17,31 @@ from int8attn.golden.attention import (
     PROBABILITY_SCALE,
     PROJECTIONS,
     AttentionParams,
+    SoftmaxOf,
     TFLiteAttentionParams,
     TinyMindDense,
     TinyMindMultiHeadParams,
     TinyMindRequantizer,
-    attention,
+    check_input,
     load_attention_params,
 )
+from int8attn.golden.base2 import nearest_grid_shift
 from int8attn.golden.config import SoftmaxConfig
 from int8attn.golden.matmul import matmul_multiplier
 from int8attn.golden.params import TARGETS, ConfigError, Implementation, check_params, implementation_last, param
 from int8attn.golden.quantize import quantize_attention
 from int8attn.golden.requant import CONVENTIONS, RequantConfig
+from int8attn.golden.softmax import SoftmaxModel
 from int8attn.golden.stimuli import check_rows
 
 MAX_SEQ_LEN = 1024
 MAX_FEATURES = 4096
 MAX_FOLD = 64
-RTL_SOFTMAX_MODES = ("tflite", "tinymind", "lut")
+EXACT_SOFTMAX_MODES = ("tflite", "tinymind", "lut")
 """Softmax modes whose probabilities are int8 on the 1/256 grid at zero point −128, the P·V engine's operand."""
+RTL_SOFTMAX_MODES = (*EXACT_SOFTMAX_MODES, "hccs", "base2", "poly")
+"""The modes the RTL takes: the exact ones, and the surrogates, whose 8-bit unsigned codes (zero point 0) enter P·V
+with their top bit flipped, ``code − 128`` at zero point −128, P·V's requantizer rescaled onto their grid."""
 RANDOM_CALIBRATION_SEQUENCES = 8
 RANDOM_SHAPE = {"embed_dim": 8, "heads": 1, "head_dim": 8}
 """Without a parameter file: TinyMind's example shape."""
@@ -156,8 +162,8 @@ class AttentionConfig(Implementation):
     convention : str or None
         ``tflite`` or ``tinymind``; ``None`` takes the parameter file's (``tflite`` without one).
     softmax_mode : str or None
-        The row softmax's mode; ``None``: the convention's own. The RTL takes the int8 modes ``tflite``, ``tinymind``
-        and ``lut`` (default knobs).
+        The row softmax's mode; ``None``: the convention's own. The RTL takes every mode but ``lut``'s knobs
+        (:data:`RTL_SOFTMAX_MODES`, :meth:`softmax_config`); a surrogate, not causal.
     causal : bool
         Row ``t`` attends keys ``0..t`` only (TinyMind's ``QCausalAttentionSoftmax1D``).
     proj_simd : int
@@ -195,7 +201,9 @@ class AttentionConfig(Implementation):
                                    help="tflite (the TFLite int8 graph) or tinymind (QAttentionSoftmax1D heads) "
                                         "(default: the file's, else tflite)")
     softmax_mode: str | None = param(None, kind="choice", choices=RTL_SOFTMAX_MODES, optional=True,
-                                     help="row softmax mode (default: the convention's)")
+                                     help="row softmax mode (default: the convention's); hccs and poly take their "
+                                          "defaults, base2 whole rows requantized onto the ln2/2^g grid nearest the "
+                                          "score scale with g fraction bits")
     causal: bool = param(False, kind="flag", help="row t attends keys 0..t only (TinyMind's causal softmax)")
     proj_simd: int = param(1, kind="int", low=1, high=MAX_FOLD, structural=True, group=FOLD_GROUP,
                            help="input features per cycle of the Q/K/V projections, dividing E")
@@ -233,6 +241,11 @@ class AttentionConfig(Implementation):
             object.__setattr__(self, "out_dim", None)
         object.__setattr__(self, "_loaded", loaded)
         self._check_folds()
+        if self.causal and self.mode not in EXACT_SOFTMAX_MODES:
+            raise ConfigError(f"softmax_mode={self.mode} with causal is out of range; allowed: "
+                              f"{', '.join(EXACT_SOFTMAX_MODES)} (the causal mask is the exact modes')")
+        for head in range(self.heads):
+            self.softmax_config(*loaded.softmax_input(head))
 
     @classmethod
     def from_params(cls, params: AttentionParams, **fields) -> "AttentionConfig":
@@ -289,9 +302,28 @@ class AttentionConfig(Implementation):
             return self._tflite_plan(params)
         return self._tinymind_plan(params)
 
-    def _softmax(self, scale: float, zero_point: int, beta: float) -> SoftmaxConfig:
-        return SoftmaxConfig(n=self.seq_len, lanes=self.score_pe, input_scale=scale, input_zero_point=zero_point,
-                             beta=beta, mode=self.mode, target=self.target)
+    def softmax_config(self, scale: float, zero_point: int, beta: float, n: int | None = None) -> SoftmaxConfig:
+        """The row softmax of a head whose scores have this grid and β, on rows of ``n`` (default ``S``): mode
+        :attr:`mode` on its default knobs, but ``base2`` on whole rows, its distances requantized onto the
+        ``ln 2 / 2^g`` grid nearest ``β·s`` (:func:`~int8attn.golden.base2.nearest_grid_shift`), with ``g`` fraction
+        bits. :class:`ConfigError` when the mode does not fit the grid (the RTL also takes only 8-bit codes)."""
+        n = self.seq_len if n is None else n
+        knobs = {}
+        if self.mode == "base2":
+            shift = nearest_grid_shift(float(np.float32(beta)) * float(np.float32(scale)))
+            knobs = {"base2_grid_shift": shift, "base2_chunk": n, "base2_requantize": True, "base2_frac_bits": shift}
+        try:
+            config = SoftmaxConfig(n=n, lanes=self.score_pe if n == self.seq_len else 1, input_scale=scale,
+                                   input_zero_point=zero_point, beta=beta, mode=self.mode, target=self.target, **knobs)
+        except ConfigError as error:
+            raise ConfigError(f"softmax_mode={self.mode} at the score scale {scale:.6g}: {error}") from None
+        if SoftmaxModel(config).output_bits != 8:
+            raise ConfigError(f"softmax_mode={self.mode} gives {SoftmaxModel(config).output_bits}-bit codes; allowed: "
+                              "8-bit codes, the P·V engine's operand")
+        return config
+
+    def _probability_scale(self, softmax: SoftmaxConfig) -> float:
+        return SoftmaxModel(softmax).output_scale
 
     def _tflite_plan(self, params: TFLiteAttentionParams) -> AttentionPlan:
         projections = {name: DenseStage(weights=layer.weight, biases=layer.bias,
@@ -299,7 +331,7 @@ class AttentionConfig(Implementation):
                                         requant=replace(layer.requantizer.config, lanes=self.proj_pe,
                                                         target=self.target))
                        for name, layer in zip(PROJECTIONS, (params.q, params.k, params.v), strict=True)}
-        softmax = self._softmax(params.score.scale, params.score.zero_point, params.softmax_beta)
+        softmax = self.softmax_config(params.score.scale, params.score.zero_point, params.softmax_beta)
         probability_zero_point = -(1 << 7)
         head = HeadStage(
             q_zero_point=params.q.output.zero_point, k_zero_point=params.k.output.zero_point,
@@ -307,7 +339,8 @@ class AttentionConfig(Implementation):
             score=_tflite_requant(matmul_multiplier(params.q.output.scale, params.k.output.scale, params.score.scale),
                                   self.seq_len, self.score_pe, params.score.zero_point, self.target),
             softmax=softmax, probability_zero_point=probability_zero_point,
-            output=_tflite_requant(matmul_multiplier(PROBABILITY_SCALE, params.v.output.scale, params.attn.scale),
+            output=_tflite_requant(matmul_multiplier(self._probability_scale(softmax), params.v.output.scale,
+                                                     params.attn.scale),
                                    self.head_dim, self.proj_pe, params.attn.zero_point, self.target))
         output = None
         if params.output_projection is not None:
@@ -334,13 +367,15 @@ class AttentionConfig(Implementation):
             projections[name] = DenseStage(weights=np.concatenate([head.weights[index].T for head in heads]),
                                            biases=np.concatenate([head.biases[index] for head in heads]),
                                            input_zero_point=input_zero_point, requant=requant)
+        softmaxes = [self.softmax_config(*params.softmax_input(index)) for index in range(len(heads))]
         stages = tuple(HeadStage(
             q_zero_point=head.q_zero_point, k_zero_point=head.k_zero_point, v_zero_point=head.v_zero_point,
             score=_tinymind_requant(head.score_requantizer, self.seq_len, self.score_pe, self.target),
-            softmax=self._softmax(head.score_scale, head.score_requantizer.zero_point, 1.0),
-            probability_zero_point=-(1 << 7),
-            output=_tinymind_requant(head.output_requantizer, self.head_dim, self.proj_pe, self.target))
-            for head in heads)
+            softmax=softmax, probability_zero_point=-(1 << 7),
+            output=_tinymind_requant(head.output_requantizer.rescaled(self._probability_scale(softmax)
+                                                                      / PROBABILITY_SCALE),
+                                     self.head_dim, self.proj_pe, self.target))
+            for head, softmax in zip(heads, softmaxes, strict=True))
         output = None
         if isinstance(params.output_projection, TinyMindDense):
             layer = params.output_projection
@@ -380,9 +415,16 @@ class AttentionModel:
         return check_rows(x, self.input_dtype, self.config.frame_elements)
 
     def intermediates(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Every intermediate of :func:`~int8attn.golden.attention.attention` for sequences ``(..., S, E)``."""
+        """Every intermediate of :func:`~int8attn.golden.attention.attention` for sequences ``(..., S, E)``, each
+        head's softmax that of :meth:`AttentionConfig.softmax_config`."""
         config = self.config
-        return attention(config.attention_params, x, causal=config.causal, softmax_mode=config.softmax_mode)
+        params = config.attention_params
+
+        def softmax_of(head: int) -> SoftmaxOf:
+            grid = params.softmax_input(head)
+            return lambda n: SoftmaxModel(config.softmax_config(*grid, n=n))
+
+        return params.forward(check_input(x, params.embed_dim), softmax_of, config.causal)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         config = self.config

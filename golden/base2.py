@@ -62,6 +62,13 @@ DISTANCE_SHIFT = 16
 MULTIPLIER_RANGE = (1, 1 << 24)
 
 
+def nearest_grid_shift(input_scale: float) -> int:
+    """The grid shift ``g`` in :data:`GRID_SHIFT_RANGE` whose input LSB ``ln 2 / 2^g`` is nearest to ``input_scale``
+    (taken as float32) in log scale."""
+    low, high = GRID_SHIFT_RANGE
+    return int(min(max(round(math.log2(math.log(2) / float(np.float32(input_scale)))), low), high))
+
+
 def exponent_shift(distance: np.ndarray, grid_shift: int) -> np.ndarray:
     """ITA's base-2 exponent of distances ``distance ≥ 0``: ``distance / 2^grid_shift`` rounded half up."""
     half = (1 << grid_shift) >> 1

@@ -26,7 +26,7 @@ import numpy as np
 
 from int8attn.golden.add import TinyMindAdd
 from int8attn.golden.attention import TinyMindDense, TinyMindMultiHeadParams
-from int8attn.golden.attention_unit import MAX_FOLD, AttentionConfig, DenseStage
+from int8attn.golden.attention_unit import MAX_FOLD, RTL_SOFTMAX_MODES, AttentionConfig, DenseStage
 from int8attn.golden.embedding import check_tokens
 from int8attn.golden.embedding_unit import EmbeddingConfig, EmbeddingLayers, TokenFrames
 from int8attn.golden.layernorm_unit import LayerNormConfig
@@ -119,6 +119,9 @@ class StackConfig(TokenFrames, Implementation):
     vocab, seq_len, embed_dim, ffn_dim, num_blocks : int or None
         ``V``, ``S``, ``E``, ``F`` and ``B``; ``None`` takes the file's (the bundled example's 16, 8, 8, 16, 2
         without one).
+    softmax_mode : str or None
+        The attention's row softmax in every block, as the attention unit's (``AttentionConfig.softmax_config``);
+        ``None``: TinyMind's, as the parameter file computes.
     lanes : int
         Elements per beat ``P`` of the embedding, the layernorms, the adds and the output, dividing ``E`` (each lane
         costs every layernorm and add its multipliers: at the default folds the feed-forward engines set the pace and
@@ -154,6 +157,9 @@ class StackConfig(TokenFrames, Implementation):
                                      f"{SEEDED_SHAPE['ffn_dim']})")
     num_blocks: int | None = param(None, kind="int", low=1, high=MAX_BLOCKS, optional=True, group=SHAPE_GROUP,
                                    help=f"encoder blocks B (default: the file's, else {SEEDED_SHAPE['num_blocks']})")
+    softmax_mode: str | None = param(None, kind="choice", choices=RTL_SOFTMAX_MODES, optional=True,
+                                     help="the attention's row softmax (default: TinyMind's); as the attention "
+                                          "unit's --softmax-mode")
     lanes: int = param(1, kind="int", low=1, high=MAX_LANES, structural=True,
                        help="elements per beat P of the embedding, layernorms, adds and output, dividing E")
     proj_simd: int = param(1, kind="int", low=1, high=MAX_FOLD, structural=True, group=FOLD_GROUP,
@@ -217,7 +223,7 @@ class StackConfig(TokenFrames, Implementation):
         for block in self.stack_params.blocks:
             attention = AttentionConfig.from_params(
                 TinyMindMultiHeadParams((block.attention,)), seq_len=self.seq_len, proj_simd=self.proj_simd,
-                proj_pe=self.proj_pe, score_pe=self.score_pe, target=self.target)
+                proj_pe=self.proj_pe, score_pe=self.score_pe, softmax_mode=self.softmax_mode, target=self.target)
             plans.append(BlockPlan(
                 ln1=LayerNormConfig.from_layer(block.ln1, lanes=self.lanes, target=self.target), attention=attention,
                 add1=block.add1,
@@ -267,7 +273,11 @@ class StackModel:
 
     def intermediates(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
         """Every intermediate of :func:`~int8attn.golden.stack.stack_forward` for token rows ``(rows, S)``."""
-        return stack_forward(self.config.stack_params, self.check_rows(tokens))
+        config = self.config
+        softmaxes = None
+        if config.softmax_mode is not None:
+            softmaxes = [block.attention.plan().heads[0].softmax for block in config.plan]
+        return stack_forward(config.stack_params, self.check_rows(tokens), softmaxes)
 
     def __call__(self, tokens: np.ndarray) -> np.ndarray:
         output = self.intermediates(tokens)["output"]

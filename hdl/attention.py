@@ -15,6 +15,8 @@ Dataflow (every arrow a valid/ready stream; the stages of :meth:`AttentionConfig
   takes the probability rows;
 * the heads' softmaxes share one reciprocal (:class:`~int8attn.hdl.reciprocal.SharedReciprocal`) where they can
   (:func:`_shared_reciprocal`): a pipelined reciprocal takes a sum a cycle, a head offers one a row;
+* a surrogate softmax (``hccs``, ``base2``, ``poly``) gives unsigned 8-bit codes at zero point 0: their top bit is
+  flipped on the way to P·V, ``code − 128`` at the engine's zero point −128, the same products;
 * causal (``--causal``): each head's softmax masks the scores of later keys (:class:`~int8attn.hdl.softmax.Softmax`'s
   ``causal``), whose probabilities are then the P·V engine's zero point and add nothing to the output;
 * the heads' outputs are merged back token by token (:class:`~int8attn.hdl.streams.StreamMerge`), then through the
@@ -352,7 +354,13 @@ class Attention(wiring.Component):
         wiring.connect(m, rows.o, softmax.i)
         probabilities = m.submodules[f"probability_frames{head}"] = Reframe(
             LaneBeat(config.score_pe, 8), config.seq_len * config.seq_len // config.score_pe)
-        wiring.connect(m, softmax.o, probabilities.i)
+        if softmax.model.output_signed:
+            wiring.connect(m, softmax.o, probabilities.i)
+        else:
+            m.d.comb += [probabilities.i.valid.eq(softmax.o.valid), softmax.o.ready.eq(probabilities.i.ready),
+                         probabilities.i.payload.last.eq(softmax.o.payload.last)]
+            for lane in range(config.score_pe):
+                m.d.comb += probabilities.i.payload.data[lane].eq(softmax.o.payload.data[lane] ^ 0x80)
         wiring.connect(m, probabilities.o, output.lhs)
         wiring.connect(m, output.o, merged)
         with m.If(score.error | softmax.error | output.error):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from int8attn.golden import SoftmaxConfig, SoftmaxModel
-from int8attn.golden.base2 import GRID_SHIFT_RANGE
+from int8attn.golden.base2 import nearest_grid_shift
 from int8attn.golden.config import SURROGATE_MODES
 from int8attn.golden.files import READ_ERRORS, write_atomic
 from int8attn.golden.presets import knob_grid
@@ -237,23 +237,17 @@ def write_report(base: SoftmaxConfig, out_dir: Path, rows: int = 2000, seed: int
     return paths
 
 
-def base2_grid_shift(input_scale: float) -> int:
-    """The ``base2_grid_shift`` whose input LSB ``ln 2 / 2^g`` is nearest to ``input_scale`` (in log scale)."""
-    low, high = GRID_SHIFT_RANGE
-    return int(min(max(round(math.log2(math.log(2) / float(np.float32(input_scale)))), low), high))
-
-
 def surrogates(base: SoftmaxConfig, calibration_rows: np.ndarray | None = None) -> dict[str, SoftmaxConfig]:
     """The surrogate modes on ``base``'s row length and β·s: ``hccs`` and ``poly`` on their default knobs and, given
     ``calibration_rows``, with the parameters :func:`int8attn.calibrate.calibrate` fits to them; ``base2`` with ITA's
-    chunks and with whole rows, on its own grid: logits read at ``ln 2 / 2^g``, the :func:`base2_grid_shift` nearest
-    to ``base``'s β·s (β = 1); and on whole rows at β·s, its distances requantized onto that grid (``rq``), without
-    and with ``g`` fraction bits (``F``)."""
+    chunks and with whole rows, on its own grid: logits read at ``ln 2 / 2^g``, the
+    :func:`~int8attn.golden.base2.nearest_grid_shift` nearest to ``base``'s β·s (β = 1); and on whole rows at β·s, its
+    distances requantized onto that grid (``rq``), without and with ``g`` fraction bits (``F``)."""
     from int8attn.calibrate import calibrate
 
     scale = float(np.float32(base.beta)) * float(np.float32(base.input_scale))
     exact = replace(tflite_counterpart(base), beta=1.0, input_scale=scale)
-    shift = base2_grid_shift(scale)
+    shift = nearest_grid_shift(scale)
     on_grid = replace(exact, mode="base2", base2_grid_shift=shift, input_scale=math.log(2) / (1 << shift))
     configs = {"hccs": replace(exact, mode="hccs")}
     if calibration_rows is not None:

@@ -10,7 +10,7 @@ its score grid ``s``:
   :func:`int8attn.calibrate.calibrate` to the block's score rows on the calibration sequences (from the int8 stack
   with TinyMind's softmax);
 * ``base2 rq`` and ``base2 rq F``: whole rows, the distances requantized onto the ``ln 2 / 2^g`` grid nearest to
-  ``s`` (:func:`int8attn.accuracy.base2_grid_shift`), without and with ``g`` fraction bits;
+  ``s`` (:func:`~int8attn.golden.base2.nearest_grid_shift`), without and with ``g`` fraction bits;
 * ``poly``: the defaults, where they fit ``s`` (``b`` of 1..255 LSBs); ``poly calibrated``: ``b`` and ``|δ|``
   fitted like HCCS's.
 
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from int8attn.golden.base2 import nearest_grid_shift
 from int8attn.golden.config import MODE_KNOBS, SoftmaxConfig
 from int8attn.golden.files import write_atomic
 from int8attn.golden.params import ConfigError
@@ -60,9 +61,7 @@ def _calibrated(mode: str) -> Fit:
 
 def _base2(frac_bits: bool) -> Fit:
     def fit(exact: SoftmaxConfig, rows: np.ndarray) -> SoftmaxConfig:
-        from int8attn.accuracy import base2_grid_shift
-
-        shift = base2_grid_shift(exact.input_scale)
+        shift = nearest_grid_shift(exact.input_scale)
         return replace(exact, mode="base2", base2_grid_shift=shift, base2_chunk=exact.n, base2_requantize=True,
                        base2_frac_bits=shift if frac_bits else 0)
     return fit

@@ -5,7 +5,9 @@ the softmax modes ``tflite`` and ``tinymind`` under either convention, and the c
 convention; each runs ``check`` (random and directed
 sequences under random stalls on the input and output streams) on both simulators and ``cycle`` (back-to-back
 sequences: the first one's latency exactly the sidecar's, the run at the sidecar's cycles per sequence) on Verilator.
-TinyMind's own attention outputs (the shared encoder stack) go through the RTL. The vendor netlists of the engines
+Three more put the surrogate softmaxes (``hccs``, ``base2``, ``poly``: 8-bit unsigned codes, their top bit flipped
+into P·V) in either convention, with one and two heads, on Verilator. TinyMind's own attention outputs (the shared
+encoder stack) go through the RTL. The vendor netlists of the engines
 attention is built from run with their DSP models in the dense, matmul and softmax tests; the whole unit's (some
 hundred DSP instances) takes Verilator's C++ compiler longer than the suite's budget.
 """
@@ -21,6 +23,7 @@ from tinymind_reference import load_encoder_stack
 
 from int8attn.golden.attention import TinyMindAttentionParams, TinyMindMultiHeadParams
 from int8attn.golden.attention_unit import AttentionConfig, AttentionModel
+from int8attn.golden.params import ConfigError
 from int8attn.verif.runner import SIMULATORS, SimResult
 
 Simulate = Callable[..., SimResult]
@@ -35,6 +38,12 @@ CONFIGS = {
     "tinymind-h4-projection": AttentionConfig(**MULTI_HEAD, convention="tinymind", params_seed=4),
     "tinymind-h2-tflite-softmax": AttentionConfig(seq_len=8, heads=2, head_dim=4, score_pe=4, convention="tinymind",
                                                   softmax_mode="tflite", params_seed=5),
+}
+SURROGATE_CONFIGS = {
+    "tinymind-h1-hccs": AttentionConfig(convention="tinymind", softmax_mode="hccs", params_seed=6),
+    "tflite-h2-base2": AttentionConfig(heads=2, head_dim=4, score_pe=2, softmax_mode="base2", params_seed=7),
+    "tinymind-h1-poly": AttentionConfig(convention="tinymind", softmax_mode="poly", params_seed=8, score_pe=2,
+                                        proj_pe=2),
 }
 
 
@@ -62,6 +71,34 @@ def test_rtl_matches_model(name: str, simulator: str, simulate: Simulate) -> Non
     assert result.reports["check"]["beats"] == result.reports["check"]["rows"] * out_beats
     if simulator == "verilator":
         assert result.latency_cycles == [sidecar["latency_cycles"]]
+
+
+@pytest.mark.parametrize("name", SURROGATE_CONFIGS)
+def test_surrogate_softmax_rtl_matches_model(name: str, simulate: Simulate) -> None:
+    config = SURROGATE_CONFIGS[name]
+    result = simulate(config, "verilator", rows=CHECK_SEQUENCES, test="check,cycle")
+    assert result.passed, "\n".join(result.errors)
+    sidecar = json.loads((result.build_dir / "rtl" / "attention.json").read_text())
+    assert result.latency_cycles == [sidecar["latency_cycles"]]
+
+
+def test_surrogate_probabilities_enter_p_v_on_their_grid() -> None:
+    """The surrogate's codes reach P·V as they are: ``base2``'s scale is 1/255, so its requantizer is rescaled by
+    256/255, and the model's probabilities are the mode's unsigned codes."""
+    exact = AttentionConfig(convention="tinymind", params_seed=6)
+    surrogate = AttentionConfig(convention="tinymind", softmax_mode="base2", params_seed=6)
+    exact_head, surrogate_head = exact.plan().heads[0], surrogate.plan().heads[0]
+    assert surrogate_head.softmax.mode == "base2" and surrogate_head.probability_zero_point == -128
+    real = [head.output.multipliers[0] * 2.0 ** (-31 - head.output.shifts[0]) for head in (exact_head, surrogate_head)]
+    assert real[1] / real[0] == pytest.approx(256 / 255, rel=1e-6)
+    sequences = np.random.default_rng(0).integers(-128, 128, (4, *surrogate.frame_shape)).astype(np.int8)
+    probs = AttentionModel(surrogate).intermediates(sequences)["probs"]
+    assert probs.dtype == np.uint8 and probs.max() > 127
+
+
+def test_causal_takes_the_exact_modes_only() -> None:
+    with pytest.raises(ConfigError, match="softmax_mode=base2 with causal is out of range"):
+        AttentionConfig(softmax_mode="base2", causal=True)
 
 
 @pytest.mark.parametrize("block", [0, 1])

@@ -96,6 +96,24 @@ def test_rtl_matches_model(name: str, simulator: str, simulate: Simulate) -> Non
         assert result.elements_per_cycle >= 0.97 * config.seq_len / sidecar["cycles_per_frame"]
 
 
+SURROGATE_SEQUENCES = 40
+
+
+@pytest.mark.parametrize("mode", ["hccs", "base2", "poly"])
+def test_surrogate_softmax_stack_matches_model(mode: str, simulate: Simulate) -> None:
+    """A surrogate in every block's attention (``--softmax-mode``): the RTL is the model of
+    ``stack_forward(..., softmaxes)`` with the attention's softmax configuration, on every output element."""
+    config = StackConfig(**CONFIGS["seeded-e12"], softmax_mode=mode)
+    result = simulate(config, "verilator", rows=SURROGATE_SEQUENCES, test="check")
+    assert result.passed, "\n".join(result.errors)
+    tokens = np.random.default_rng(1).integers(0, config.vocab, (4, config.seq_len))
+    softmaxes = [block.attention.plan().heads[0].softmax for block in config.plan]
+    assert {softmax.mode for softmax in softmaxes} == {mode}
+    exact = stack_forward(config.stack_params, tokens)["output"]
+    replaced = StackModel(config)(tokens).reshape(exact.shape)
+    np.testing.assert_array_equal(replaced, stack_forward(config.stack_params, tokens, softmaxes)["output"])
+    assert (replaced != exact).any()
+
 VENDOR_CONFIG = dict(vocab=8, seq_len=4, embed_dim=4, ffn_dim=8, num_blocks=1, proj_pe=2, ff1_pe=2)
 """One block of four features: the vendor models (a DSP block model per partial product) make Icarus slow."""
 
