@@ -2,9 +2,9 @@
 
 Five configurations cover both conventions, one and four heads (and two), with and without an output projection,
 the softmax modes ``tflite`` and ``tinymind`` under either convention, and the causal mask on and off under either
-convention; each runs ``check`` (random and directed
-sequences under random stalls on the input and output streams) on both simulators and ``cycle`` (back-to-back
-sequences: the first one's latency exactly the sidecar's, the run at the sidecar's cycles per sequence) on Verilator.
+convention; each runs ``check`` (random and directed sequences under random stalls on the input and output streams)
+on both simulators (the two largest on Icarus with ``-m slow``) and ``cycle`` (back-to-back sequences: the first
+one's latency exactly the sidecar's, the run at the sidecar's cycles per sequence) on Verilator.
 Three more put the surrogate softmaxes (``hccs``, ``base2``, ``poly``: 8-bit unsigned codes, their top bit flipped
 into P·V) in either convention, with one and two heads, on Verilator. TinyMind's own attention outputs (the shared
 encoder stack) go through the RTL. The vendor netlists of the engines
@@ -59,8 +59,13 @@ def test_configs_cover_the_matrix() -> None:
         (convention, causal) for convention in ("tflite", "tinymind") for causal in (False, True)}
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("name", CONFIGS)
+SLOW_RUNS = {("tinymind-h4-projection", "icarus"), ("tinymind-h2-tflite-softmax", "icarus")}
+"""Icarus runs left to ``-m slow``: their Verilator runs stay in ``make test``."""
+
+
+@pytest.mark.parametrize(("name", "simulator"), [
+    pytest.param(name, simulator, marks=pytest.mark.slow) if (name, simulator) in SLOW_RUNS else (name, simulator)
+    for name in CONFIGS for simulator in SIMULATORS])
 def test_rtl_matches_model(name: str, simulator: str, simulate: Simulate) -> None:
     config = CONFIGS[name]
     tests = "check,cycle" if simulator == "verilator" else "check"
@@ -101,7 +106,7 @@ def test_causal_takes_the_exact_modes_only() -> None:
         AttentionConfig(softmax_mode="base2", causal=True)
 
 
-@pytest.mark.parametrize("block", [0, 1])
+@pytest.mark.parametrize("block", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_rtl_reproduces_tinymind_attention(block: int, tmp_path: Path, simulate: Simulate) -> None:
     """TinyMind's own attention outputs ``t.attn`` of the shared encoder stack, from its ``t.ln1``, through the RTL
     (the scoreboard's model, which the last assertion ties to TinyMind's outputs)."""

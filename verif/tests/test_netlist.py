@@ -6,7 +6,8 @@ its ``check`` and ``cycle`` tests then run on the mapped netlist with Yosys's ce
 (:mod:`int8attn.verif.netlist`).
 
 * xc7 (``synth_xilinx``, Icarus) passes.
-* ice40: ``synth_ice40`` keeps the instantiated, fully registered ``SB_MAC16`` blocks and passes; ``synth_ice40 -dsp``
+* ice40: ``synth_ice40`` keeps the instantiated, fully registered ``SB_MAC16`` blocks and passes (slow: as long as
+  xc7's, which ``make test`` keeps); ``synth_ice40 -dsp``
   (the benchmark flow) lets ``ice40_dsp`` rewrite them into unregistered ``SB_MAC16`` with the registers moved to the
   fabric, and that netlist's outputs are wrong: marked as an expected failure until the cause is settled.
 * ecp5 (``synth_ecp5``, Verilator: Icarus 11 cannot read the ECP5 cell library) passes, but the cold Verilator build
@@ -64,6 +65,7 @@ def test_xc7_netlist(sim_build_root: Path) -> None:
     _check(_run("xc7", sim_build_root), "xc7")
 
 
+@pytest.mark.slow
 def test_ice40_netlist(sim_build_root: Path) -> None:
     """The command ``int8attn synth`` runs for target ice40: ``synth_ice40`` without ``-dsp``."""
     _check(_run("ice40", sim_build_root), "ice40")

@@ -74,9 +74,10 @@ def test_configs_cover_the_structure() -> None:
     assert (bundled.ln1.gamma != 1 << 14).any() and bundled.ln1.beta.any()
 
 
-SLOW_RUNS = {("bundled-p8", "verilator"), ("bundled-p8", "icarus"), ("tinymind-p2", "icarus")}
-"""Runs left to ``-m slow``: ``make test`` keeps 200 sequences of the shared file's stack on Verilator and of the
-one-block stack on both simulators."""
+SLOW_RUNS = {("bundled-p8", "verilator"), ("bundled-p8", "icarus"), ("tinymind-p2", "verilator"),
+             ("tinymind-p2", "icarus")}
+"""Runs left to ``-m slow``: ``make test`` keeps 200 sequences of the one-block stack on both simulators (and
+TinyMind's 64 sequences through its own stack, :func:`test_rtl_reproduces_tinymind_stack`)."""
 
 
 @pytest.mark.parametrize(("name", "simulator"), [
@@ -99,7 +100,8 @@ def test_rtl_matches_model(name: str, simulator: str, simulate: Simulate) -> Non
 SURROGATE_SEQUENCES = 40
 
 
-@pytest.mark.parametrize("mode", ["hccs", "base2", "poly"])
+@pytest.mark.parametrize("mode", [pytest.param("hccs", marks=pytest.mark.slow), "base2",
+                                  pytest.param("poly", marks=pytest.mark.slow)])
 def test_surrogate_softmax_stack_matches_model(mode: str, simulate: Simulate) -> None:
     """A surrogate in every block's attention (``--softmax-mode``): the RTL is the model of
     ``stack_forward(..., softmaxes)`` with the attention's softmax configuration, on every output element."""

@@ -32,6 +32,7 @@ rows = 30
 """
 
 
+@pytest.mark.slow  # a minute and a half of synthesis; test_a_sweep_of_another_unit_runs_without_accuracy stays fast
 def test_every_point_is_reported_and_an_interrupted_sweep_resumes(tmp_path):
     """One test for both, as the sweep is the slow part: two tests sharing it could run it twice, on two pytest-xdist
     workers."""

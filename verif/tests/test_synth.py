@@ -48,7 +48,7 @@ def check_critical_path(report: dict, stages: set[str]) -> None:
     assert report["latency_ns"] == round(report["latency_cycles"] * 1000 / report["fmax_mhz"], 1) > 0
 
 
-@pytest.mark.parametrize("family", ["xc7", "ecp5"])
+@pytest.mark.parametrize("family", [pytest.param("xc7", marks=pytest.mark.slow), "ecp5"])
 def test_report_is_complete_and_reproducible(family: str, tmp_path):
     first = synthesize(SMALL, family, tmp_path / "a")
     second = synthesize(SMALL, family, tmp_path / "b")
