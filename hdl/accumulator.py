@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from int8attn.hdl.pipeline import check_target, delay
 from int8attn.hdl.tree import reduce_tree, tree_stages
+from int8attn.hdl.wrapcheck import WrapChecked
 
 FINE_BITS = 2
 """The low bits of the shift that :class:`ChunkedAccumulator`'s second shift register applies."""
@@ -26,7 +27,7 @@ def _signature(lanes: int, term_width: int, sum_width: int, beat_flags: dict | N
     }
 
 
-class Accumulator(wiring.Component):
+class Accumulator(WrapChecked, wiring.Component):
     """Adds the lanes of each beat in a registered adder tree, then accumulates the beats of a row.
 
     When ``sum_width`` is narrower than ``exact_width`` the row sum saturates at ``2^sum_width − 1``. The terms are
@@ -97,6 +98,7 @@ class Accumulator(wiring.Component):
         with m.If(self.en & valid):
             m.d.sync += running.eq(total[:width])
         if not self.saturates:
+            self.check_wrap("running", self.en & valid, total, width)
             m.d.comb += [self.sum_valid.eq(row_done), self.sum.eq(running)]
             return m
         overflow = Signal()
@@ -107,7 +109,7 @@ class Accumulator(wiring.Component):
         return m
 
 
-class ChunkedAccumulator(wiring.Component):
+class ChunkedAccumulator(WrapChecked, wiring.Component):
     """The running sum of ITA's streaming softmax: chunk sums, the total shifted right whenever the maximum grows.
 
     An :class:`Accumulator` sums the terms of each chunk (its ``first``/``last`` mark chunk boundaries). When a
@@ -168,6 +170,7 @@ class ChunkedAccumulator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.chunk = chunk = self.chunk
+        self.share_wrap_checks([chunk])
         m.d.comb += [chunk.en.eq(self.en), chunk.valid.eq(self.valid), chunk.first.eq(self.first),
                      chunk.last.eq(self.last), chunk.terms.eq(self.terms)]
         latency = chunk.latency
@@ -195,5 +198,6 @@ class ChunkedAccumulator(wiring.Component):
             m.d.sync += self.sum_valid.eq(chunk.sum_valid & row_last)
             with m.If(chunk.sum_valid):
                 m.d.sync += total.eq(Mux(row_first, 0, shifted) + chunk.sum)
+        self.check_wrap("total", self.en & chunk.sum_valid, Mux(row_first, 0, shifted) + chunk.sum, len(total))
         m.d.comb += self.sum.eq(total)
         return m

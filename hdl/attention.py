@@ -39,6 +39,7 @@ from int8attn.hdl.matmul import MatmulEngine
 from int8attn.hdl.reciprocal import Reciprocal, SharedReciprocal
 from int8attn.hdl.softmax import Softmax, reciprocal_arguments
 from int8attn.hdl.streams import LaneBeat, Queue, Reframe, StreamBuffer, StreamMerge, StreamSplit
+from int8attn.hdl.wrapcheck import WrapChecked
 
 WEIGHT_BITS = 8
 SEQUENCES_AHEAD = 3
@@ -68,7 +69,7 @@ def dense_engine(stage: DenseStage, simd: int, target: str) -> DenseEngine:
                        simd=simd, target=target)
 
 
-class Attention(wiring.Component):
+class Attention(WrapChecked, wiring.Component):
     """The attention unit of one :class:`~int8attn.golden.attention_unit.AttentionConfig` (module docstring).
 
     Parameters
@@ -239,6 +240,9 @@ class Attention(wiring.Component):
         return [waits[head] for head in range(heads)]
 
     latency_from = "last"
+    misframed_rows = "counted"
+    """A sequence is every ``S·E / proj_simd`` input beats, wherever ``last`` falls (a misplaced one raises
+    ``error``)."""
 
     def port_descriptions(self) -> dict[str, str]:
         config = self.config
@@ -272,6 +276,8 @@ class Attention(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        self.share_wrap_checks([*self.projections.values(), *self.score_engines, *self.softmaxes, *self.output_engines,
+                                self.output_projection])
         config = self.config
         token_beats = config.embed_dim // config.proj_simd
         sequence_beats = config.seq_len * token_beats

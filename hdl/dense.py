@@ -16,11 +16,12 @@ from int8attn.golden.requant import RequantConfig
 from int8attn.hdl.memory import Rom
 from int8attn.hdl.mvu import OPERAND_BITS, FoldedEngine
 from int8attn.hdl.streams import LaneBeat
+from int8attn.hdl.wrapcheck import WrapChecked
 
 WEIGHT_FILE = "dense_weights_pe{pe}.hex"
 
 
-class DenseEngine(wiring.Component):
+class DenseEngine(WrapChecked, wiring.Component):
     """``requant(W·(x − input_zero_point) + bias)`` for rows ``x`` of int8 inputs: a
     :class:`~int8attn.hdl.mvu.FoldedEngine` whose PE ``k`` reads its rows of ``W`` from a
     :class:`~int8attn.hdl.memory.Rom`, word ``f·beats + b`` holding inputs ``b·simd …`` of channel ``f·pe + k``.
@@ -102,6 +103,7 @@ class DenseEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.engine = engine = self.engine
+        self.share_wrap_checks([engine])
         wiring.connect(m, wiring.flipped(self.i), engine.i)
         wiring.connect(m, engine.o, wiring.flipped(self.o))
         m.d.comb += self.error.eq(engine.error)
@@ -140,6 +142,8 @@ class Dense(DenseEngine):
                          requant=config.requant_config(), pe=config.pe, simd=config.simd, target=config.target)
 
     latency_from = "last"
+    misframed_rows = "counted"
+    """A row is every ``beats`` input beats, wherever ``last`` falls (a misplaced one raises ``error``)."""
 
     @property
     def elements_per_cycle(self) -> float:

@@ -9,13 +9,14 @@ from int8attn.hdl.multiplier import Multiplier
 from int8attn.hdl.pipeline import check_target, delay
 from int8attn.hdl.reciprocal import HALF, SCALE_BITS, ReciprocalLayout, output_shift
 from int8attn.hdl.streams import LaneBeat
+from int8attn.hdl.wrapcheck import WrapChecked
 
 HALF_BITS = HALF.bit_length() - 1
 STAGES = 3
 """Registers after the multipliers: the rounding addition, the coarse shift, the fine shift with the clamp."""
 
 
-class FinalMac(wiring.Component):
+class FinalMac(WrapChecked, wiring.Component):
     """Multiplies each exponential by the row's scale and rounds it onto the 1/2^B grid.
 
     For non-negative operands and ``k ≥ 1``, with ``P = ⌊s·e / 2^30⌋``, ``SRDHM(s, e) = ⌊(P + 1) / 2⌋`` and::
@@ -129,6 +130,8 @@ class FinalMac(wiring.Component):
             carry = Signal(name=f"carry{lane}")
             sums = [Signal(top - first, name=f"high{lane}_{k}") for k in (0, 1)]
             rounded = Signal(top - first, name=f"rounded{lane}")
+            for k, (high, addend) in enumerate(zip(sums, addends, strict=True)):
+                self.check_wrap(f"high{lane}_{k}", en, product[first + 1:] + addend, len(high))
             with m.If(en):
                 m.d.sync += [
                     carry.eq((low + Cat(Const(1, first), lowest))[first + 1]),

@@ -11,6 +11,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.hdl.multiplier import Multiplier, shape_bounds
+from int8attn.hdl.wrapcheck import WrapChecked
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -85,7 +86,7 @@ def saturated(fits: ValueLike, sign: ValueLike, low: ValueLike, bits: int) -> Va
     return Mux(fits, Value.cast(low).as_signed(), bound)
 
 
-class SaturatingRoundingDoublingHighMul(wiring.Component):
+class SaturatingRoundingDoublingHighMul(WrapChecked, wiring.Component):
     """gemmlowp ``SaturatingRoundingDoublingHighMul``: ``a·b / 2^31`` rounded to nearest, saturated.
 
     gemmlowp nudges ``a·b`` by ``2^30`` when it is non-negative and by ``1 − 2^30`` when it is negative, then
@@ -144,12 +145,14 @@ class SaturatingRoundingDoublingHighMul(wiring.Component):
         m.submodules.multiplier = multiplier = self.multiplier
         m.d.comb += [multiplier.en.eq(self.en), multiplier.a.eq(self.a), multiplier.b.eq(self.b)]
         rounded = (multiplier.o + (1 << 30)) >> 31
+        result = Mux(rounded > INT32_MAX, INT32_MAX, rounded) if self.saturates else rounded
+        self.check_wrap("result", self.en, result, len(self.o))
         with m.If(self.en):
-            m.d.sync += self.o.eq(Mux(rounded > INT32_MAX, INT32_MAX, rounded) if self.saturates else rounded)
+            m.d.sync += self.o.eq(result)
         return m
 
 
-class _ShiftStage(wiring.Component):
+class _ShiftStage(WrapChecked, wiring.Component):
     """One registered stage from ``x`` and a run-time ``exponent`` (0..``max_exponent``) to ``o`` of ``x``'s shape."""
 
     def __init__(self, shape: ShapeLike = INT32, max_exponent: int = MAX_EXPONENT):
@@ -197,6 +200,7 @@ class RoundingDivideByPot(_ShiftStage):
         m = Module()
         half = (Const(1, self.max_exponent + 1) << self.exponent) >> 1
         nudge = half - ((self.x < 0) & (self.exponent != 0))
+        self.check_wrap("quotient", self.en, (self.x + nudge) >> self.exponent, self.shape.width)
         with m.If(self.en):
             m.d.sync += self.o.eq((self.x + nudge) >> self.exponent)
         return m
@@ -237,6 +241,8 @@ class ShiftLeft(_ShiftStage):
     def elaborate(self, platform):
         m = Module()
         shifted = self.x << self.exponent
+        if not self.saturate:
+            self.check_wrap("shifted", self.en, shifted, self.shape.width)
         with m.If(self.en):
             m.d.sync += self.o.eq(clamp(shifted, *shape_bounds(self.shape)) if self.saturate else shifted)
         return m

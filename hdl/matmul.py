@@ -17,6 +17,7 @@ from int8attn.hdl.memory import Ram
 from int8attn.hdl.mvu import OPERAND_BITS, FoldedEngine
 from int8attn.hdl.pipeline import delay
 from int8attn.hdl.streams import LaneBeat
+from int8attn.hdl.wrapcheck import WrapChecked
 
 BANKS = 2
 WRITE_REGISTER = 1
@@ -24,7 +25,7 @@ WRITE_REGISTER = 1
 decoded from the accepted beat, took 2.7 ns of route alone to a block RAM's clock enable."""
 
 
-class MatmulEngine(wiring.Component):
+class MatmulEngine(WrapChecked, wiring.Component):
     """``requant(Σ_k (lhs − lhs_zero_point)·(rhs − rhs_zero_point))`` of one ``[m, k]`` LHS and one RHS per frame:
     a :class:`~int8attn.hdl.mvu.FoldedEngine` reading two banks of operand memories that the RHS stream fills.
 
@@ -138,6 +139,7 @@ class MatmulEngine(wiring.Component):
         folds, beats, simd, pe = self.folds, self.beats, self.simd, self.pe
         bank_words = folds * beats
         m.submodules.engine = engine = self.engine
+        self.share_wrap_checks([engine])
         wiring.connect(m, wiring.flipped(self.lhs), engine.i)
         wiring.connect(m, engine.o, wiring.flipped(self.o))
 

@@ -11,7 +11,7 @@ outside the engine (a ROM of weights, RAM banks of an operand): the engine names
 
 from collections.abc import Sequence
 
-from amaranth import Const, Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,6 +23,7 @@ from int8attn.hdl.pipeline import check_target, delay, event_counter
 from int8attn.hdl.requant import ACCUMULATOR_BITS, Requantizer
 from int8attn.hdl.streams import LUT_RAM_TARGETS, OUTPUT_QUEUE_LATENCY, ROOM_DELAY, LaneBeat, ShallowQueue
 from int8attn.hdl.tree import reduce_tree, tree_stages
+from int8attn.hdl.wrapcheck import WrapChecked
 
 OPERAND_BITS = 9
 """Width of an int8 value minus its zero point: −255..255."""
@@ -95,7 +96,7 @@ class DotProduct(wiring.Component):
         return m
 
 
-class FoldedEngine(wiring.Component):
+class FoldedEngine(WrapChecked, wiring.Component):
     """Rows of int8 inputs times a matrix held outside, accumulated in int32 and requantized.
 
     The pipeline never stalls: a step (fold ``f``, beat ``b``) issues only when its input beat is there (fold 0), the
@@ -275,6 +276,7 @@ class FoldedEngine(wiring.Component):
                                        name="bias_fold"))
 
         m.submodules.requantizer = requantizer = self.requantizer
+        self.share_wrap_checks([requantizer])
         row_started = delay(m, step.valid & step.first, 1, name="row_started")
         for k in range(pe):
             product = m.submodules[f"dot_product{k}"] = self.dot_products[k]
@@ -296,6 +298,8 @@ class FoldedEngine(wiring.Component):
                     m.d.sync += offset.eq(biases[k] - row_start_sum)
             biased = Signal(signed(ACCUMULATOR_BITS), name=f"biased{k}")
             m.d.comb += biased.eq(end_sum + offset)
+            if self.checking_wraps:
+                self._check_row_sum(m, k, step, summand, biases[k], row_started, biased)
             m.d.sync += requantizer.i.payload.data[k].eq(delay(m, biased, self.route_register, name=f"routed{k}"))
         row_done = delay(m, step.valid & step.last, 1 + self.route_register, name="row_done")
         row_frame_end = Signal(name="row_frame_end")
@@ -319,6 +323,22 @@ class FoldedEngine(wiring.Component):
         in_output = Signal(count_width, name="in_output")
         m.d.sync += [in_output.eq(issued - delivered), room.eq(in_output < self.output_queue_depth - ROOM_DELAY)]
         return m
+
+    def _check_row_sum(self, m: Module, k: int, step: data.View, summand: Value, bias: Value | int,
+                       row_started: Value, biased: Value) -> None:
+        """Formal only: PE ``k``'s row sum and bias, accumulated exactly beside the running sum, against ``biased``
+        (the running sum's difference, wrapped to int32) on the cycle the requantizer takes it."""
+        sum_used = delay(m, step.valid & step.last, 1, name=f"exact_sum_used{k}")
+        exact_sum = Signal(signed(len(summand) + self.beats.bit_length()), name=f"exact_row_sum{k}")
+        with m.If(step.valid):
+            m.d.sync += exact_sum.eq(Mux(step.first, 0, exact_sum) + summand)
+        row_bias = Signal(signed(ACCUMULATOR_BITS), name=f"exact_bias{k}")
+        if self.beats == 1:
+            m.d.comb += row_bias.eq(bias)
+        else:
+            with m.If(row_started):
+                m.d.sync += row_bias.eq(bias)
+        self.check_wrap(f"row_sum{k}", sum_used, exact_sum + row_bias, ACCUMULATOR_BITS, narrow=biased)
 
     @staticmethod
     def _count(m: Module, counter: Signal, at_end, length: int) -> None:

