@@ -34,5 +34,5 @@ async def check(dut: HierarchyObject) -> None:
 
 @cocotb.test()
 async def cycle(dut: HierarchyObject) -> None:
-    """No stalls, at least 1000 back-to-back rows: exact latency, evenly spaced output beats, full rate."""
+    """No stalls, at least 256 back-to-back rows: exact latency, evenly spaced output beats, full rate."""
     await cycle_test(dut, random_rows)

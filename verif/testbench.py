@@ -41,7 +41,7 @@ from int8attn.verif.stream import (
 
 CLOCK_NS = 10
 RESET_CYCLES = 5
-CYCLE_TEST_ROWS = 1000
+CYCLE_TEST_ROWS = 256
 CYCLE_TEST_SEQUENCES = 100
 STALL_MARGIN = 4
 DRAIN_SLACK = 100
@@ -339,7 +339,7 @@ async def check_test(dut: HierarchyObject, stimuli: Stimuli, directed: Directed 
 
 
 async def cycle_test(dut: HierarchyObject, stimuli: Stimuli, *, model: Callable[[Any], Any] | None = None) -> None:
-    """The ``cycle`` test: at least 1000 back-to-back random frames, no stalls; exact latency on every frame,
+    """The ``cycle`` test: at least 256 back-to-back random frames, no stalls; exact latency on every frame,
     counted from the input beat the sidecar's ``latency_from`` names, gap-free output, sustained elements/cycle
     (:meth:`StreamTB.timing`)."""
     settings = TBSettings.from_env()

@@ -5,7 +5,7 @@ VENDOR_ROWS = 16
 
 
 def cycle_tests(simulator: str) -> str:
-    """``check`` on both simulators, ``cycle`` (1000 back-to-back frames) on Verilator only."""
+    """``check`` on both simulators, ``cycle`` (256 back-to-back frames) on Verilator only."""
     return "check,cycle" if simulator == "verilator" else "check"
 
 

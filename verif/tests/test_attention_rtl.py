@@ -3,7 +3,7 @@
 Five configurations cover both conventions, one and four heads (and two), with and without an output projection,
 the softmax modes ``tflite`` and ``tinymind`` under either convention, and the causal mask on and off under either
 convention; each runs ``check`` (random and directed sequences under random stalls on the input and output streams)
-on both simulators (the two largest on Icarus with ``-m slow``) and ``cycle`` (back-to-back sequences: the first
+on both simulators (the three largest on Icarus with ``-m slow``) and ``cycle`` (back-to-back sequences: the first
 one's latency exactly the sidecar's, the run at the sidecar's cycles per sequence) on Verilator.
 Three more put the surrogate softmaxes (``hccs``, ``base2``, ``poly``: 8-bit unsigned codes, their top bit flipped
 into P·V) in either convention, with one and two heads, on Verilator. TinyMind's own attention outputs (the shared
@@ -59,7 +59,8 @@ def test_configs_cover_the_matrix() -> None:
         (convention, causal) for convention in ("tflite", "tinymind") for causal in (False, True)}
 
 
-SLOW_RUNS = {("tinymind-h4-projection", "icarus"), ("tinymind-h2-tflite-softmax", "icarus")}
+SLOW_RUNS = {("tinymind-h4-projection", "icarus"), ("tinymind-h2-tflite-softmax", "icarus"),
+             ("tflite-h4-projection-causal", "icarus")}
 """Icarus runs left to ``-m slow``: their Verilator runs stay in ``make test``."""
 
 
@@ -160,7 +161,8 @@ def test_quantize_command_writes_a_parameter_file_the_unit_takes(tmp_path: Path)
 @pytest.mark.parametrize(("options", "message"), [
     (("--proj-pe", "3"), "proj_pe=3 does not divide head_dim=8; allowed: 1, 2, 4, 8"),
     (("--score-pe", "16"), "score_pe=16 does not divide seq_len=8; allowed: 1, 2, 4, 8"),
-    (("--softmax-mode", "hccs"), "is not a choice; allowed: tflite, tinymind, lut"),
+    (("--softmax-mode", "exp"), "is not a choice; allowed: tflite, tinymind, lut, hccs, base2, poly"),
+    (("--softmax-mode", "hccs", "--causal"), "softmax_mode=hccs with causal is out of range"),
     (("--params", "missing.npz"), "missing.npz"),
 ])
 def test_bad_options_fail_in_one_line(options: tuple[str, ...], message: str, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from int8attn.verif.testbench import CYCLE_TEST_ROWS
 
 Simulate = Callable[..., SimResult]
 ICARUS_CYCLE_TEST_MAX_BEATS = 8
-"""Icarus runs the cycle test (1000 rows) on rows of up to 8 beats; Verilator on every row."""
+"""Icarus runs the cycle test (256 rows) on rows of up to 8 beats; Verilator on every row."""
 
 
 def reals(n: int, seed: int) -> dict[str, tuple[float, ...]]:

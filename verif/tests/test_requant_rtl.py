@@ -51,7 +51,8 @@ def test_rtl_matches_model(name: str, simulator: str, rows: int, simulate: Simul
 
 VENDOR_TARGETS = tuple(target for target in TARGETS if target != "generic")
 VENDOR_CASES = [(name, target, "icarus") for name in CONFIGS for target in VENDOR_TARGETS] + [
-    ("p4-channel-tinymind-int16", target, "verilator") for target in VENDOR_TARGETS]
+    pytest.param("p4-channel-tinymind-int16", target, "verilator", marks=pytest.mark.slow)
+    for target in VENDOR_TARGETS]
 
 
 @pytest.mark.parametrize(("name", "target", "simulator"), VENDOR_CASES)

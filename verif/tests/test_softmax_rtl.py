@@ -1,7 +1,8 @@
 """The emitted softmax RTL on Verilator and Icarus, checked beat by beat against the golden model with cocotb.
 
 The default regression gives every row shape its own quantisation so that each ``(N, P)``, each input scale and each
-β appears on both simulators; ``-m slow`` runs the full product. A missing simulator skips its tests with the
+β appears on Verilator, and on Icarus up to rows of 64 elements (the longer rows on Icarus with ``-m slow``, which
+also runs the full product). A missing simulator skips its tests with the
 install command. ``--rows`` / ``$INT8ATTN_ROWS`` sets the random rows of each ``check`` test.
 """
 
@@ -27,13 +28,13 @@ from int8attn.golden.stimuli import directed_int8_rows
 from int8attn.verif import runner
 from int8attn.verif.runner import SIMULATORS, SimResult, SimulatorMissing, TBSettings, default_build_dir, run
 from int8attn.verif.stream import PayloadLayout
+from int8attn.verif.testbench import CYCLE_TEST_ROWS
 
 CYCLE_TEST_MAX_BEATS = 32
 ICARUS_CYCLE_TEST_MAX_BEATS = 10
 """Icarus is slow (and slower still with the vendor targets' primitive models): its cycle test takes the rows of up to
 10 beats, Verilator's those of up to :data:`CYCLE_TEST_MAX_BEATS` (`make bench` measures every shape's throughput
 and latency on every target)."""
-CYCLE_TEST_ROWS = 1000
 
 REGRESSION = SOFTMAX_REGRESSION
 TINYMIND = tuple(
@@ -69,13 +70,23 @@ MODES_SWEEP = modes_of(SoftmaxConfig(n=256, lanes=8, input_scale=0.25, beta=0.5)
 
 
 def selected_tests(config: SoftmaxConfig, simulator: str) -> str:
-    """``check`` and ``framing`` always; ``cycle`` (≥ 1000 rows) where rows are short enough for ``simulator``
+    """``check`` and ``framing`` always; ``cycle`` (≥ 256 rows) where rows are short enough for ``simulator``
     (:data:`ICARUS_CYCLE_TEST_MAX_BEATS`), to keep CI fast."""
     max_beats = CYCLE_TEST_MAX_BEATS if simulator == "verilator" else ICARUS_CYCLE_TEST_MAX_BEATS
     return "check,framing" + (",cycle" if config.beats <= max_beats else "")
 
 
 Simulate = Callable[..., SimResult]
+ICARUS_MAX_N = 64
+"""Icarus runs the regression's rows of up to this many elements in ``make test``; those of 256 and 1024 are
+``-m slow`` (Verilator runs every shape)."""
+
+
+def simulator_cases(configs: tuple[SoftmaxConfig, ...]) -> list:
+    """``(config, simulator)`` for every configuration on both simulators, Icarus on long rows marked slow."""
+    return [pytest.param(config, simulator, id=f"{config_id(config)}-{simulator}",
+                         marks=pytest.mark.slow if simulator == "icarus" and config.n > ICARUS_MAX_N else ())
+            for config in configs for simulator in SIMULATORS]
 
 
 def assert_checked(result: SimResult, config: SoftmaxConfig, rows: int) -> None:
@@ -95,22 +106,19 @@ def assert_checked(result: SimResult, config: SoftmaxConfig, rows: int) -> None:
         assert result.elements_per_cycle >= THROUGHPUT_FLOOR * config.lanes
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("config", REGRESSION, ids=config_id)
+@pytest.mark.parametrize(("config", "simulator"), simulator_cases(REGRESSION))
 def test_regression(config: SoftmaxConfig, simulator: str, rows: int, simulate: Simulate) -> None:
     result = simulate(config, simulator, rows=rows, test=selected_tests(config, simulator))
     assert_checked(result, config, rows)
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("config", TINYMIND, ids=config_id)
+@pytest.mark.parametrize(("config", "simulator"), simulator_cases(TINYMIND))
 def test_tinymind_regression(config: SoftmaxConfig, simulator: str, rows: int, simulate: Simulate) -> None:
     result = simulate(config, simulator, rows=rows, test=selected_tests(config, simulator))
     assert_checked(result, config, rows)
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("config", SURROGATES, ids=config_id)
+@pytest.mark.parametrize(("config", "simulator"), simulator_cases(SURROGATES))
 def test_surrogate_regression(config: SoftmaxConfig, simulator: str, rows: int, simulate: Simulate) -> None:
     """Modes ``hccs``, ``base2`` (ITA's 16-column chunks on the rows longer than 16) and ``poly`` over the row
     shapes, each shape with another knob setting. Throughput and latency (the ``cycle`` test) do not depend on the
@@ -121,9 +129,10 @@ def test_surrogate_regression(config: SoftmaxConfig, simulator: str, rows: int, 
 
 
 VENDOR_TARGETS = tuple(target for target in TARGETS if target != "generic")
-VENDOR_SHAPES = {(10, 2), (64, 4)}
-"""The regression shapes every vendor target runs in ``make test``: two lanes and four lanes; ``-m slow`` runs the
-others too, the longest row (whose queues and row buffer are deepest) among them."""
+VENDOR_SHAPES = {(10, 2)}
+"""The regression shape every vendor target runs in ``make test`` (four lanes in its TinyMind and surrogate
+configurations below); ``-m slow`` runs the others too, the longest row (whose queues and row buffer are deepest)
+among them."""
 VENDOR_REGRESSION = tuple(replace(config, target=target) for target in VENDOR_TARGETS for config in REGRESSION
                           if (config.n, config.lanes) in VENDOR_SHAPES)
 VENDOR_REGRESSION_REST = tuple(replace(config, target=target) for target in VENDOR_TARGETS for config in REGRESSION
@@ -143,9 +152,9 @@ def target_id(config: SoftmaxConfig) -> str:
 
 @pytest.mark.parametrize("config", VENDOR_REGRESSION + VENDOR_MODES, ids=target_id)
 def test_vendor_target_matches_model(config: SoftmaxConfig, rows: int, simulate: Simulate) -> None:
-    """Each vendor target's Verilog (its DSP and block RAM primitives with their simulation models) on three shapes
-    of the regression matrix and one configuration of each other mode, on Icarus, with the cycle test's throughput
-    and latency bound."""
+    """Each vendor target's Verilog (its DSP and block RAM primitives with their simulation models) on a shape of the
+    regression matrix and configurations of the other modes, on Icarus, with the cycle test's throughput and latency
+    bound."""
     result = simulate(config, "icarus", rows=rows, test=selected_tests(config, "icarus"))
     assert_checked(result, config, rows)
 
