@@ -42,7 +42,7 @@ from int8attn.verif.stream import (
 CLOCK_NS = 10
 RESET_CYCLES = 5
 CYCLE_TEST_ROWS = 256
-CYCLE_TEST_SEQUENCES = 100
+CYCLE_TEST_SEQUENCES = 40
 STALL_MARGIN = 4
 DRAIN_SLACK = 100
 MAX_REPORTED = 20
@@ -356,7 +356,7 @@ async def cycle_test(dut: HierarchyObject, stimuli: Stimuli, *, model: Callable[
 async def sequence_cycle_test(dut: HierarchyObject, stimuli: Stimuli, *,
                               model: Callable[[Any], Any] | None = None) -> None:
     """The ``cycle`` test of a unit that needs a whole sequence before it outputs (attention, the encoder stack):
-    back-to-back sequences (the larger of ``INT8ATTN_ROWS`` and 100), no stalls; the first sequence's first output
+    back-to-back sequences (the larger of ``INT8ATTN_ROWS`` and 40), no stalls; the first sequence's first output
     beat exactly ``latency_cycles`` after its last input beat (an idle unit), and the run within
     ``cycles_per_frame`` a sequence, one more for the first sequence's input and the last one's output, each spread
     over a sequence's cycles, and the latency."""

@@ -1,15 +1,15 @@
 """The emitted attention unit on Verilator and Icarus, checked beat by beat against the golden model with cocotb.
 
-Five configurations cover both conventions, one and four heads (and two), with and without an output projection,
-the softmax modes ``tflite`` and ``tinymind`` under either convention, and the causal mask on and off under either
-convention; each runs ``check`` (random and directed sequences under random stalls on the input and output streams)
-on both simulators (the three largest on Icarus with ``-m slow``) and ``cycle`` (back-to-back sequences: the first
-one's latency exactly the sidecar's, the run at the sidecar's cycles per sequence) on Verilator.
-Three more put the surrogate softmaxes (``hccs``, ``base2``, ``poly``: 8-bit unsigned codes, their top bit flipped
-into P·V) in either convention, with one and two heads, on Verilator. TinyMind's own attention outputs (the shared
-encoder stack) go through the RTL. The vendor netlists of the engines
-attention is built from run with their DSP models in the dense, matmul and softmax tests; the whole unit's (some
-hundred DSP instances) takes Verilator's C++ compiler longer than the suite's budget.
+Five configurations cover both conventions, one and four heads (and two), with and without an output projection, the
+softmax modes ``tflite`` and ``tinymind`` under either convention, and the causal mask on and off under either
+convention; each runs ``check`` (random and directed sequences under random stalls on the input and output streams) on
+both simulators (the three largest on Icarus with ``-m slow``) and ``cycle`` (back-to-back sequences: the first one's
+latency exactly the sidecar's, the run at the sidecar's cycles per sequence) on Verilator. Three more put the surrogate
+softmaxes (``hccs``, ``base2``, ``poly``: 8-bit unsigned codes, their top bit flipped into P·V) in either convention,
+with one and two heads, on Verilator (``cycle`` on base2's). TinyMind's own attention outputs (the shared encoder stack)
+go through the RTL. The vendor netlists of the engines attention is built from run with their DSP models in the dense,
+matmul and softmax tests; the whole unit's (some hundred DSP instances) takes Verilator's C++ compiler longer than the
+suite's budget.
 """
 
 import json
@@ -82,10 +82,12 @@ def test_rtl_matches_model(name: str, simulator: str, simulate: Simulate) -> Non
 @pytest.mark.parametrize("name", SURROGATE_CONFIGS)
 def test_surrogate_softmax_rtl_matches_model(name: str, simulate: Simulate) -> None:
     config = SURROGATE_CONFIGS[name]
-    result = simulate(config, "verilator", rows=CHECK_SEQUENCES, test="check,cycle")
+    cycle = config.mode == "base2"
+    result = simulate(config, "verilator", rows=CHECK_SEQUENCES, test="check,cycle" if cycle else "check")
     assert result.passed, "\n".join(result.errors)
-    sidecar = json.loads((result.build_dir / "rtl" / "attention.json").read_text())
-    assert result.latency_cycles == [sidecar["latency_cycles"]]
+    if cycle:
+        sidecar = json.loads((result.build_dir / "rtl" / "attention.json").read_text())
+        assert result.latency_cycles == [sidecar["latency_cycles"]]
 
 
 def test_surrogate_probabilities_enter_p_v_on_their_grid() -> None:

@@ -1,17 +1,17 @@
 """The emitted encoder stack on Verilator and Icarus, checked beat by beat against the golden model with cocotb, and
 the unit on the command line.
 
-Three configurations, one build each per simulator: the bundled example's parameters (non-zero biases, γ ≠ 1, β ≠ 0)
-at eight lanes with folded feed-forward engines; TinyMind's own parameters (``../shared/vectors/
+Three configurations, one build each per simulator: the bundled example's parameters (non-zero biases, γ ≠ 1, β ≠ 0) at
+eight lanes with folded feed-forward engines; TinyMind's own parameters (``../shared/vectors/
 tinymind_encoder_stack.npz``, skipped without it) at two lanes, where every link gathers or splits; and seeded weights
 of other sizes (V = 10, S = 6, E = 12, F = 24, one block) whose lanes need both a split and a gather. Each runs
-``check`` (200 random token sequences and the directed ones under random stalls) on Verilator and Icarus (40 on
-Icarus in ``make test``, the 200 with ``-m slow``) and ``cycle`` (back-to-back sequences: the first one's latency
-exactly the sidecar's, the run within the sidecar's cycles a sequence) on Verilator; TinyMind's own 64 sequences go
-through the RTL too; each surrogate softmax runs in the one-block stack; the vendor targets' netlists run a one-block
-stack of four features on Icarus with their primitives' models (``ecp5`` with ``cycle`` too). The vendor runs, the
-surrogate stacks, the bundled example's and TinyMind's stack (but its 64 sequences) are ``slow``
-(:data:`SLOW_RUNS`). A missing simulator or ``../shared`` skips its tests with the reason.
+``check`` (200 random token sequences and the directed ones under random stalls) on Verilator and Icarus (40 on Icarus
+in ``make test``, the 200 with ``-m slow``) and ``cycle`` (back-to-back sequences: the first one's latency exactly the
+sidecar's, the run within the sidecar's cycles a sequence) on Verilator; TinyMind's own 64 sequences go through the RTL
+too; each surrogate softmax runs in the one-block stack; the vendor targets' netlists run a one-block stack of four
+features on Icarus with their primitives' models (``ecp5`` with ``cycle`` too). The vendor runs, the surrogate stacks,
+the bundled example's and TinyMind's stack are ``slow`` (:data:`SLOW_RUNS`). A missing simulator or ``../shared`` skips
+its tests with the reason.
 """
 
 import gc
@@ -143,6 +143,7 @@ def test_vendor_target_matches_model(target: str, simulate: Simulate) -> None:
         assert result.latency_cycles == [sidecar["latency_cycles"]]
 
 
+@pytest.mark.slow  # a build of its own (TinyMind's stack at two lanes); the model is tied to TinyMind's outputs fast
 def test_rtl_reproduces_tinymind_stack(tmp_path: Path, simulate: Simulate) -> None:
     """TinyMind's own output of its 64 token sequences (the shared file's ``output``) through the RTL (the
     scoreboard's model, which the first assertion ties to TinyMind's outputs)."""

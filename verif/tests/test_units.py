@@ -174,7 +174,7 @@ def test_a_target_the_unit_lacks_is_refused_naming_those_it_has() -> None:
         GenericOnly(target="ecp5")
 
 
-SMALL_OPTIONS = {"stack": ("--num-blocks", "1")}
+SMALL_OPTIONS = {"stack": ("--num-blocks", "1", "--seq-len", "4", "--embed-dim", "4", "--ffn-dim", "8")}
 """Options that make a unit's default quicker to emit, four times over."""
 
 
