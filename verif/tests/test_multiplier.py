@@ -486,6 +486,7 @@ def test_multiplier_on_icarus(target: str, tmp_path: Path):
                      defines=simulation_defines(target))
 
 
+@pytest.mark.slow  # every target's Multiplier also runs on Icarus in make test
 def test_multipliers_on_verilator(tmp_path: Path):
     """The Multipliers of every target and shape, with and without addend, in one Verilator build."""
     simulator_or_skip("verilator")

@@ -5,7 +5,7 @@ Three configurations, one build each per simulator: the bundled example's parame
 eight lanes with folded feed-forward engines; TinyMind's own parameters (``../shared/vectors/
 tinymind_encoder_stack.npz``, skipped without it) at two lanes, where every link gathers or splits; and seeded weights
 of other sizes (V = 10, S = 6, E = 12, F = 24, one block) whose lanes need both a split and a gather. Each runs
-``check`` (200 random token sequences and the directed ones under random stalls) on Verilator and Icarus (40 on Icarus
+``check`` (200 random token sequences and the directed ones under random stalls) on Verilator and Icarus (16 on Icarus
 in ``make test``, the 200 with ``-m slow``) and ``cycle`` (back-to-back sequences: the first one's latency exactly the
 sidecar's, the run within the sidecar's cycles a sequence) on Verilator; TinyMind's own 64 sequences go through the RTL
 too; each surrogate softmax runs in the one-block stack; the vendor targets' netlists run a one-block stack of four
@@ -39,8 +39,8 @@ from int8attn.verif.runner import SIMULATORS, SimResult
 Simulate = Callable[..., SimResult]
 VENDOR_TARGETS = tuple(target for target in TARGETS if target != "generic")
 SEQUENCES = 200
-ICARUS_SEQUENCES = 40
-"""Icarus takes a second or more per sequence: ``make test`` runs 40 there, :func:`test_icarus_runs_200_sequences`
+ICARUS_SEQUENCES = 16
+"""Icarus takes a second or more per sequence: ``make test`` runs 16 there, :func:`test_icarus_runs_200_sequences`
 (slow) the 200."""
 
 CONFIGS = {
