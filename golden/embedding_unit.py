@@ -94,12 +94,20 @@ def random_layers(vocab: int, embed_dim: int, seq_len: int | None, seed: int) ->
 
 
 class TokenFrames:
-    """Shapes of a configuration whose frames are ``seq_len`` token ids and whose outputs are ``embed_dim`` features
-    a token over ``embed_dim / lanes`` beats (the embedding and the encoder stack)."""
+    """Shapes of a configuration whose frames are ``seq_len`` token ids of ``vocab`` and whose outputs are
+    ``embed_dim`` features a token over ``embed_dim / lanes`` beats (the embedding and the encoder stack)."""
 
+    vocab: int
     seq_len: int
     embed_dim: int
     lanes: int
+
+    def token_rows(self, tokens: np.ndarray) -> np.ndarray:
+        """``tokens`` as int64 ids ``(rows, seq_len)``; :class:`ConfigError` naming ``tokens`` otherwise."""
+        tokens = check_tokens(tokens, self.vocab, self.seq_len)
+        if tokens.ndim != 2:
+            raise ConfigError(f"tokens {tokens.shape} is out of range; allowed: (rows, {self.seq_len})")
+        return tokens
 
     @property
     def beats(self) -> int:
@@ -254,11 +262,8 @@ class EmbeddingModel:
                 f"{requantizer.zero_point}, clamped to {requantizer.qmin}..{requantizer.qmax}")
 
     def check_rows(self, tokens: np.ndarray) -> np.ndarray:
-        """``tokens`` as int64 ids ``(rows, seq_len)``; :class:`ConfigError` otherwise."""
-        tokens = check_tokens(tokens, self.config.vocab, self.config.seq_len)
-        if tokens.ndim != 2:
-            raise ConfigError(f"tokens {tokens.shape} is out of range; allowed: (rows, {self.config.seq_len})")
-        return tokens
+        """``tokens`` as int64 ids ``(rows, seq_len)`` (:meth:`TokenFrames.token_rows`)."""
+        return self.config.token_rows(tokens)
 
     def __call__(self, tokens: np.ndarray) -> np.ndarray:
         layers = self.config.layers

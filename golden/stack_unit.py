@@ -27,7 +27,6 @@ import numpy as np
 from int8attn.golden.add import TinyMindAdd
 from int8attn.golden.attention import TinyMindDense, TinyMindMultiHeadParams
 from int8attn.golden.attention_unit import MAX_FOLD, RTL_SOFTMAX_MODES, AttentionConfig, DenseStage
-from int8attn.golden.embedding import check_tokens
 from int8attn.golden.embedding_unit import EmbeddingConfig, EmbeddingLayers, TokenFrames
 from int8attn.golden.layernorm_unit import LayerNormConfig
 from int8attn.golden.params import TARGETS, ConfigError, Implementation, check_params, implementation_last, param
@@ -265,11 +264,8 @@ class StackModel:
                 f"{requantizer.zero_point}, clamped to {requantizer.qmin}..{requantizer.qmax}")
 
     def check_rows(self, tokens: np.ndarray) -> np.ndarray:
-        """``tokens`` as int64 ids ``(rows, seq_len)``; :class:`ConfigError` otherwise."""
-        tokens = check_tokens(tokens, self.config.vocab, self.config.seq_len)
-        if tokens.ndim != 2:
-            raise ConfigError(f"tokens {tokens.shape} is out of range; allowed: (rows, {self.config.seq_len})")
-        return tokens
+        """``tokens`` as int64 ids ``(rows, seq_len)`` (``TokenFrames.token_rows``)."""
+        return self.config.token_rows(tokens)
 
     def intermediates(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
         """Every intermediate of :func:`~int8attn.golden.stack.stack_forward` for token rows ``(rows, S)``."""
