@@ -45,7 +45,15 @@ from int8attn.hdl.attention import Attention, dense_engine
 from int8attn.hdl.dense import DenseEngine
 from int8attn.hdl.embedding import Embedding
 from int8attn.hdl.layernorm import LayerNorm
-from int8attn.hdl.streams import LaneBeat, LaneConverter, Queue, Reframe, StreamFork, StreamQueue
+from int8attn.hdl.streams import (
+    LaneBeat,
+    LaneConverter,
+    Queue,
+    Reframe,
+    StreamFork,
+    StreamQueue,
+    connect_chain,
+)
 
 Take = Callable[[int], int]
 """A consumer in the timing model: the cycle it takes its next beat, offered (valid) from a given cycle."""
@@ -168,14 +176,8 @@ class Link(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        source = wiring.flipped(self.i)
-        for name, stage in (("before", self.queues.get("before")), ("converter", self.converter),
-                            ("after", self.queues.get("after"))):
-            if stage is not None:
-                m.submodules[name] = stage
-                wiring.connect(m, source, stage.i)
-                source = stage.o
-        wiring.connect(m, source, wiring.flipped(self.o))
+        connect_chain(m, self, (("before", self.queues.get("before")), ("converter", self.converter),
+                                ("after", self.queues.get("after"))))
         return m
 
 

@@ -268,6 +268,19 @@ class ShallowQueue(wiring.Component):
         return m
 
 
+def connect_chain(m: Module, outer: wiring.Component,
+                  stages: tuple[tuple[str, wiring.Component | None], ...]) -> None:
+    """Add the stages of ``stages`` that are not ``None`` to ``m`` under their names and connect ``outer.i`` through
+    them, in order, to ``outer.o`` (straight through when none is)."""
+    source = wiring.flipped(outer.i)
+    for name, stage in stages:
+        if stage is not None:
+            m.submodules[name] = stage
+            wiring.connect(m, source, stage.i)
+            source = stage.o
+    wiring.connect(m, source, wiring.flipped(outer.o))
+
+
 def _turns(m: Module, advance, ways: int, run: int, name: str) -> Signal:
     """The way whose turn it is: ``run`` advances each, ``ways`` ways in a circle."""
     way = Signal(range(max(ways, 2)), name=f"{name}_way")
@@ -630,11 +643,5 @@ class LaneConverter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        source = wiring.flipped(self.i)
-        for name, stage in (("split", self.split), ("gather", self.gather)):
-            if stage is not None:
-                m.submodules[name] = stage
-                wiring.connect(m, source, stage.i)
-                source = stage.o
-        wiring.connect(m, source, wiring.flipped(self.o))
+        connect_chain(m, self, (("split", self.split), ("gather", self.gather)))
         return m
