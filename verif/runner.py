@@ -137,7 +137,7 @@ class TBSettings:
         JSON file the testbench writes its reports to, one per test.
     rows : int
         Random rows (frames) of the ``check`` test, and all the rows of ``soak``; the ``cycle`` test runs at least
-        1000.
+        :data:`~int8attn.verif.testbench.CYCLE_TEST_ROWS`.
     seed : int
         Seed of the random rows and of the stall patterns.
     idle, backpressure : float

@@ -22,13 +22,15 @@ def random_sequences(tb: StreamTB, count: int) -> Iterator[tuple[str, np.ndarray
 
 
 def directed_sequences(tb: StreamTB) -> Iterator[tuple[str, np.ndarray]]:
-    """Every token id in order, then sequences of the first and of the last id alone."""
+    """Every token id in order, then in descending order, then each id alone (a constant sequence); the encoder
+    stack's too."""
     config = tb.model.config
     count = -(-config.vocab // config.seq_len)
     every = np.resize(np.arange(config.vocab), count * config.seq_len).reshape(count, config.seq_len)
     for index, sequence in enumerate(every):
         yield f"every id {index}", sequence
-    for token in (0, config.vocab - 1):
+        yield f"every id {index} reversed", sequence[::-1].copy()
+    for token in range(config.vocab):
         yield f"id {token} alone", np.full(config.seq_len, token)
 
 

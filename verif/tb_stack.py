@@ -12,6 +12,7 @@ import cocotb
 import numpy as np
 from cocotb.handle import HierarchyObject
 
+from int8attn.verif.tb_embedding import directed_sequences
 from int8attn.verif.testbench import StreamTB, check_test, sequence_cycle_test
 
 
@@ -25,18 +26,6 @@ def random_sequences(tb: StreamTB, count: int) -> Iterator[tuple[str, np.ndarray
             yield "few ids", tb.rng.choice(ids, config.seq_len)
         else:
             yield "uniform", tb.rng.integers(0, config.vocab, config.seq_len)
-
-
-def directed_sequences(tb: StreamTB) -> Iterator[tuple[str, np.ndarray]]:
-    """Every token id in order, then each id alone (a constant sequence), then the ids in descending order."""
-    config = tb.model.config
-    count = -(-config.vocab // config.seq_len)
-    every = np.resize(np.arange(config.vocab), count * config.seq_len).reshape(count, config.seq_len)
-    for index, sequence in enumerate(every):
-        yield f"every id {index}", sequence
-        yield f"every id {index} reversed", sequence[::-1].copy()
-    for token in range(config.vocab):
-        yield f"id {token} alone", np.full(config.seq_len, token)
 
 
 @cocotb.test()

@@ -338,18 +338,26 @@ async def check_test(dut: HierarchyObject, stimuli: Stimuli, directed: Directed 
     tb.finish()
 
 
-async def cycle_test(dut: HierarchyObject, stimuli: Stimuli, *, model: Callable[[Any], Any] | None = None) -> None:
-    """The ``cycle`` test: at least 256 back-to-back random frames, no stalls; exact latency on every frame,
-    counted from the input beat the sidecar's ``latency_from`` names, gap-free output, sustained elements/cycle
-    (:meth:`StreamTB.timing`)."""
+async def _back_to_back(dut: HierarchyObject, stimuli: Stimuli, model: Callable[[Any], Any] | None,
+                        least: int) -> tuple[StreamTB, int]:
+    """The ``cycle`` tests' run: at least ``least`` frames (``INT8ATTN_ROWS`` if more) back to back, no stalls, all
+    out and checked, ``error`` low; the testbench and the frame count."""
     settings = TBSettings.from_env()
     tb = StreamTB(dut, settings, "cycle", idle=0, backpressure=0, model=model)
     await tb.reset()
-    count = max(CYCLE_TEST_ROWS, settings.rows)
+    count = max(least, settings.rows)
     for label, frame in stimuli(tb, count):
         tb.send(frame, label)
     await tb.drain(0)
     tb.error_is_low()
+    return tb, count
+
+
+async def cycle_test(dut: HierarchyObject, stimuli: Stimuli, *, model: Callable[[Any], Any] | None = None) -> None:
+    """The ``cycle`` test: at least 256 back-to-back random frames, no stalls; exact latency on every frame,
+    counted from the input beat the sidecar's ``latency_from`` names, gap-free output, sustained elements/cycle
+    (:meth:`StreamTB.timing`)."""
+    tb, count = await _back_to_back(dut, stimuli, model, CYCLE_TEST_ROWS)
     tb.finish(**tb.timing(count))
 
 
@@ -360,14 +368,7 @@ async def sequence_cycle_test(dut: HierarchyObject, stimuli: Stimuli, *,
     beat exactly ``latency_cycles`` after its last input beat (an idle unit), and the run within
     ``cycles_per_frame`` a sequence, one more for the first sequence's input and the last one's output, each spread
     over a sequence's cycles, and the latency."""
-    settings = TBSettings.from_env()
-    tb = StreamTB(dut, settings, "cycle", idle=0, backpressure=0, model=model)
-    await tb.reset()
-    count = max(CYCLE_TEST_SEQUENCES, settings.rows)
-    for label, frame in stimuli(tb, count):
-        tb.send(frame, label)
-    await tb.drain(0)
-    tb.error_is_low()
+    tb, count = await _back_to_back(dut, stimuli, model, CYCLE_TEST_SEQUENCES)
     inputs, outputs = tb.monitors["i"].beats, tb.monitors["o"].beats
     measured = {}
     if inputs and outputs:
