@@ -8,7 +8,8 @@ streams 10⁵ random rows through (:data:`SOAK_MATRIX`).
 * Dense (:data:`DENSE_REGRESSION`): per-tensor and per-channel scales, both conventions, every activation, weight and
   input zero points, one and several folds and input beats, ``pe``/``simd`` from 1 to 8.
 * Matmul (:data:`MATMUL_REGRESSION`): zero points, ``adj_y``, one-beat rows, ``pe``/``simd`` from 1 to 4.
-* Attention (:data:`ATTENTION_SMALL`): the unit's defaults, one head of S = 8 tokens of E = 8 features.
+* Attention (:data:`ATTENTION_SMALL`): the unit's defaults, one head of S = 8 tokens of E = 8 features, and one of
+  S = E = d = 4 with every fold at its widest (a sequence every 4 cycles).
 """
 
 import itertools
@@ -79,7 +80,9 @@ MATMUL_REGRESSION = {
     "pe1-simd1-one-beat-rows": MatmulConfig(m=3, k=1, n=2, rhs_zero_point=100, output_scale=0.01),
 }
 
-ATTENTION_SMALL = {"tflite-h1-s8-e8": AttentionConfig()}
+ATTENTION_SMALL = {"tflite-h1-s8-e8": AttentionConfig(),
+                   "tflite-h1-s4-e4-full-rate": AttentionConfig(seq_len=4, embed_dim=4, head_dim=4, proj_simd=4,
+                                                                proj_pe=4, score_pe=4, params_seed=9)}
 
 SOAK_MATRIX: dict[str, Any] = {
     **{f"softmax/{softmax_label(config)}": config for config in SOFTMAX_REGRESSION},

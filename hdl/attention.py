@@ -43,10 +43,8 @@ from int8attn.hdl.wrapcheck import WrapChecked
 
 WEIGHT_BITS = 8
 SEQUENCES_AHEAD = 3
-"""Sequences of K, V (the engines' banks) and Q (a head's queue) held at once: the one in use and two more. The
-projections of sequence ``i + 2`` need the banks that sequence ``i``'s P·V frees, which happens a projection, a score
-pass and the pipeline between them after its projection; with two banks the pipeline's latency would slow every
-sequence."""
+"""The fewest sequences of K, V (the engines' banks) and Q (a head's queue) held at once: the one in use and two more
+(:attr:`Attention.sequences_ahead`)."""
 
 
 def _shared_reciprocal(configs: list[SoftmaxConfig]) -> SharedReciprocal | None:
@@ -113,6 +111,8 @@ class Attention(WrapChecked, wiring.Component):
         self.output_projection = (None if plan.output is None
                                   else dense_engine(plan.output, config.proj_pe, target))
         self.out_lanes = config.out_pe if plan.output is not None else config.proj_pe
+        for engine in (*self.score_engines, *self.output_engines):
+            engine.banks = self.sequences_ahead
         super().__init__({
             "i": In(stream.Signature(LaneBeat(config.proj_simd, 8))),
             "o": Out(stream.Signature(LaneBeat(self.out_lanes, 8))),
@@ -125,9 +125,18 @@ class Attention(WrapChecked, wiring.Component):
         return self.config.head_dim // self.config.proj_pe
 
     @property
+    def sequences_ahead(self) -> int:
+        """Sequences whose K and V banks and Q beats are held at once, at least :data:`SEQUENCES_AHEAD`. Sequence
+        ``i``'s V bank fills during its projection and is freed when its P·V ends, its latency and a P·V pass later;
+        sequences come one every :attr:`cycles_per_frame` cycles, so the banks must hold the latency's worth of them
+        and two more, or the projections of sequence ``i + banks`` wait for that bank (at 8 cycles a sequence and a
+        latency of 75, three banks ran at 16 cycles a sequence)."""
+        return max(SEQUENCES_AHEAD, -(-self.latency // self.cycles_per_frame) + 2)
+
+    @property
     def q_queue_depth(self) -> int:
-        """Beats a head's Q queue holds: :data:`SEQUENCES_AHEAD` sequences (one waits there for its last key)."""
-        return SEQUENCES_AHEAD * self.config.seq_len * self.head_beats
+        """Beats a head's Q queue holds: :attr:`sequences_ahead` sequences (one waits there for its last key)."""
+        return self.sequences_ahead * self.config.seq_len * self.head_beats
 
     @property
     def stage_cycles(self) -> dict[str, int]:
@@ -267,7 +276,8 @@ class Attention(WrapChecked, wiring.Component):
                 "output_projection": self.output_projection is not None, "softmax": config.mode,
                 "shared_reciprocal": self.shared_reciprocal is not None,
                 "multipliers_by_stage": self.multipliers_by_stage,
-                "stage_cycles": self.stage_cycles, "q_queue_beats": self.q_queue_depth,
+                "stage_cycles": self.stage_cycles, "sequences_ahead": self.sequences_ahead,
+                "q_queue_beats": self.q_queue_depth,
             },
         }
 

@@ -64,6 +64,9 @@ class MatmulEngine(WrapChecked, wiring.Component):
         The product, row-major, ``m · n / pe`` beats a frame, one every ``k / simd`` cycles at full rate.
     error : Out(1)
         Sticky framing error, cleared by reset.
+    banks : int
+        The RHS banks; an owner whose pipeline runs further ahead may raise it before elaboration (the attention
+        does, :attr:`~int8attn.hdl.attention.Attention.sequences_ahead`).
     """
 
     def __init__(self, *, m: int, k: int, n: int, adj_y: bool, pe: int, simd: int, lhs_zero_point: int,
@@ -80,8 +83,7 @@ class MatmulEngine(WrapChecked, wiring.Component):
                                    input_zero_point=lhs_zero_point, weight_bits=OPERAND_BITS, biases=[0] * n,
                                    requant=requant, target=target)
         self.rhs_lanes = simd if adj_y else pe
-        self.operand_memories = [Ram(OPERAND_BITS * simd, banks * self.folds * self.beats, target=target, lanes=simd)
-                                 for _ in range(pe)]
+        self.target = target
         super().__init__({
             "lhs": In(stream.Signature(LaneBeat(simd, 8))),
             "rhs": In(stream.Signature(LaneBeat(self.rhs_lanes, 8))),
@@ -169,8 +171,9 @@ class MatmulEngine(WrapChecked, wiring.Component):
 
         operand = data.ArrayLayout(signed(OPERAND_BITS), simd)
         centred = [self.rhs.payload.data[lane] - self.rhs_zero_point for lane in range(self.rhs_lanes)]
-        for k, ram in enumerate(self.operand_memories):
-            m.submodules[f"operands{k}"] = ram
+        for k in range(pe):
+            ram = m.submodules[f"operands{k}"] = Ram(OPERAND_BITS * simd, banks * bank_words, target=self.target,
+                                                     lanes=simd)
             word = Signal(operand, name=f"rhs_word{k}")
             address = position["fold"] * beats + position["beat" if self.adj_y else "row_beat"]
             if self.adj_y:

@@ -1,11 +1,12 @@
 """The emitted attention unit on Verilator and Icarus, checked beat by beat against the golden model with cocotb.
 
-Five configurations cover both conventions, one and four heads (and two), with and without an output projection, the
-softmax modes ``tflite`` and ``tinymind`` under either convention, and the causal mask on and off under either
-convention; each runs ``check`` (random and directed sequences under random stalls on the input and output streams) on
-both simulators (the three largest on Icarus with ``-m slow``) and ``cycle`` (back-to-back sequences: the first one's
-latency exactly the sidecar's, the run at the sidecar's cycles per sequence) on Verilator (all but
-:data:`CHECK_ONLY`). Three more put the surrogate
+Six configurations cover both conventions, one and four heads (and two), with and without an output projection, the
+softmax modes ``tflite`` and ``tinymind`` under either convention, the causal mask on and off under either
+convention, and every fold at its widest (a sequence every 4 cycles, far less than the latency: the engines' banks and
+the Q queue hold :attr:`~int8attn.hdl.attention.Attention.sequences_ahead` sequences); each runs ``check`` (random
+and directed sequences under random stalls on the input and output streams) on both simulators (the three largest on
+Icarus with ``-m slow``) and ``cycle`` (back-to-back sequences: the first one's latency exactly the sidecar's, the run
+at the sidecar's cycles per sequence) on Verilator (all but :data:`CHECK_ONLY`). Three more put the surrogate
 softmaxes (``hccs``, ``base2``, ``poly``: 8-bit unsigned codes, their top bit flipped into P·V) in either convention,
 with one and two heads, on Verilator (``cycle`` on base2's). TinyMind's own attention outputs (the shared encoder stack)
 go through the RTL. The vendor netlists of the engines attention is built from run with their DSP models in the dense,
@@ -39,6 +40,8 @@ CONFIGS = {
     "tinymind-h4-projection": AttentionConfig(**MULTI_HEAD, convention="tinymind", params_seed=4),
     "tinymind-h2-tflite-softmax": AttentionConfig(seq_len=8, heads=2, head_dim=4, score_pe=4, convention="tinymind",
                                                   softmax_mode="tflite", params_seed=5),
+    "tflite-h1-full-rate": AttentionConfig(seq_len=4, embed_dim=4, head_dim=4, proj_simd=4, proj_pe=4, score_pe=4,
+                                           params_seed=9),
 }
 SURROGATE_CONFIGS = {
     "tinymind-h1-hccs": AttentionConfig(convention="tinymind", softmax_mode="hccs", params_seed=6),
