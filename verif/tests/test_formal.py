@@ -1,7 +1,8 @@
 """Formal checks of the stream contract (:mod:`int8attn.verif.formal`, :mod:`int8attn.formal`) with SymbiYosys and
 Yices: the requantizer, a small softmax, a small dense layer and the attention's handshake pass, nothing wraps inside
-them, and deliberately broken wrappers (and a requantizer whose left shift wraps) are caught with a counterexample
-trace. Skipped, with the install command, when the tools are missing."""
+them (the attention's stages, each on its own, with ``-m slow``), and deliberately broken wrappers (and a requantizer
+whose left shift wraps, alone or as a stage) are caught with a counterexample trace. Skipped, with the install
+command, when the tools are missing."""
 
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,14 @@ from int8attn.formal import (
     GROUP_NAMES,
     STATUSES_PASSING,
     FormalToolMissing,
+    _run_stages,
     find_tools,
     run_formal,
     sby_text,
 )
 from int8attn.golden.params import ConfigError
 from int8attn.units import UNITS
-from int8attn.verif.formal import FAULTS, GROUPS, Contract, StreamHarness, harness_rtlil, properties
+from int8attn.verif.formal import FAULTS, GROUPS, Contract, StageHarness, StreamHarness, harness_rtlil, properties
 
 REQUANT = {"channels": 1, "lanes": 1}
 DENSE = {"in_features": 4, "out_features": 2, "simd": 2, "pe": 1}
@@ -116,6 +118,22 @@ def test_wrap_checks_only_for_the_harness(unit: str, parameters: dict[str, Any],
     assert plain.wrap_checks is None
 
 
+def test_attention_stages_for_overflow() -> None:
+    """The attention's overflow group checks its stages one by one, each a fresh component with every input free:
+    the projections, the head's score and P·V engines and its softmax, each listing its narrow values."""
+    stages = component("attention", ATTENTION).formal_stages()
+    assert list(stages) == ["q_projection", "k_projection", "v_projection", "score0", "output0", "softmax0"]
+    for name, (stage, cycles) in stages.items():
+        harness = StageHarness(stage, name)
+        text = harness_rtlil(harness)
+        assert harness.wrap_checks, name
+        assert cycles > stage.latency and text.count("$anyseq") >= 3
+    shared = component("attention", {"seq_len": 4, "embed_dim": 4, "heads": 2, "head_dim": 2})
+    with pytest.raises(ValueError, match="share a reciprocal"):
+        shared.formal_stages()
+    Fragment.get(shared, None)
+
+
 def test_command_line_names_match_the_harness() -> None:
     """The command line's copies of the group and fault names, kept free of Amaranth, are the harness's."""
     assert GROUP_NAMES == GROUPS and FAULT_NAMES == FAULTS
@@ -185,6 +203,23 @@ def test_wrapping_left_shift_is_caught(tools: dict[str, str], tmp_path: Path) ->
     assert result["trace"] is not None and Path(result["trace"]).is_file()
 
 
+class _Stages:
+    """A unit of two requantizer stages, the second with a left shift that wraps."""
+
+    def formal_stages(self) -> dict[str, tuple[Any, int]]:
+        return {"fine": (component("requant", REQUANT), 6),
+                "wrapping": (component("requant", REQUANT | {"output_scale": 0.0001}), 6)}
+
+
+def test_a_wrapping_stage_fails_the_staged_group(tools: dict[str, str], tmp_path: Path) -> None:
+    """Stage by stage, the group takes the verdict of the stage that wraps, with its trace, and keeps each stage's."""
+    result, _ = _run_stages(tools, tmp_path, _Stages(), "auto", None)
+    assert result["status"] == "FAIL" and result["failed"] == ["no_wrap"]
+    assert Path(result["trace"]).is_file() and "/overflow-wrapping_" in result["trace"]
+    assert result["stages"]["fine"]["status"] in ("PROVEN", "BOUNDED")
+    assert result["stages"]["wrapping"]["status"] == "FAIL" and result["depth"] == 10
+
+
 def test_dense_contract(tools: dict[str, str], tmp_path: Path) -> None:
     """4 inputs in 2 beats, 2 outputs in 2 folds: the handshake proven by k-induction, framing (rows counted by their
     beats, the sticky error), the exact latency and the folded input rate bounded, covers reached."""
@@ -219,8 +254,9 @@ def test_broken_dense_is_caught(tools: dict[str, str], tmp_path: Path, fault: st
 
 
 def test_attention_handshake(tools: dict[str, str], tmp_path: Path) -> None:
-    """S = 2, E = 2, one head of 2: the handshake closes by k-induction (the other groups need a bounded check past
-    the first output, about 80 cycles, out of the solver's reach)."""
+    """S = 2, E = 2, one head of 2: the handshake closes by k-induction (the output side of the other groups needs a
+    bounded check past the first output, 76 cycles, out of the solver's reach; ``make formal`` bounds framing to 40
+    and runs overflow stage by stage)."""
     report = run_formal("attention", ATTENTION, tmp_path, groups=("handshake",))
     assert report["groups"]["handshake"]["status"] == "PROVEN", report["groups"]
 
@@ -258,6 +294,17 @@ def test_softmax_modes(tools: dict[str, str], tmp_path: Path, mode: str) -> None
     report = run_formal("softmax", {"n": 2, "lanes": 1, "mode": mode}, tmp_path)
     assert report["result"] == "PASS", report["groups"]
     assert report["groups"]["handshake"]["status"] == "PROVEN"
+
+
+@pytest.mark.slow
+def test_attention_no_wrap(tools: dict[str, str], tmp_path: Path) -> None:
+    """S = 2, E = 2, one head of 2: no stage of the attention wraps, each checked on its own for any input (``make
+    formal`` runs the same)."""
+    report = run_formal("attention", ATTENTION, tmp_path, groups=("overflow",))
+    result = report["groups"]["overflow"]
+    assert report["result"] == "PASS", result
+    assert set(result["stages"]) == {"q_projection", "k_projection", "v_projection", "score0", "output0", "softmax0"}
+    assert "softmax0: FinalMac.high0_0" in result["wrap_checks"]
 
 
 @pytest.mark.slow
