@@ -358,10 +358,15 @@ class AttentionConfig(Implementation):
             for item in ("zero_point", "qmin", "qmax"):
                 _same(f"{name}_requantizer.{item}", [getattr(r, item) for r in requantizers])
             first = requantizers[0]
+            heads_scales = [(r.multiplier, r.shift) for r in requantizers]
+            # One scale for all heads (one head always) is per-tensor: a constant multiplier and shift in the
+            # hardware, where a per-channel table leaves a multiplexed operand and a variable shifter.
+            scales = (heads_scales[:1] if len(set(heads_scales)) == 1
+                      else [scale for scale in heads_scales for _ in range(self.head_dim)])
             requant = RequantConfig(
                 channels=self.heads * self.head_dim, lanes=self.proj_pe,
-                multipliers=tuple(r.multiplier for r in requantizers for _ in range(self.head_dim)),
-                shifts=tuple(r.shift for r in requantizers for _ in range(self.head_dim)),
+                multipliers=tuple(multiplier for multiplier, _ in scales),
+                shifts=tuple(shift for _, shift in scales),
                 output_zero_point=first.zero_point, act_min=first.qmin, act_max=first.qmax, convention="tinymind",
                 target=self.target)
             projections[name] = DenseStage(weights=np.concatenate([head.weights[index].T for head in heads]),
