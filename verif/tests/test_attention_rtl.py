@@ -4,14 +4,14 @@ Six configurations cover both conventions, one and four heads (and two), with an
 softmax modes ``tflite`` and ``tinymind`` under either convention, the causal mask on and off under either
 convention, and every fold at its widest (a sequence every 4 cycles, far less than the latency: the engines' banks and
 the Q queue hold :attr:`~int8attn.hdl.attention.Attention.sequences_ahead` sequences); each runs ``check`` (random
-and directed sequences under random stalls on the input and output streams) on both simulators (the three largest on
-Icarus with ``-m slow``) and ``cycle`` (back-to-back sequences: the first one's latency exactly the sidecar's, the run
-at the sidecar's cycles per sequence) on Verilator (all but :data:`CHECK_ONLY`). Three more put the surrogate
-softmaxes (``hccs``, ``base2``, ``poly``: 8-bit unsigned codes, their top bit flipped into P·V) in either convention,
-with one and two heads, on Verilator (``cycle`` on base2's). TinyMind's own attention outputs (the shared encoder stack)
-go through the RTL. The vendor netlists of the engines attention is built from run with their DSP models in the dense,
-matmul and softmax tests; the whole unit's (some hundred DSP instances) takes Verilator's C++ compiler longer than the
-suite's budget.
+and directed sequences under random stalls on the input and output streams) on both simulators (the three largest
+and the full-rate one on Icarus with ``-m slow``) and ``cycle`` (back-to-back sequences: the first one's latency
+exactly the sidecar's, the run at the sidecar's cycles per sequence) on Verilator (all but :data:`CHECK_ONLY`). Three
+more put the surrogate softmaxes (``hccs``, ``base2``, ``poly``: 8-bit unsigned codes, their top bit flipped into
+P·V) in either convention, with one and two heads, on Verilator (``cycle`` on base2's). TinyMind's own attention
+outputs (the shared encoder stack) go through the RTL. The vendor netlists of the engines attention is built from run
+with their DSP models in the dense, matmul and softmax tests; the whole unit's (some hundred DSP instances) takes
+Verilator's C++ compiler longer than the suite's budget.
 """
 
 import json
@@ -64,7 +64,7 @@ def test_configs_cover_the_matrix() -> None:
 
 
 SLOW_RUNS = {("tinymind-h4-projection", "icarus"), ("tinymind-h2-tflite-softmax", "icarus"),
-             ("tflite-h4-projection-causal", "icarus")}
+             ("tflite-h4-projection-causal", "icarus"), ("tflite-h1-full-rate", "icarus")}
 """Icarus runs left to ``-m slow``: their Verilator runs stay in ``make test``."""
 CHECK_ONLY = {"tinymind-h2-tflite-softmax"}
 """Verilator runs without ``cycle``: the same engines' latency is checked in the other configurations."""
