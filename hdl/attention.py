@@ -264,8 +264,8 @@ class Attention(WrapChecked, wiring.Component):
         if self.shared_reciprocal is not None:
             raise ValueError(f"the heads share a reciprocal (heads={self.config.heads}, rows of "
                              f"{self.config.seq_len // self.config.score_pe} beats), which joins their softmaxes into "
-                             "one stage: the stages are checked one by one for heads=1 or rows of fewer beats than "
-                             "heads")
+                             "one stage; allowed: heads=1, or rows of fewer beats than heads (seq_len / score_pe < "
+                             "heads)")
         self._MustUse__silence = True  # its stages are elaborated instead
         projections = {f"{name}_projection": engine for name, engine in self.projections.items()}
         if self.output_projection is not None:
