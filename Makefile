@@ -63,7 +63,7 @@ golden: $(STAMP)
 # Formal checks of the stream contract and of no internal wrap (SymbiYosys + Yices from PyPI): the requantizer, the
 # softmax at n=2 in every mode (and with two lanes, and base2's chunked running sum), dense, the attention's
 # handshake, input-side framing (its outputs come after 76 cycles, past the solver's reach) and overflow stage by
-# stage; reports in build/formal/<unit>_<hash>/report.json (about 27 minutes on two cores).
+# stage; reports in build/formal/<unit>_<hash>/report.json (about 25 minutes on two cores).
 formal: $(STAMP)
 	$(INT8ATTN) formal requant --channels 1 --lanes 1
 	for mode in tflite tinymind lut hccs base2 poly; do \
