@@ -251,7 +251,51 @@ def _counter_width(limit: int) -> int:
     return max(limit, 1).bit_length() + 1
 
 
-class StreamHarness(Elaboratable):
+class _Harness(Elaboratable):
+    """What every formal top has: the component, its group's properties, where each is stated (so that a solver's
+    message maps back to a name) and, in the ``overflow`` group, the component's :class:`WrapCheck` s."""
+
+    def __init__(self, dut: Any, group: str, listed: list[Property]):
+        self.dut = dut
+        self.group = group
+        self.properties = listed
+        self.wrap_checks: list[WrapCheck] = []
+        self._locations: dict[tuple[str, int], str] = {}
+
+    def property_at(self, filename: str, line: int) -> str | None:
+        """The property whose statement is at ``filename:line`` (known once the harness is elaborated)."""
+        for (path, at), name in self._locations.items():
+            if at == line and (path == filename or path.endswith("/" + filename.split("/")[-1])):
+                return name
+        return None
+
+    @property
+    def locations(self) -> dict[str, str]:
+        """``file:line`` of each stated property, by name (known once the harness is elaborated)."""
+        return {name: f"{path}:{line}" for (path, line), name in self._locations.items()}
+
+    def _state(self, m: Module, name: str, kind: str, test: Value) -> None:
+        known = {item.name: item for item in self.properties}
+        if name not in known or known[name].kind != kind:
+            raise ValueError(f"{kind} {name!r} is not in the {self.group} properties")
+        statement = {"assert": Assert, "assume": Assume, "cover": Cover}[kind](test, name, src_loc_at=1)
+        self._locations[statement.src_loc] = name
+        m.d.comb += statement
+
+    def _add_dut(self, m: Module, platform: Any) -> None:
+        """The component as ``m``'s submodule ``dut``; in the ``overflow`` group elaborated here, after asking it for
+        its :class:`WrapCheck` s."""
+        if self.group == "overflow":
+            self.wrap_checks = self.dut.wrap_checks = []
+            m.submodules.dut = Fragment.get(self.dut, platform)
+        else:
+            m.submodules.dut = self.dut
+
+    def _assert_no_wrap(self, m: Module) -> None:
+        self._state(m, "no_wrap", "assert", Cat(check.holds() for check in self.wrap_checks).all())
+
+
+class StreamHarness(_Harness):
     """The formal top of one property group around a unit's component.
 
     Parameters
@@ -283,44 +327,16 @@ class StreamHarness(Elaboratable):
 
     def __init__(self, dut: Any, group: str, *, depth: int = 64, startup: int = 0, free_reset: bool = True,
                  framed_liveness: bool = True):
-        self.dut = dut
         self.contract = Contract.of(dut)
-        self.group = group
-        self.properties = properties(self.contract, group, framed_liveness=framed_liveness)
+        super().__init__(dut, group, properties(self.contract, group, framed_liveness=framed_liveness))
         self.depth = depth
         self.startup = startup
         self.free_reset = free_reset
-        self.wrap_checks: list[WrapCheck] = []
-        self._locations: dict[tuple[str, int], str] = {}
-
-    def property_at(self, filename: str, line: int) -> str | None:
-        """The property whose statement is at ``filename:line`` (known once the harness is elaborated)."""
-        for (path, at), name in self._locations.items():
-            if at == line and (path == filename or path.endswith("/" + filename.split("/")[-1])):
-                return name
-        return None
-
-    @property
-    def locations(self) -> dict[str, str]:
-        """``file:line`` of each stated property, by name (known once the harness is elaborated)."""
-        return {name: f"{path}:{line}" for (path, line), name in self._locations.items()}
-
-    def _state(self, m: Module, name: str, kind: str, test: Value) -> None:
-        known = {item.name: item for item in self.properties}
-        if name not in known or known[name].kind != kind:
-            raise ValueError(f"{kind} {name!r} is not in the {self.group} properties")
-        statement = {"assert": Assert, "assume": Assume, "cover": Cover}[kind](test, name, src_loc_at=1)
-        self._locations[statement.src_loc] = name
-        m.d.comb += statement
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         dut = self.dut
-        if self.group == "overflow":
-            self.wrap_checks = dut.wrap_checks = []
-            m.submodules.dut = Fragment.get(dut, platform)
-        else:
-            m.submodules.dut = dut
+        self._add_dut(m, platform)
         contract, group = self.contract, self.group
         beats_in, beats_out = contract.beats_in, contract.beats_out
         rst = ResetSignal()
@@ -348,7 +364,7 @@ class StreamHarness(Elaboratable):
             self._handshake(m, dut, rst, fresh, accepted, delivered)
             return m
         if group == "overflow":
-            self._state(m, "no_wrap", "assert", Cat(check.holds() for check in self.wrap_checks).all())
+            self._assert_no_wrap(m)
             return m
 
         # Input framing as the unit sees it: beats since the last ``last`` (``beats_in`` once a row overran, which a
@@ -562,7 +578,7 @@ class FaultyStream(wiring.Component):
         return m
 
 
-class StageHarness(Elaboratable):
+class StageHarness(_Harness):
     """The ``overflow`` group of one stage of a composite unit, on its own (an attention's projections, matmul engines
     and softmaxes): every input port of the stage (its input streams' valid and payload, its output streams' ready,
     any other input) a free value on every cycle, reset at any cycle, and the :class:`WrapCheck` s it lists asserted.
@@ -588,31 +604,20 @@ class StageHarness(Elaboratable):
         The values the stage listed (known once the harness is elaborated).
     """
 
-    group = "overflow"
-
     def __init__(self, stage: Any, name: str):
-        self.dut = stage
+        super().__init__(stage, "overflow", [Property(
+            "no_wrap", "assert", "overflow", "every narrow value a stage lists equals its exact value on each cycle it "
+            "is used, for any values on the stage's inputs (each stage checked on its own)")])
         self.name = name
-        self.properties = [Property("no_wrap", "assert", "overflow",
-                                    "every narrow value a stage lists equals its exact value on each cycle it is used, "
-                                    "for any values on the stage's inputs (each stage checked on its own)")]
-        self.wrap_checks: list[WrapCheck] = []
-        self._locations: dict[tuple[str, int], str] = {}
-
-    property_at = StreamHarness.property_at
-    locations = StreamHarness.locations
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
+        self._add_dut(m, platform)
         stage = self.dut
-        self.wrap_checks = stage.wrap_checks = []
-        m.submodules.dut = Fragment.get(stage, platform)
         for _path, member, value in stage.signature.flatten(stage):
             if member.flow == wiring.In:
                 m.d.comb += value.eq(AnySeq(len(Value.cast(value))))
-        statement = Assert(Cat(check.holds() for check in self.wrap_checks).all(), "no_wrap")
-        self._locations[statement.src_loc] = "no_wrap"
-        m.d.comb += statement
+        self._assert_no_wrap(m)
         return m
 
 
