@@ -59,5 +59,6 @@ async def check(dut: HierarchyObject) -> None:
 
 @cocotb.test()
 async def cycle(dut: HierarchyObject) -> None:
-    """No stalls, at least 256 back-to-back frames: exact latency, gap-free output, ``lanes`` elements per cycle."""
+    """No stalls, at least ``CYCLE_TEST_ROWS`` back-to-back frames: exact latency, gap-free output, ``lanes`` elements
+    per cycle."""
     await cycle_test(dut, random_frames)

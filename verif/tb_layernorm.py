@@ -35,6 +35,6 @@ async def check(dut: HierarchyObject) -> None:
 
 @cocotb.test()
 async def cycle(dut: HierarchyObject) -> None:
-    """No stalls, at least 256 back-to-back rows: exact latency from each row's last input beat, gap-free output,
-    ``lanes`` elements per cycle."""
+    """No stalls, at least ``CYCLE_TEST_ROWS`` back-to-back rows: exact latency from each row's last input beat,
+    gap-free output, ``lanes`` elements per cycle."""
     await cycle_test(dut, random_rows)

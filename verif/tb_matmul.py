@@ -47,5 +47,6 @@ async def check(dut: HierarchyObject) -> None:
 
 @cocotb.test()
 async def cycle(dut: HierarchyObject) -> None:
-    """No stalls, at least 256 back-to-back frames: exact latency, evenly spaced output beats, full rate."""
+    """No stalls, at least ``CYCLE_TEST_ROWS`` back-to-back frames: exact latency, evenly spaced output beats, full
+    rate."""
     await cycle_test(dut, random_frames)

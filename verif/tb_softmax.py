@@ -34,7 +34,8 @@ async def check(dut: HierarchyObject) -> None:
 
 @cocotb.test()
 async def cycle(dut: HierarchyObject) -> None:
-    """No stalls, at least 256 back-to-back rows: exact latency, gap-free output, measured throughput."""
+    """No stalls, at least ``CYCLE_TEST_ROWS`` back-to-back rows: exact latency, gap-free output, measured
+    throughput."""
     await cycle_test(dut, random_rows)
 
 

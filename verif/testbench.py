@@ -354,9 +354,9 @@ async def _back_to_back(dut: HierarchyObject, stimuli: Stimuli, model: Callable[
 
 
 async def cycle_test(dut: HierarchyObject, stimuli: Stimuli, *, model: Callable[[Any], Any] | None = None) -> None:
-    """The ``cycle`` test: at least 256 back-to-back random frames, no stalls; exact latency on every frame,
-    counted from the input beat the sidecar's ``latency_from`` names, gap-free output, sustained elements/cycle
-    (:meth:`StreamTB.timing`)."""
+    """The ``cycle`` test: at least :data:`CYCLE_TEST_ROWS` back-to-back random frames, no stalls; exact latency on
+    every frame, counted from the input beat the sidecar's ``latency_from`` names, gap-free output, sustained
+    elements/cycle (:meth:`StreamTB.timing`)."""
     tb, count = await _back_to_back(dut, stimuli, model, CYCLE_TEST_ROWS)
     tb.finish(**tb.timing(count))
 
@@ -364,10 +364,10 @@ async def cycle_test(dut: HierarchyObject, stimuli: Stimuli, *, model: Callable[
 async def sequence_cycle_test(dut: HierarchyObject, stimuli: Stimuli, *,
                               model: Callable[[Any], Any] | None = None) -> None:
     """The ``cycle`` test of a unit that needs a whole sequence before it outputs (attention, the encoder stack):
-    back-to-back sequences (the larger of ``INT8ATTN_ROWS`` and 40), no stalls; the first sequence's first output
-    beat exactly ``latency_cycles`` after its last input beat (an idle unit), and the run within
-    ``cycles_per_frame`` a sequence, one more for the first sequence's input and the last one's output, each spread
-    over a sequence's cycles, and the latency."""
+    back-to-back sequences (the larger of ``INT8ATTN_ROWS`` and :data:`CYCLE_TEST_SEQUENCES`), no stalls; the first
+    sequence's first output beat exactly ``latency_cycles`` after its last input beat (an idle unit), and the run
+    within ``cycles_per_frame`` a sequence, one more for the first sequence's input and the last one's output, each
+    spread over a sequence's cycles, and the latency."""
     tb, count = await _back_to_back(dut, stimuli, model, CYCLE_TEST_SEQUENCES)
     inputs, outputs = tb.monitors["i"].beats, tb.monitors["o"].beats
     measured = {}
