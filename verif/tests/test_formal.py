@@ -11,6 +11,7 @@ import pytest
 from amaranth.hdl import Fragment
 
 from int8attn.formal import (
+    BMC_ENGINES,
     FAULT_NAMES,
     GROUP_NAMES,
     STATUSES_PASSING,
@@ -23,6 +24,7 @@ from int8attn.formal import (
 from int8attn.golden.params import ConfigError
 from int8attn.units import UNITS
 from int8attn.verif.formal import FAULTS, GROUPS, Contract, StageHarness, StreamHarness, harness_rtlil, properties
+from int8attn.yosys_abc import abc_script, verdict
 
 REQUANT = {"channels": 1, "lanes": 1}
 DENSE = {"in_features": 4, "out_features": 2, "simd": 2, "pe": 1}
@@ -144,6 +146,22 @@ def test_sby_file() -> None:
     assert "mode prove\ndepth 12\ntimeout 60\n" in text
     assert "smtbmc yices" in text and "cutpoint t:$mul" in text and "memory_map" in text
     assert "cutpoint" not in sby_text("cover.il", "cover", 12, None, abstract=False)
+    assert "[engines]\nabc bmc3\n" in sby_text("framing.il", "bmc", 12, None, abstract=True)
+    assert "[engines]\nsmtbmc yices\n" in sby_text("framing.il", "bmc", 12, None, abstract=True, bmc_engine="smtbmc")
+
+
+def test_abc_commands_and_verdicts() -> None:
+    """SymbiYosys's ABC commands become one ``abc -script +...`` argument ending in ``write_status``; ABC's status
+    becomes the line SymbiYosys reads: a pass only when ``bmc3`` went through every frame it was asked for."""
+    commands = "read_aiger model/design_aiger.aig; fold; strash; bmc3 -F 9 -v; write_cex -a engine_0/trace.aiw"
+    assert abc_script(commands, "s/status.txt") == ("+read_aiger,model/design_aiger.aig;fold;strash;bmc3,-F,9,-v;"
+                                                   "write_cex,-a,engine_0/trace.aiw;write_status,s/status.txt")
+    with pytest.raises(ValueError, match="commas"):
+        abc_script("pdr -v, -l", "status.txt")
+    assert verdict("snl_UNK 8 unknown\nNULL\n", commands) == ["No output asserted in 9 frames."]
+    assert verdict("snl_UNK 5 unknown\nNULL\n", commands)[0].startswith("ABC status: snl_UNK 5")
+    assert verdict("snl_SAT 8 unknown 0 9\n00\n", commands) == ['Output 0 of miter "design" was asserted in frame 9.']
+    assert verdict("snl_UNSAT 3 unknown\n", "pdr -v -l") == ["Property proved."]
 
 
 def test_unsupported_configurations_are_refused(tmp_path: Path) -> None:
@@ -261,15 +279,16 @@ def test_attention_handshake(tools: dict[str, str], tmp_path: Path) -> None:
     assert report["groups"]["handshake"]["status"] == "PROVEN", report["groups"]
 
 
+@pytest.mark.parametrize("bmc_engine", BMC_ENGINES)
 @pytest.mark.parametrize(("fault", "group", "caught_by"), [
     ("ready_ignored", "framing", "output_progress"),
     ("payload_while_stalled", "handshake", "output_payload_stable"),
 ])
 def test_broken_wrapper_is_caught(tools: dict[str, str], tmp_path: Path, fault: str, group: str,
-                                  caught_by: str) -> None:
+                                  caught_by: str, bmc_engine: str) -> None:
     """The same properties fail on a requantizer with a broken handshake, with a VCD counterexample that the
-    unabstracted design confirms."""
-    report = run_formal("requant", REQUANT, tmp_path, depth=16, groups=(group,), fault=fault)
+    unabstracted design confirms, on either engine of the bounded checks."""
+    report = run_formal("requant", REQUANT, tmp_path, depth=16, groups=(group,), fault=fault, bmc_engine=bmc_engine)
     result = report["groups"][group]
     assert report["result"] == "FAIL" and result["status"] == "FAIL"
     assert caught_by in result["failed"]
