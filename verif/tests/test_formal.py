@@ -1,8 +1,9 @@
-"""Formal checks of the stream contract (:mod:`int8attn.verif.formal`, :mod:`int8attn.formal`) with SymbiYosys and
-Yices: the requantizer, a small softmax, a small dense layer and the attention's handshake pass, nothing wraps inside
-them (the attention's stages, each on its own, with ``-m slow``), and deliberately broken wrappers (and a requantizer
-whose left shift wraps, alone or as a stage) are caught with a counterexample trace. Skipped, with the install
-command, when the tools are missing."""
+"""Formal checks of the stream contract (:mod:`int8attn.verif.formal`, :mod:`int8attn.formal`) with SymbiYosys, ABC
+and Yices: the requantizer, a small softmax, a small dense layer and the attention's handshake pass (the attention's
+latency and covers with ``-m slow``), nothing wraps inside them (the attention's stages, each on its own, with
+``-m slow``), and deliberately broken wrappers (and a requantizer whose left shift wraps, alone or as a stage) are
+caught with a counterexample trace, on either engine of the bounded checks. Skipped, with the install command, when
+the tools are missing."""
 
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,7 @@ class _Stages:
 
 def test_a_wrapping_stage_fails_the_staged_group(tools: dict[str, str], tmp_path: Path) -> None:
     """Stage by stage, the group takes the verdict of the stage that wraps, with its trace, and keeps each stage's."""
-    result, _ = _run_stages(tools, tmp_path, _Stages(), "auto", None)
+    result, _ = _run_stages(tools, tmp_path, _Stages(), "auto", None, "auto")
     assert result["status"] == "FAIL" and result["failed"] == ["no_wrap"]
     assert Path(result["trace"]).is_file() and "/overflow-wrapping_" in result["trace"]
     assert result["stages"]["fine"]["status"] in ("PROVEN", "BOUNDED")
@@ -272,9 +273,8 @@ def test_broken_dense_is_caught(tools: dict[str, str], tmp_path: Path, fault: st
 
 
 def test_attention_handshake(tools: dict[str, str], tmp_path: Path) -> None:
-    """S = 2, E = 2, one head of 2: the handshake closes by k-induction (the output side of the other groups needs a
-    bounded check past the first output, 76 cycles, out of the solver's reach; ``make formal`` bounds framing to 40
-    and runs overflow stage by stage)."""
+    """S = 2, E = 2, one head of 2: the handshake closes by k-induction (the other groups need bounded checks past
+    the first output, 76 cycles: :func:`test_attention_output_side` and ``make formal``)."""
     report = run_formal("attention", ATTENTION, tmp_path, groups=("handshake",))
     assert report["groups"]["handshake"]["status"] == "PROVEN", report["groups"]
 
@@ -324,6 +324,18 @@ def test_attention_no_wrap(tools: dict[str, str], tmp_path: Path) -> None:
     assert report["result"] == "PASS", result
     assert set(result["stages"]) == {"q_projection", "k_projection", "v_projection", "score0", "output0", "softmax0"}
     assert "softmax0: FinalMac.high0_0" in result["wrap_checks"]
+
+
+@pytest.mark.slow
+def test_attention_output_side(tools: dict[str, str], tmp_path: Path) -> None:
+    """S = 2, E = 2, one head of 2, at the default depth, past the second output sequence (``make formal`` runs the
+    same): every output sequence's first beat exactly ``latency`` cycles after its last input beat and no sequence
+    starting at any other time, on ABC's bounded check; back-to-back sequences, a stalled beat and ``error`` reached."""
+    report = run_formal("attention", ATTENTION, tmp_path, groups=("liveness", "cover"))
+    assert report["result"] == "PASS", report["groups"]
+    assert report["groups"]["liveness"]["engine"] == "abc bmc3"
+    assert set(report["groups"]["cover"]["reached"]) == {"row_out", "back_to_back_rows", "stalled_output",
+                                                         "error_raised"}
 
 
 @pytest.mark.slow
