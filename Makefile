@@ -60,10 +60,11 @@ sweep: $(STAMP)
 golden: $(STAMP)
 	$(INT8ATTN) golden-vectors
 
-# Formal checks of the stream contract and of no internal wrap (SymbiYosys + Yices from PyPI): the requantizer, the
-# softmax at n=2 in every mode (and with two lanes, and base2's chunked running sum), dense, the attention's
-# handshake, input-side framing (its outputs come after 76 cycles, past the solver's reach) and overflow stage by
-# stage; reports in build/formal/<unit>_<hash>/report.json (about 25 minutes on two cores).
+# Formal checks of the stream contract and of no internal wrap (SymbiYosys, ABC and Yices from PyPI): the requantizer,
+# the softmax at n=2 in every mode (and with two lanes, and base2's chunked running sum), dense, and the attention:
+# handshake, exact latency and covers past its second output sequence, overflow stage by stage, framing and
+# throughput to 50 cycles (the input side: its outputs come after 76); reports in
+# build/formal/<unit>_<hash>/report.json (30 minutes on two cores).
 formal: $(STAMP)
 	$(INT8ATTN) formal requant --channels 1 --lanes 1
 	for mode in tflite tinymind lut hccs base2 poly; do \
@@ -72,8 +73,9 @@ formal: $(STAMP)
 	$(INT8ATTN) formal softmax --n 4 --lanes 2 --mode tflite
 	$(INT8ATTN) formal softmax --n 4 --lanes 1 --mode base2 --base2-chunk 2
 	$(INT8ATTN) formal dense --in-features 4 --out-features 2 --simd 2 --pe 1
-	$(INT8ATTN) formal attention --seq-len 2 --embed-dim 2 --heads 1 --head-dim 2 --groups handshake,framing,overflow \
-		--depth 40
+	$(INT8ATTN) formal attention --seq-len 2 --embed-dim 2 --heads 1 --head-dim 2 \
+		--groups handshake,liveness,overflow,cover
+	$(INT8ATTN) formal attention --seq-len 2 --embed-dim 2 --heads 1 --head-dim 2 --groups framing,throughput --depth 50
 
 # The encoder stack's bundled example: its int8 output on the held-out test set (TinyMind's `make golden`), and the
 # int8-vs-float parity figures of both calibration methods.
