@@ -151,9 +151,9 @@ def build_folder(unit: Unit, config: Any, root: Path, options: dict[str, Any]) -
 
 
 def sby_text(rtlil_name: str, mode: str, depth: int, timeout: int | None, abstract: bool,
-             bmc_engine: str = "abc") -> str:
-    """The ``.sby`` file of one run: ``mode`` (``prove``, ``bmc`` or ``cover``) to ``depth``, on ``smtbmc yices``
-    but for the bounded checks with ``bmc_engine`` ``abc``, which run on ABC's ``bmc3`` (:data:`BMC_ENGINES`).
+             engine: str = "smtbmc") -> str:
+    """The ``.sby`` file of one run: ``mode`` (``prove``, ``bmc`` or ``cover``) to ``depth`` on ``engine``, a key of
+    :data:`BMC_ENGINES` (``abc`` for mode ``bmc`` only).
 
     The design is flattened, its memories turned into registers and its word-level cells split where their bits go
     different ways (:data:`PREPARE`), so that Yosys drops every bit no property reads: a queue's ``last`` bit no
@@ -162,7 +162,7 @@ def sby_text(rtlil_name: str, mode: str, depth: int, timeout: int | None, abstra
     options = f"mode {mode}\ndepth {depth}\n" + (f"timeout {timeout}\n" if timeout else "")
     cut = f"cutpoint {' '.join(f't:{cell}' for cell in ABSTRACTED_CELLS)}\n" if abstract else ""
     return (f"[options]\n{options}\n"
-            f"[engines]\n{BMC_ENGINES[bmc_engine] if mode == 'bmc' else BMC_ENGINES['smtbmc']}\n\n"
+            f"[engines]\n{BMC_ENGINES[engine]}\n\n"
             f"[script]\nread_rtlil {rtlil_name}\nprep -flatten -top top\n{cut}{PREPARE}\n"
             f"[files]\n{rtlil_name}\n")
 
@@ -213,9 +213,9 @@ def _named(harness: Any, lines: Sequence[str]) -> list[str]:
 
 
 def _attempt(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str, mode: str, depth: int,
-             timeout: int | None, abstract: bool, bmc_engine: str) -> dict[str, Any]:
-    """One sby run of a converted harness ``<name>.il``: ``<name>_<mode><depth>.sby`` and its work folder."""
-    engine = bmc_engine if mode == "bmc" else "smtbmc"
+             timeout: int | None, abstract: bool, engine: str) -> dict[str, Any]:
+    """One sby run of a converted harness ``<name>.il`` on ``engine`` (:func:`sby_text`):
+    ``<name>_<mode><depth>[_abc].sby`` and its work folder."""
     task = f"{Path(rtlil_name).stem}_{mode}{depth}" + ("_abc" if engine == "abc" else "")
     write_atomic(folder / f"{task}.sby", sby_text(rtlil_name, mode, depth, timeout, abstract, engine))
     start = time.monotonic()
@@ -274,21 +274,20 @@ def _run_harness(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: 
     rtlil_path = folder / rtlil_name
     write_atomic(rtlil_path, harness_rtlil(harness))
     group = harness.group
-    abstract = abstract and group != "overflow"
+    abstract = abstract and group not in ("overflow", "cover")
     if bmc_engine == "auto":
         bmc_engine = "smtbmc" if group == "overflow" else "abc"
     if group == "cover":
-        plan = [("cover", depth, False)]
+        plan = [("cover", depth, "smtbmc")]
     elif mode == "bmc":
-        plan = [("bmc", depth, abstract)]
+        plan = [("bmc", depth, bmc_engine)]
     elif mode == "prove" or depth <= INDUCTION_DEPTH:
-        plan = [("prove", depth, abstract)]
+        plan = [("prove", depth, "smtbmc")]
     else:
-        plan = [("prove", INDUCTION_DEPTH, abstract), ("bmc", depth, abstract)]
+        plan = [("prove", INDUCTION_DEPTH, "smtbmc"), ("bmc", depth, bmc_engine)]
     runs = []
-    for run_mode, run_depth, run_abstract in plan:
-        runs.append(_attempt(tools, folder, harness, rtlil_name, run_mode, run_depth, timeout, run_abstract,
-                             bmc_engine))
+    for run_mode, run_depth, engine in plan:
+        runs.append(_attempt(tools, folder, harness, rtlil_name, run_mode, run_depth, timeout, abstract, engine))
         if runs[-1]["status"] != "BOUNDED":
             break
     if runs[-1]["status"] == "FAIL" and runs[-1]["engine"] == BMC_ENGINES["abc"]:

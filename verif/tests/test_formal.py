@@ -147,8 +147,8 @@ def test_sby_file() -> None:
     assert "mode prove\ndepth 12\ntimeout 60\n" in text
     assert "smtbmc yices" in text and "cutpoint t:$mul" in text and "memory_map" in text
     assert "cutpoint" not in sby_text("cover.il", "cover", 12, None, abstract=False)
-    assert "[engines]\nabc bmc3\n" in sby_text("framing.il", "bmc", 12, None, abstract=True)
-    assert "[engines]\nsmtbmc yices\n" in sby_text("framing.il", "bmc", 12, None, abstract=True, bmc_engine="smtbmc")
+    assert "[engines]\nabc bmc3\n" in sby_text("framing.il", "bmc", 12, None, abstract=True, engine="abc")
+    assert "[engines]\nsmtbmc yices\n" in sby_text("framing.il", "bmc", 12, None, abstract=True, engine="smtbmc")
 
 
 def test_abc_commands_and_verdicts() -> None:
