@@ -60,13 +60,14 @@ sweep: $(STAMP)
 golden: $(STAMP)
 	$(INT8ATTN) golden-vectors
 
-# Formal checks of the stream contract and of no internal wrap (SymbiYosys, ABC and Yices from PyPI): the requantizer,
-# the softmax at n=2 in every mode (and with two lanes, and base2's chunked running sum), dense, and the attention:
-# handshake, exact latency and covers past its second output sequence, overflow stage by stage, framing and
-# throughput to 50 cycles (the input side: its outputs come after 76); reports in
-# build/formal/<unit>_<hash>/report.json (30 minutes on two cores).
+# Formal checks of the stream contract and of no internal wrap (SymbiYosys, ABC and Yices from PyPI): the requantizer
+# (every group proven by ABC's pdr), the softmax at n=2 in every mode (and with two lanes, and base2's chunked running sum), dense, and the attention:
+# handshake, exact latency and covers past its second output sequence, overflow stage by stage, framing on well-framed
+# input under a stalling sink to 110 cycles (past the first reuse of a K/V bank), framing on any input and throughput
+# to 50 cycles (the input side: its outputs come after 76); reports in build/formal/<unit>_<hash>/report.json
+# (35 minutes on two cores).
 formal: $(STAMP)
-	$(INT8ATTN) formal requant --channels 1 --lanes 1
+	$(INT8ATTN) formal requant --channels 1 --lanes 1 --proof pdr
 	for mode in tflite tinymind lut hccs base2 poly; do \
 		$(INT8ATTN) formal softmax --n 2 --lanes 1 --mode $$mode || exit 1; \
 	done
@@ -75,6 +76,8 @@ formal: $(STAMP)
 	$(INT8ATTN) formal dense --in-features 4 --out-features 2 --simd 2 --pe 1
 	$(INT8ATTN) formal attention --seq-len 2 --embed-dim 2 --heads 1 --head-dim 2 \
 		--groups handshake,liveness,overflow,cover
+	$(INT8ATTN) formal attention --seq-len 2 --embed-dim 2 --heads 1 --head-dim 2 --groups framing \
+		--framed-groups framing --depth 110
 	$(INT8ATTN) formal attention --seq-len 2 --embed-dim 2 --heads 1 --head-dim 2 --groups framing,throughput --depth 50
 
 # The encoder stack's bundled example: its int8 output on the held-out test set (TinyMind's `make golden`), and the
