@@ -52,22 +52,39 @@ def verdict(status: str, commands: str) -> list[str]:
     return [f"ABC status: {status.strip()}"]
 
 
+def run_abc(yosys: str, commands: str, cwd: Path, scratch: Path,
+            timeout: float | None = None) -> tuple[str | None, str]:
+    """Run ``commands`` in the ABC linked into ``yosys`` from ``cwd`` (the paths in ``commands`` are relative to it),
+    with the carrier design and the status file in ``scratch`` (relative to ``cwd``); returns ABC's ``write_status``
+    text (``None`` when it wrote none) and Yosys's output.
+
+    Raises
+    ------
+    subprocess.TimeoutExpired
+        The run took more than ``timeout`` seconds.
+    """
+    (cwd / scratch / "carrier.v").write_text(CARRIER)
+    status_file = cwd / scratch / "status.txt"
+    status_file.unlink(missing_ok=True)
+    script = abc_script(commands, (scratch / "status.txt").as_posix())
+    process = subprocess.run([yosys, "-q", "-p",
+                              f"read_verilog {(scratch / 'carrier.v').as_posix()}; techmap; abc -script {script}"],
+                             cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout)
+    status = status_file.read_text() if status_file.is_file() else None
+    return status, process.stdout + process.stderr
+
+
 def run(commands: str) -> int:
     """Run ``commands`` in the linked ABC from the working folder; print the verdict lines; 0 unless ABC wrote no
     status."""
     with tempfile.TemporaryDirectory(prefix="_abc_", dir=".") as folder_path:
-        folder = Path(folder_path).resolve().relative_to(Path.cwd().resolve())
-        (folder / "carrier.v").write_text(CARRIER)
-        status_file = folder / "status.txt"
-        script = abc_script(commands, status_file.as_posix())
-        process = subprocess.run([find_tools()["yosys"], "-q", "-p",
-                                  f"read_verilog {(folder / 'carrier.v').as_posix()}; techmap; abc -script {script}"],
-                                 capture_output=True, text=True, check=False)
-        if not status_file.is_file():
-            print(process.stdout + process.stderr)
+        scratch = Path(folder_path).resolve().relative_to(Path.cwd().resolve())
+        status, output = run_abc(find_tools()["yosys"], commands, Path.cwd(), scratch)
+        if status is None:
+            print(output)
             print("Error: ABC wrote no status")
             return 1
-        for line in verdict(status_file.read_text(), commands):
+        for line in verdict(status, commands):
             print(line)
     return 0
 

@@ -55,7 +55,7 @@ from int8attn.formal import find_tools
 from int8attn.hdl.multiplier import GENERIC_LATENCY, Multiplier, shape_bounds
 from int8attn.hdl.pipeline import delay
 from int8attn.verif.vendor import simulation_defines, simulation_models
-from int8attn.yosys_abc import CARRIER, abc_script
+from int8attn.yosys_abc import run_abc
 
 FAULTS = ("low_bit", "corner", "late")
 """Deliberate errors of the reference that a proof must catch (:class:`MultiplierMiter`)."""
@@ -151,18 +151,13 @@ def _yosys(tools: dict[str, str], folder: Path, commands: list[str], timeout: fl
 
 def _abc(tools: dict[str, str], folder: Path, commands: str, timeout: float) -> str:
     """Run ABC's ``commands`` (``;``-separated) from ``folder``; returns ABC's ``write_status`` text."""
-    (folder / "carrier.v").write_text(CARRIER)
-    status = folder / "status.txt"
-    status.unlink(missing_ok=True)
-    script = abc_script(commands, status.name)
     try:
-        process = subprocess.run([tools["yosys"], "-q", "-p", f"read_verilog carrier.v; techmap; abc -script {script}"],
-                                 cwd=folder, capture_output=True, text=True, check=False, timeout=timeout)
+        status, output = run_abc(tools["yosys"], commands, folder, Path("."), timeout)
     except subprocess.TimeoutExpired as error:
         raise EquivalenceUndecided(f"ABC took more than {timeout:g} s on: {commands}") from error
-    if not status.is_file():
-        raise EquivalenceUndecided(f"ABC wrote no status for: {commands}\n{(process.stdout + process.stderr)[-3000:]}")
-    return status.read_text()
+    if status is None:
+        raise EquivalenceUndecided(f"ABC wrote no status for: {commands}\n{output[-3000:]}")
+    return status
 
 
 def read_aiger(path: Path) -> tuple[int, list[int], list[int], list[tuple[int, int]]]:
