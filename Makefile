@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := build/softmax_n64_p4
 # n:lanes of the softmax units that `make lint` emits and lints, besides every unit on its defaults
 LINT_UNITS := 64:4 10:2 1:1 1024:4
+# the attention configuration of `make formal`
+FORMAL_ATTENTION := --seq-len 2 --embed-dim 2 --heads 1 --head-dim 2
 
 .PHONY: install demo test test-full bench golden golden-stack plot formal soak lint clean accuracy synth-table sweep
 
@@ -74,11 +76,9 @@ formal: $(STAMP)
 	$(INT8ATTN) formal softmax --n 4 --lanes 2 --mode tflite
 	$(INT8ATTN) formal softmax --n 4 --lanes 1 --mode base2 --base2-chunk 2
 	$(INT8ATTN) formal dense --in-features 4 --out-features 2 --simd 2 --pe 1
-	$(INT8ATTN) formal attention --seq-len 2 --embed-dim 2 --heads 1 --head-dim 2 \
-		--groups handshake,liveness,overflow,cover
-	$(INT8ATTN) formal attention --seq-len 2 --embed-dim 2 --heads 1 --head-dim 2 --groups framing \
-		--framed-groups framing --depth 110
-	$(INT8ATTN) formal attention --seq-len 2 --embed-dim 2 --heads 1 --head-dim 2 --groups framing,throughput --depth 50
+	$(INT8ATTN) formal attention $(FORMAL_ATTENTION) --groups handshake,liveness,overflow,cover
+	$(INT8ATTN) formal attention $(FORMAL_ATTENTION) --groups framing --framed-groups framing --depth 110
+	$(INT8ATTN) formal attention $(FORMAL_ATTENTION) --groups framing,throughput --depth 50
 
 # The encoder stack's bundled example: its int8 output on the held-out test set (TinyMind's `make golden`), and the
 # int8-vs-float parity figures of both calibration methods.

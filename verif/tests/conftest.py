@@ -1,4 +1,4 @@
-"""pytest options and fixtures of the RTL simulations."""
+"""pytest options and fixtures of the RTL simulations and the formal checks."""
 
 import os
 from collections.abc import Callable
@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from int8attn.formal import FormalToolMissing, find_tools
 from int8attn.verif.runner import SIMULATORS, SimResult, SimulatorMissing, default_build_dir, find_simulator, run
 
 DEFAULT_ROWS = 64
@@ -63,3 +64,12 @@ def quick_simulator() -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soak: the 10^5-row endurance runs of make soak (minutes; also marked slow)")
+
+
+@pytest.fixture(scope="session")
+def tools() -> dict[str, str]:
+    """The formal tools (:func:`int8attn.formal.find_tools`); skips, with the install command, without them."""
+    try:
+        return find_tools()
+    except FormalToolMissing as error:
+        pytest.skip(str(error))

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from amaranth import Shape, signed, unsigned
 
-from int8attn.formal import FormalToolMissing, find_tools
 from int8attn.hdl.multiplier import Multiplier, shape_bounds
 from int8attn.verif.equivalence import FAULTS, MultiplierMiter, prove_equivalence
 
@@ -35,14 +34,6 @@ EQUIVALENT = [
                  marks=pytest.mark.slow),
     pytest.param("ice40", signed(9), signed(9), {}, marks=pytest.mark.slow),
 ]
-
-
-@pytest.fixture(scope="module")
-def tools() -> dict[str, str]:
-    try:
-        return find_tools()
-    except FormalToolMissing as error:
-        pytest.skip(str(error))
 
 
 def _id(value: object) -> str | None:

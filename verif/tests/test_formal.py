@@ -18,9 +18,7 @@ from int8attn.formal import (
     FRAMABLE_GROUP_NAMES,
     GROUP_NAMES,
     STATUSES_PASSING,
-    FormalToolMissing,
     _run_stages,
-    find_tools,
     run_formal,
     sby_text,
 )
@@ -43,14 +41,6 @@ REQUANT = {"channels": 1, "lanes": 1}
 DENSE = {"in_features": 4, "out_features": 2, "simd": 2, "pe": 1}
 ATTENTION = {"seq_len": 2, "embed_dim": 2, "heads": 1, "head_dim": 2}
 SOFTMAX_MODES = ("tflite", "tinymind", "lut", "hccs", "base2", "poly")
-
-
-@pytest.fixture(scope="module")
-def tools() -> dict[str, str]:
-    try:
-        return find_tools()
-    except FormalToolMissing as error:
-        pytest.skip(str(error))
 
 
 def component(unit: str, parameters: dict[str, Any]) -> Any:
