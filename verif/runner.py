@@ -294,8 +294,9 @@ def _verilator_trace_format() -> list[str]:
 
 
 def _build_args(simulator: str, waves: bool, vendor_models: bool) -> list[str]:
-    """Verilator's options: our waivers, one output file, tracing; vendor simulation libraries are not lint-clean
-    (unconnected cell pins, specify blocks), so with them warnings do not stop the build."""
+    """Verilator's options: our waivers, one output file, only the top module visible to VPI, tracing; vendor
+    simulation libraries are not lint-clean (unconnected cell pins, specify blocks), so with them warnings do not stop
+    the build."""
     if simulator != "verilator":
         return []
     return [*VERILATOR_WAIVERS, *VERILATOR_ONE_FILE, *VERILATOR_TOP_ONLY, *(_verilator_trace_format() if waves else []),
