@@ -125,10 +125,11 @@ def _last_error(log: Path) -> str:
     return errors[-1] if errors else "no ERROR line"
 
 
-def run_tool(command: list[str], log: Path) -> None:
-    """Run ``command`` in ``log``'s folder with its output in ``log``; :class:`ToolFailed` with the last ERROR line."""
+def run_tool(command: list[str], log: Path, timeout: float | None = None) -> None:
+    """Run ``command`` in ``log``'s folder with its output in ``log``; :class:`ToolFailed` with the last ERROR line,
+    ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
     with log.open("w") as stream:
-        finished = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, cwd=log.parent)
+        finished = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, cwd=log.parent, timeout=timeout)
     if finished.returncode:
         raise ToolFailed(f"{Path(command[0]).name} failed (exit {finished.returncode}): {_last_error(log)}; log: {log}")
 

@@ -54,6 +54,7 @@ from amaranth.lib.wiring import In, Out
 from int8attn.formal import find_tools
 from int8attn.hdl.multiplier import GENERIC_LATENCY, Multiplier, shape_bounds
 from int8attn.hdl.pipeline import delay
+from int8attn.synth import ToolFailed, run_tool
 from int8attn.verif.vendor import simulation_defines, simulation_models
 from int8attn.yosys_abc import run_abc
 
@@ -139,14 +140,13 @@ class MultiplierMiter(wiring.Component):
 
 
 def _yosys(tools: dict[str, str], folder: Path, commands: list[str], timeout: float) -> None:
-    """Run ``commands`` in Yosys from ``folder``; a failure (or time-out) raises, with Yosys's last words."""
+    """Run ``commands`` in Yosys from ``folder``, its output in ``yosys.log``; a failure (or time-out) raises."""
     try:
-        process = subprocess.run([tools["yosys"], "-q", "-p", "; ".join(commands)], cwd=folder, capture_output=True,
-                                 text=True, check=False, timeout=timeout)
+        run_tool([tools["yosys"], "-q", "-p", "; ".join(commands)], folder / "yosys.log", timeout)
     except subprocess.TimeoutExpired as error:
         raise EquivalenceUndecided(f"Yosys took more than {timeout:g} s") from error
-    if process.returncode:
-        raise EquivalenceUndecided(f"Yosys failed:\n{(process.stdout + process.stderr)[-3000:]}")
+    except ToolFailed as error:
+        raise EquivalenceUndecided(str(error)) from error
 
 
 def _abc(tools: dict[str, str], folder: Path, commands: str, timeout: float) -> str:
