@@ -63,11 +63,11 @@ golden: $(STAMP)
 	$(INT8ATTN) golden-vectors
 
 # Formal checks of the stream contract and of no internal wrap (SymbiYosys, ABC and Yices from PyPI): the requantizer
-# (every group proven by ABC's pdr), the softmax at n=2 in every mode (and with two lanes, and base2's chunked running sum), dense, and the attention:
-# handshake, exact latency and covers past its second output sequence, overflow stage by stage, framing on well-framed
-# input under a stalling sink to 110 cycles (past the first reuse of a K/V bank), framing on any input and throughput
-# to 50 cycles (the input side: its outputs come after 76); reports in build/formal/<unit>_<hash>/report.json
-# (35 minutes on two cores).
+# (every group proven by ABC's pdr), the softmax at n=2 in every mode (and with two lanes, and base2's chunked running
+# sum), dense, and the attention: handshake, exact latency and covers past its second output sequence, overflow stage
+# by stage, framing on well-framed input under a stalling sink to 110 cycles (past the first reuse of a K/V bank),
+# framing on any input and throughput to 50 cycles (the input side: its outputs come after 76); reports in
+# build/formal/<unit>_<hash>/report.json (35 minutes on two cores).
 formal: $(STAMP)
 	$(INT8ATTN) formal requant --channels 1 --lanes 1 --proof pdr
 	for mode in tflite tinymind lut hccs base2 poly; do \
