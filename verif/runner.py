@@ -31,7 +31,7 @@ from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
 from int8attn.golden.files import write_atomic
-from int8attn.hdl.emit import VERILATOR_WAIVERS
+from int8attn.hdl.emit import VERILATOR_WAIVERS, EmitResult
 from int8attn.units import unit_of
 from int8attn.verif.vendor import SimulationLibrary, simulation_library
 
@@ -427,9 +427,23 @@ def simulate(sources: Sequence[Path], sidecar: Path, *, toplevel: str, test_modu
     )
 
 
+def copy_design(design: EmitResult, folder: Path) -> EmitResult:
+    """The files of ``design`` copied into ``folder``, where they lie as they do beside its Verilog."""
+    source = design.verilog.parent
+
+    def copied(path: Path) -> Path:
+        target = folder / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        return target
+    return EmitResult(verilog=copied(design.verilog), sidecar=copied(design.sidecar),
+                      artefacts=tuple(copied(path) for path in design.artefacts))
+
+
 def run(config: Any, simulator: str = "verilator", *, test: str | None = None, rows: int = 64, seed: int = 1,
         idle: float = 0.2, backpressure: float = 0.2, directed: bool = True, frames: Path | None = None,
-        waves: bool = False, optimize: bool = False, build_dir: Path | None = None) -> SimResult:
+        waves: bool = False, optimize: bool = False, build_dir: Path | None = None,
+        design: EmitResult | None = None) -> SimResult:
     """Emit, build and simulate the registered unit of ``config``; return what its testbench checked.
 
     A vendor ``target``'s Verilog is simulated with the simulation models of the primitives it instantiates
@@ -453,6 +467,9 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
         (``apt-get install -y liblz4-dev``), where it is VCD.
     build_dir : Path, optional
         Build folder; :func:`default_build_dir` when omitted. Locked for the whole run.
+    design : EmitResult, optional
+        The design of ``config``, already emitted (:func:`int8attn.hdl.emit.emit`): its files are copied into
+        ``build_dir/rtl`` instead of being emitted there again.
 
     Returns
     -------
@@ -473,7 +490,7 @@ def run(config: Any, simulator: str = "verilator", *, test: str | None = None, r
     find_simulator(simulator)
     build_dir = (build_dir if build_dir is not None else default_build_dir(config, simulator)).resolve()
     with locked(build_dir):
-        emitted = emit.emit(config, build_dir / "rtl")
+        emitted = emit.emit(config, build_dir / "rtl") if design is None else copy_design(design, build_dir / "rtl")
         return simulate([emitted.verilog], emitted.sidecar, toplevel=unit.name, test_module=unit.testbench,
                         tests=tests, simulator=simulator, build_dir=build_dir, rows=rows, seed=seed, idle=idle,
                         backpressure=backpressure, directed=directed, frames=frames, waves=waves,

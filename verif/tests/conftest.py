@@ -1,5 +1,6 @@
 """pytest options and fixtures of the RTL simulations and the formal checks."""
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -8,7 +9,19 @@ from typing import Any
 import pytest
 
 from int8attn.formal import FormalToolMissing, find_tools
-from int8attn.verif.runner import SIMULATORS, SimResult, SimulatorMissing, default_build_dir, find_simulator, run
+from int8attn.golden.files import write_atomic
+from int8attn.hdl import emit
+from int8attn.units import unit_of
+from int8attn.verif.runner import (
+    SIMULATORS,
+    SimResult,
+    SimulatorMissing,
+    config_hash,
+    default_build_dir,
+    find_simulator,
+    locked,
+    run,
+)
 
 DEFAULT_ROWS = 64
 
@@ -36,12 +49,35 @@ def sim_build_root(pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def simulate(sim_build_root: Path) -> Callable[..., SimResult]:
-    """``simulate(config, simulator, **options)``: :func:`~int8attn.verif.runner.run` in the configuration's folder
-    under ``sim_build_root``, skipping the test with the install command when the simulator is missing."""
+def designs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any], emit.EmitResult]:
+    """``designs(config)``: the design of ``config``, emitted once in this test session (by whichever xdist worker
+    asks first) into a folder of the session's own, so that no design outlives the code that emitted it."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "designs"
+
+    def design(config: Any) -> emit.EmitResult:
+        folder = root / f"{unit_of(config).name}-{config_hash(config)}"
+        manifest = folder / "emitted.json"
+        with locked(folder):
+            if not manifest.is_file():
+                emitted = emit.emit(config, folder)
+                write_atomic(manifest, json.dumps([str(path.relative_to(folder)) for path in emitted.paths]))
+            verilog, sidecar, *artefacts = (folder / name for name in json.loads(manifest.read_text()))
+        return emit.EmitResult(verilog=verilog, sidecar=sidecar, artefacts=tuple(artefacts))
+
+    return design
+
+
+@pytest.fixture(scope="session")
+def simulate(sim_build_root: Path, designs: Callable[[Any], emit.EmitResult]) -> Callable[..., SimResult]:
+    """``simulate(config, simulator, **options)``: :func:`~int8attn.verif.runner.run` of the session's design of
+    ``config`` (:func:`designs`) in the configuration's folder under ``sim_build_root``, skipping the test with the
+    install command when the simulator is missing."""
     def simulate_in_root(config: Any, simulator: str, **options: Any) -> SimResult:
         try:
-            return run(config, simulator, build_dir=default_build_dir(config, simulator, sim_build_root), **options)
+            find_simulator(simulator)
+            return run(config, simulator, build_dir=default_build_dir(config, simulator, sim_build_root),
+                       design=designs(config), **options)
         except SimulatorMissing as error:
             pytest.skip(str(error))
 

@@ -248,6 +248,21 @@ def test_wrong_latency_is_caught(monkeypatch: pytest.MonkeyPatch, quick_simulato
     assert any("cycles after its last input beat" in error for error in result.errors), result.errors
 
 
+def test_given_design_is_the_one_simulated(quick_simulator: str, tmp_path: Path) -> None:
+    from int8attn.hdl import emit
+
+    design = emit.emit(QUICK_CONFIG, tmp_path / "design")
+    facts = json.loads(design.sidecar.read_text())
+    facts["parameters"]["beta"] = 0.5
+    design.sidecar.write_text(json.dumps(facts))
+    result = run(QUICK_CONFIG, quick_simulator, rows=4, build_dir=tmp_path / "build", test="check", design=design)
+    assert not result.passed
+    assert "got" in result.errors[0] and "expected" in result.errors[0], result.errors
+    copied = tmp_path / "build" / "rtl"
+    assert sorted(path.name for path in copied.iterdir()) == sorted(path.name for path in design.paths)
+    assert all((copied / path.name).read_bytes() == path.read_bytes() for path in design.paths)
+
+
 def stuck_error(text: str) -> str:
     """The Verilog with the sticky ``error`` register never set."""
     text, count = re.subn(r"^(\s*)error <= [^;]+;", r"\1error <= 1'h0;", text, flags=re.MULTILINE)
