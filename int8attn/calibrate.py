@@ -111,7 +111,7 @@ def load_logits(path: Path, n: int | None = None) -> dict[str, np.ndarray]:
     ------
     ConfigError
         One line naming the problem: missing or unreadable file, not an ``.npz``, no arrays, a dtype other than int8,
-        a shape other than those above, no rows, N = 0, heads of different N or an N other than ``n``.
+        a shape other than those above, no heads, no rows, N = 0, heads of different N or an N other than ``n``.
     """
     path = Path(path)
     if not path.is_file():
@@ -135,6 +135,9 @@ def load_logits(path: Path, n: int | None = None) -> dict[str, np.ndarray]:
         if array.dtype != np.int8:
             raise ConfigError(f"logits file {path}: array {key!r} has dtype {array.dtype}; allowed: int8")
         if array.ndim == 3 and len(arrays) == 1:
+            if not len(array):
+                raise ConfigError(f"logits file {path}: array {key!r} has shape {array.shape}, no head; allowed: at "
+                                  f"least one head")
             heads.update({f"{key}[{index}]": head for index, head in enumerate(array)})
         elif array.ndim == 2:
             heads[key] = array

@@ -220,6 +220,8 @@ def test_logits_layouts(tmp_path):
     (lambda folder: save_npz(folder / "u.npz", h=rows((2, 8), np.uint8)), None, "dtype uint8"),
     (lambda folder: save_npz(folder / "d.npz", h=rows((8,))), None, "shape (8,)"),
     (lambda folder: save_npz(folder / "s.npz", a=rows((2, 2, 8)), b=rows((2, 8))), None, "shape (2, 2, 8)"),
+    (lambda folder: save_npz(folder / "h.npz", a=rows((0, 2, 8))), None, "shape (0, 2, 8), no head"),
+    (lambda folder: save_npz(folder / "o.npz", a=rows((0, 0, 0))), None, "shape (0, 0, 0), no head"),
     (lambda folder: save_npz(folder / "m.npz", a=rows((2, 8)), b=rows((2, 9))), None, "N=9 but 'a' has N=8"),
     (lambda folder: save_npz(folder / "n.npz", a=rows((2, 8))), 16, "N=8, not n=16"),
     (lambda folder: save_npz(folder / "r.npz", a=rows((0, 8))), None, "is empty"),
