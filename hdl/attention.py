@@ -5,14 +5,16 @@ Dataflow (every arrow a valid/ready stream; the stages of :meth:`AttentionConfig
 <int8attn.golden.attention_unit.AttentionConfig.plan>`):
 
 * the input tokens go to the Q, K and V projections at once (three :class:`~int8attn.hdl.dense.DenseEngine`\\ s of
-  all heads' ``H·d`` outputs); each projection's tokens pass a register slice
+  all heads' ``H·d`` outputs), which issue in lockstep on one registered room flag (``shared_room``: on an ECP5 a
+  flag of one engine reached the others' issue logic in 8.2 ns); each projection's tokens pass a register slice
   (:class:`~int8attn.hdl.streams.StreamBuffer`: on an ECP5 the ready path from a head's Q queue through the split
   into the projection's output queue took 6.4 ns) and are dealt out to the heads, ``d`` outputs each
   (:class:`~int8attn.hdl.streams.StreamSplit`);
 * per head: Q waits in a :class:`~int8attn.hdl.streams.Queue` until the sequence's keys are in; the score engine (a
   :class:`~int8attn.hdl.matmul.MatmulEngine`, ``Q·Kᵀ``) holds K in its banks; its rows of ``S`` scores go through
   the head's :class:`~int8attn.hdl.softmax.Softmax`; the P·V engine (a ``MatmulEngine``) holds V in its banks and
-  takes the probability rows;
+  takes the probability rows through a register slice (on an ECP5 the engine's ``ready`` reached the softmax's
+  output counters in 6.8 ns);
 * the heads' softmaxes share one reciprocal (:class:`~int8attn.hdl.reciprocal.SharedReciprocal`) where they can
   (:func:`_shared_reciprocal`): a pipelined reciprocal takes a sum a cycle, a head offers one a row;
 * a surrogate softmax (``hccs``, ``base2``, ``poly``) gives unsigned 8-bit codes at zero point 0: their top bit is
@@ -58,13 +60,13 @@ def _shared_reciprocal(configs: list[SoftmaxConfig]) -> SharedReciprocal | None:
     return SharedReciprocal(Reciprocal(**first), len(configs))
 
 
-def dense_engine(stage: DenseStage, simd: int, target: str) -> DenseEngine:
+def dense_engine(stage: DenseStage, simd: int, target: str, shared_room: bool = False) -> DenseEngine:
     """The :class:`~int8attn.hdl.dense.DenseEngine` of ``stage`` (symmetric int8 weights), ``simd`` inputs and the
     requantizer's lanes as outputs per cycle."""
     return DenseEngine(weights=np.asarray(stage.weights, dtype=np.int64), weight_bits=WEIGHT_BITS,
                        biases=np.asarray(stage.biases, dtype=np.int64).tolist(),
                        input_zero_point=stage.input_zero_point, requant=stage.requant, pe=stage.requant.lanes,
-                       simd=simd, target=target)
+                       simd=simd, target=target, shared_room=shared_room)
 
 
 class Attention(WrapChecked, wiring.Component):
@@ -92,7 +94,7 @@ class Attention(WrapChecked, wiring.Component):
         plan = config.plan()
         self.plan = plan
         target = config.target
-        self.projections = {name: dense_engine(stage, config.proj_simd, target)
+        self.projections = {name: dense_engine(stage, config.proj_simd, target, shared_room=True)
                             for name, stage in plan.projections.items()}
         self.score_engines = [MatmulEngine(m=config.seq_len, k=config.head_dim, n=config.seq_len, adj_y=True,
                                            pe=config.score_pe, simd=config.proj_pe, lhs_zero_point=head.q_zero_point,
@@ -200,14 +202,14 @@ class Attention(WrapChecked, wiring.Component):
     def latency(self) -> int:
         """Cycles from a sequence's last input beat to its first output beat, when the unit was idle: the K projection
         of the last token up to head 0's last beat (one every ``E / proj_simd`` cycles) and its register slice, the
-        score engine's bank flag, the first score row, its softmax and the first output row; with an output
-        projection, then the rest of the first token (:meth:`_first_token_cycles`) and the projection."""
+        score engine's bank flag, the first score row, its softmax and register slice and the first output row; with
+        an output projection, then the rest of the first token (:meth:`_first_token_cycles`) and the projection."""
         config = self.config
         projection, score = self.projections["k"], self.score_engines[0]
         softmax, output = self.softmaxes[0], self.output_engines[0]
         latency = (projection.latency + StreamBuffer.LATENCY + (self.head_beats - 1) * projection.beats
                    + score.bank_flag_latency + score.latency + (config.seq_len // config.score_pe - 1) * score.beats
-                   + softmax.latency + output.latency)
+                   + softmax.latency + StreamBuffer.LATENCY + output.latency)
         if self.output_projection is not None:
             latency += self._first_token_cycles() + self.output_projection.latency
         return latency
@@ -335,15 +337,17 @@ class Attention(WrapChecked, wiring.Component):
         with m.If(accept):
             m.d.sync += token_beat.eq(Mux(token_end, 0, token_beat + 1))
 
-        all_ready = Signal(name="all_ready")
-        m.d.comb += [all_ready.eq(Cat(engine.i.ready for engine in self.projections.values()).all()),
-                     self.i.ready.eq(all_ready)]
+        # The projections issue in lockstep: the same counters from reset, the same input beats and one registered
+        # room flag for all three, so one's ready is every one's and no engine's flag reaches another's issue logic.
+        issue_room = Signal(name="projections_room")
+        m.d.sync += issue_room.eq(Cat(engine.room for engine in self.projections.values()).all())
+        m.d.comb += self.i.ready.eq(self.projections["k"].i.ready)
         splits = {}
         lane_beat = LaneBeat(config.proj_pe, 8)
         for name in PROJECTIONS:
             engine = m.submodules[f"{name}_projection"] = self.projections[name]
-            m.d.comb += [engine.i.valid.eq(self.i.valid & all_ready), engine.i.payload.data.eq(self.i.payload.data),
-                         engine.i.payload.last.eq(token_end)]
+            m.d.comb += [engine.i.valid.eq(self.i.valid), engine.i.payload.data.eq(self.i.payload.data),
+                         engine.i.payload.last.eq(token_end), engine.issue_room.eq(issue_room)]
             buffer = m.submodules[f"{name}_buffer"] = StreamBuffer(lane_beat)
             split = m.submodules[f"{name}_split"] = StreamSplit(lane_beat, config.heads, self.head_beats)
             wiring.connect(m, engine.o, buffer.i)
@@ -409,7 +413,9 @@ class Attention(WrapChecked, wiring.Component):
                          probabilities.i.payload.last.eq(softmax.o.payload.last)]
             for lane in range(config.score_pe):
                 m.d.comb += probabilities.i.payload.data[lane].eq(softmax.o.payload.data[lane] ^ 0x80)
-        wiring.connect(m, probabilities.o, output.lhs)
+        probability_slice = m.submodules[f"probability_slice{head}"] = StreamBuffer(LaneBeat(config.score_pe, 8))
+        wiring.connect(m, probabilities.o, probability_slice.i)
+        wiring.connect(m, probability_slice.o, output.lhs)
         wiring.connect(m, output.o, merged)
         with m.If(score.error | softmax.error | output.error):
             m.d.sync += self.error.eq(1)

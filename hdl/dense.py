@@ -40,6 +40,8 @@ class DenseEngine(WrapChecked, wiring.Component):
     pe, simd : int
         Output channels in parallel (dividing ``out``) and inputs per cycle (dividing ``in``).
     target : str
+    shared_room : bool
+        The engine's ``shared_room`` (:class:`~int8attn.hdl.mvu.FoldedEngine`): ``room`` and ``issue_room`` ports.
 
     Members
     -------
@@ -49,10 +51,14 @@ class DenseEngine(WrapChecked, wiring.Component):
         Output rows, ``out / pe`` beats each, one every ``in / simd`` cycles at full rate.
     error : Out(1)
         Sticky framing error, cleared by reset.
+    room : Out(1)
+        With ``shared_room``: the engine's room flag.
+    issue_room : In(1)
+        With ``shared_room``: the sharing engines' room flags, ANDed and registered; steps issue only while it is high.
     """
 
     def __init__(self, *, weights: np.ndarray, weight_bits: int, biases, input_zero_point: int,
-                 requant: RequantConfig, pe: int, simd: int, target: str = "generic"):
+                 requant: RequantConfig, pe: int, simd: int, target: str = "generic", shared_room: bool = False):
         out_features, in_features = weights.shape
         if out_features % pe or in_features % simd:
             raise ValueError(f"pe={pe} must divide {out_features} and simd={simd} must divide {in_features}")
@@ -62,13 +68,16 @@ class DenseEngine(WrapChecked, wiring.Component):
         self.folds, self.beats = out_features // pe, in_features // simd
         self.engine = FoldedEngine(folds=self.folds, beats=self.beats, simd=simd, pe=pe, rows=1,
                                    input_zero_point=input_zero_point, weight_bits=weight_bits, biases=list(biases),
-                                   requant=requant, target=target)
+                                   requant=requant, target=target, shared_room=shared_room)
         self.weight_roms = [Rom(self.weight_words(k), simd * weight_bits, target=target) for k in range(pe)]
-        super().__init__({
+        ports = {
             "i": In(stream.Signature(LaneBeat(simd, 8))),
             "o": Out(stream.Signature(LaneBeat(pe, requant.output_bits))),
             "error": Out(1),
-        })
+        }
+        if shared_room:
+            ports |= {"room": Out(1), "issue_room": In(1)}
+        super().__init__(ports)
 
     @property
     def stages(self) -> dict[str, int]:
@@ -107,6 +116,8 @@ class DenseEngine(WrapChecked, wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), engine.i)
         wiring.connect(m, engine.o, wiring.flipped(self.o))
         m.d.comb += self.error.eq(engine.error)
+        if self.engine.shared_room:
+            m.d.comb += [self.room.eq(engine.room), engine.issue_room.eq(self.issue_room)]
         for k, rom in enumerate(self.weight_roms):
             m.submodules[f"weight_rom{k}"] = rom
             m.d.comb += [rom.en.eq(engine.weights_en), rom.addr[0].eq(engine.weights_addr),

@@ -136,6 +136,10 @@ class FoldedEngine(WrapChecked, wiring.Component):
         The output requantizer (``lanes = pe``).
     target : str
         Target of the multipliers, the row buffer and the requantizer.
+    shared_room : bool
+        Issue on ``issue_room`` (below) instead of the engine's own room flag, so that engines fed by one stream
+        issue in lockstep without each one's flag reaching the others' issue logic; the output queue holds a beat
+        more for the register that ``issue_room`` passes.
 
     Members
     -------
@@ -155,10 +159,17 @@ class FoldedEngine(WrapChecked, wiring.Component):
         Each PE's word, :data:`WEIGHT_LATENCY` cycles after ``weights_addr``.
     frame_done : Out(1)
         The last step of a frame issues in this cycle.
+    room : Out(1)
+        With ``shared_room``: the engine's room flag (a register), the output queue has room for every beat in
+        flight.
+    issue_room : In(1)
+        With ``shared_room``: the ``room`` flags of every engine sharing the input, ANDed and registered once by the
+        owner; steps issue only while it is high.
     """
 
     def __init__(self, *, folds: int, beats: int, simd: int, pe: int, rows: int, input_zero_point: int,
-                 weight_bits: int, biases: Sequence[int], requant: RequantConfig, target: str = "generic"):
+                 weight_bits: int, biases: Sequence[int], requant: RequantConfig, target: str = "generic",
+                 shared_room: bool = False):
         for name, value in (("folds", folds), ("beats", beats), ("simd", simd), ("pe", pe), ("rows", rows)):
             if value < 1:
                 raise ValueError(f"{name} must be ≥ 1, not {value}")
@@ -171,9 +182,10 @@ class FoldedEngine(WrapChecked, wiring.Component):
         self.weight_bits = weight_bits
         self.biases = [int(bias) for bias in biases]
         self.target = check_target(target)
+        self.shared_room = shared_room
         self.dot_products = [DotProduct(simd, OPERAND_BITS, weight_bits, target) for _ in range(pe)]
         self.requantizer = Requantizer(requant)
-        super().__init__({
+        ports = {
             "i": In(stream.Signature(LaneBeat(simd, 8))),
             "o": Out(stream.Signature(LaneBeat(pe, requant.output_bits))),
             "error": Out(1),
@@ -182,7 +194,10 @@ class FoldedEngine(WrapChecked, wiring.Component):
             "weights_addr": Out(range(max(folds * beats, 2))),
             "weights": In(data.ArrayLayout(data.ArrayLayout(signed(weight_bits), simd), pe)),
             "frame_done": Out(1),
-        })
+        }
+        if shared_room:
+            ports |= {"room": Out(1), "issue_room": In(1)}
+        super().__init__(ports)
 
     @property
     def stages(self) -> dict[str, int]:
@@ -215,10 +230,16 @@ class FoldedEngine(WrapChecked, wiring.Component):
         return int(self.target == "ecp5")
 
     @property
+    def room_delay(self) -> int:
+        """Cycles from a step's issue to the room flag that issues by it seeing the step: :data:`ROOM_DELAY`, and one
+        more for ``issue_room``'s register with ``shared_room``."""
+        return ROOM_DELAY + self.shared_room
+
+    @property
     def output_queue_depth(self) -> int:
         """Beats the output queue holds: every beat in flight when the sink stops taking them, with the room flag's
         lag."""
-        return self.latency + ROOM_DELAY + 1
+        return self.latency + self.room_delay + 1
 
     @property
     def multipliers(self) -> int:
@@ -237,8 +258,8 @@ class FoldedEngine(WrapChecked, wiring.Component):
         fold_end = Signal(name="fold_end") if folds > 1 else Const(1)
         frame_end = Signal(name="frame_end") if self.rows > 1 else Const(1)
         streaming = Signal(init=1, name="streaming") if folds > 1 else Const(1)
-        room = Signal(name="room")
-        can_issue = room & self.weights_ready
+        room = self.room if self.shared_room else Signal(name="room")
+        can_issue = (self.issue_room if self.shared_room else room) & self.weights_ready
         issue = Signal(name="issue")
         m.d.comb += [self.i.ready.eq(can_issue & streaming), issue.eq(can_issue & (self.i.valid | ~streaming)),
                      self.frame_done.eq(issue & row_end & fold_end & frame_end)]
@@ -321,7 +342,7 @@ class FoldedEngine(WrapChecked, wiring.Component):
         issued = event_counter(m, issue & row_end, count_width, "issued")
         delivered = event_counter(m, self.o.valid & self.o.ready, count_width, "delivered")
         in_output = Signal(count_width, name="in_output")
-        m.d.sync += [in_output.eq(issued - delivered), room.eq(in_output < self.output_queue_depth - ROOM_DELAY)]
+        m.d.sync += [in_output.eq(issued - delivered), room.eq(in_output < self.output_queue_depth - self.room_delay)]
         return m
 
     def _check_row_sum(self, m: Module, k: int, step: data.View, summand: Value, bias: Value | int,
