@@ -51,8 +51,8 @@ class Embedding(wiring.Component):
       the last ``last`` (it restarts after a token with ``last`` set and after ``S`` tokens);
     * ``table``: the ROMs' read and output register (:data:`~int8attn.hdl.memory.LATENCY`);
     * ``slice``: on the vendor targets, a :class:`~int8attn.hdl.streams.StreamBuffer` (register slice) after the
-      ROMs, so that the stall of the output (or of the adder, whose every stage it enables) reaches the ROMs' clock
-      enables and the issue logic from a register (on an ECP5 the positional unit at E = P = 8 went from 124 to
+      ROMs, so that the ``ready`` of the output (or of the adder's input) reaches the ROMs' clock enables and the
+      issue logic from a register (on an ECP5 the positional unit at E = P = 8 went from 124 to
       153 MHz with it, and to 193 MHz with the adder's registered centring); absent on ``generic``;
     * ``add``: the :class:`~int8attn.hdl.add.AddEngine` of the positional ``QAdd`` (absent without it).
 
