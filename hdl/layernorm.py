@@ -202,13 +202,14 @@ class LayerNorm(FrameStreams, wiring.Component):
 
         # Input: framing count, row buffer writes, row sums.
         occupied = Signal(range(banks + 1))
+        input_room = Signal(init=1, name="input_room")
         write_address = Signal(range(banks * beats))
         accept = self.i.valid & self.i.ready
         _, opens_row, closes_row = _row_flags(m, accept, beats, "write")
         commit = accept & closes_row
         row_sums, row_buffer = self.row_sums, self.row_buffer
         m.d.comb += [
-            self.i.ready.eq(occupied < banks),
+            self.i.ready.eq(input_room),
             row_buffer.w_en.eq(accept),
             row_buffer.w_addr.eq(write_address),
             row_buffer.w_data.eq(self.i.payload.data),
@@ -267,7 +268,11 @@ class LayerNorm(FrameStreams, wiring.Component):
         inverse = Mux(row_first, inverse_queue.r_data, row_inverse)
         m.d.comb += [mean_queue.r_en.eq(starts), inverse_queue.r_en.eq(starts), row_buffer.r_en.eq(1),
                      row_buffer.r_addr.eq(read_address)]
-        m.d.sync += occupied.eq(occupied + commit - released)
+        # ``ready`` is ``occupied < banks`` decided a cycle ahead, so that it leaves a register; ``occupied`` moves by
+        # one at most, so the decision compares it with constants rather than its next value.
+        m.d.sync += [occupied.eq(occupied + commit - released),
+                     input_room.eq((occupied < banks - 1) | ((occupied == banks - 1) & (~commit | released))
+                                   | ((occupied == banks) & released))]
         with m.If(issue):
             m.d.sync += [read_address.eq(following(read_address)), row_mean.eq(mean), row_inverse.eq(inverse)]
 
