@@ -22,6 +22,12 @@ that gathers could not feed). Then no producer ever waits within a sequence on a
 timing of a sequence (:meth:`EncoderBlock.timing`) and the latency exact, and a folded engine's first fold never
 waits for the converter on back-to-back sequences.
 
+Register slices. A :class:`~int8attn.hdl.streams.StreamBuffer` (``valid``, ``ready`` and the payload registered)
+sits before each fork (the block's input, ``QAdd1``'s output), between each layernorm and its link, and before both
+inputs of each add, so that no ``ready`` or ``valid`` crosses from one unit into another's logic without a register:
+on an ECP5 the units lie far apart and those paths limited the stack to 122 MHz. The timing model follows each slice
+(:func:`_sliced`): it holds two beats and offers each a cycle after taking it.
+
 Skip queues. Each fork passes a beat only when both its skip queue and its branch take it. The attention outputs
 nothing of a sequence before its last token is in, so a skip queue shorter than a sequence would deadlock: the fork
 would wait for room that only the add frees, and the add for an attention output that waits for the beats behind
@@ -35,7 +41,7 @@ queue (the feed-forward branch needs only a token to produce, but takes the same
 import math
 from collections.abc import Callable
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -50,6 +56,7 @@ from int8attn.hdl.streams import (
     LaneConverter,
     Queue,
     Reframe,
+    StreamBuffer,
     StreamFork,
     StreamQueue,
     connect_chain,
@@ -79,17 +86,36 @@ def folded_input(beats: int, folds: int) -> Take:
 
 
 def _joined(skip: list[int], latency: int) -> tuple[Take, list[int]]:
-    """An add's input ``a`` joined with its skip queue's beats (written at the cycles ``skip``, out ``latency``
-    cycles later and a beat a cycle): a beat is taken when both are there. Returns the consumer and the list the
-    cycles it takes are appended to."""
+    """An add's input joined with its skip queue's beats (written at the cycles ``skip``, out ``latency`` cycles
+    later and a beat a cycle) through a register slice (:func:`_sliced`): a beat is taken when both are there.
+    Returns the consumer and the list the cycles it takes are appended to."""
     taken: list[int] = []
+    entered: list[int] = []
 
     def take(offer: int) -> int:
         index = len(taken)
-        ready = max(skip[index] + latency, taken[-1] + 1 if taken else NEVER)
+        out_of_queue = max(skip[index] + latency, entered[-1] + 1 if entered else NEVER)
+        entered.append(max(out_of_queue, taken[index - 2] + 1 if index >= 2 else NEVER))
+        ready = max(entered[-1] + StreamBuffer.LATENCY, taken[-1] + 1 if taken else NEVER)
         taken.append(max(offer, ready))
         return taken[-1]
     return take, taken
+
+
+def _sliced(downstream: Take) -> Take:
+    """A :class:`~int8attn.hdl.streams.StreamBuffer` in front of ``downstream``: it takes a beat unless it holds two
+    (the one it offers and the one in its skid register, which leaves the cycle after the offered one is taken), and
+    offers each beat :attr:`~int8attn.hdl.streams.StreamBuffer.LATENCY` cycle after taking it, once the previous one
+    is taken."""
+    taken: list[int] = []
+    state = {"accepted": NEVER}
+
+    def take(offer: int) -> int:
+        accepted = max(offer, state["accepted"] + 1, taken[-2] + 1 if len(taken) >= 2 else NEVER)
+        state["accepted"] = accepted
+        taken.append(downstream(max(accepted + StreamBuffer.LATENCY, taken[-1] + 1 if taken else NEVER)))
+        return accepted
+    return take
 
 
 def recorded(take: Take) -> tuple[Take, list[int]]:
@@ -279,7 +305,7 @@ class EncoderBlock(wiring.Component):
         timing = self.timing(list(range(self.sequence_beats)))
         cycles = self.cycles_per_frame
         self.branch_latencies = {name: max(timing[name][0] - timing[fork][-1], 0)
-                                 for name, fork in (("add1_taken", "x"), ("add2_taken", "skip1"))}
+                                 for name, fork in (("add1_taken", "x_forked"), ("add2_taken", "skip1_forked"))}
         self.skip_depths = {name: self.sequence_beats * (2 + -(-self.branch_latencies[taken] // cycles))
                             for name, taken in (("skip", "add1_taken"), ("skip1", "add2_taken"))}
         super().__init__({
@@ -326,28 +352,31 @@ class EncoderBlock(wiring.Component):
         """
         config = self.config
         beats = config.beats
-        ln1_out = _rows_out(x, beats, self.ln1.latency)
+        x_forked = [time + StreamBuffer.LATENCY for time in x]
+        ln1_out = _rows_out(x_forked, beats, self.ln1.latency)
         projection = self.attention.projections["k"]
         attention_in, attention_taken = recorded(folded_input(projection.beats, projection.folds))
-        _feed(ln1_out, self.links["to_attention"].timing(attention_in))
+        _feed(ln1_out, _sliced(self.links["to_attention"].timing(attention_in)))
         interval = self.attention.output_engines[0].beats
         out_beats = config.seq_len * config.embed_dim // config.proj_pe
         attention_out = [attention_taken[-1] + self.attention.latency + beat * interval for beat in range(out_beats)]
-        add1_in, add1_taken = _joined(x, self.skip_latency)
-        _feed(attention_out, self.links["from_attention"].timing(add1_in))
+        add1_in, add1_taken = _joined(x_forked, self.skip_latency)
+        _feed(attention_out, self.links["from_attention"].timing(_sliced(add1_in)))
         skip1 = [time + self.add1.latency for time in add1_taken]
-        ln2_out = _rows_out(skip1, beats, self.ln2.latency)
+        skip1_forked = [time + StreamBuffer.LATENCY for time in skip1]
+        ln2_out = _rows_out(skip1_forked, beats, self.ln2.latency)
         ff1_in, ff1_taken = recorded(folded_input(self.ff1.beats, self.ff1.folds))
-        _feed(ln2_out, self.links["to_ff1"].timing(ff1_in))
+        _feed(ln2_out, _sliced(self.links["to_ff1"].timing(ff1_in)))
         ff1_out = _folded_out(ff1_taken, self.ff1.beats, self.ff1.folds, self.ff1.latency)
         ff2_in, ff2_taken = recorded(folded_input(self.ff2.beats, self.ff2.folds))
         _feed(ff1_out, self.links["to_ff2"].timing(ff2_in))
         ff2_out = _folded_out(ff2_taken, self.ff2.beats, self.ff2.folds, self.ff2.latency)
-        add2_in, add2_taken = _joined(skip1, self.skip_latency)
-        _feed(ff2_out, self.links["from_ff2"].timing(add2_in))
-        return {"x": x, "attention_in": attention_taken, "attention_out": attention_out, "add1_taken": add1_taken,
-                "skip1": skip1, "ff1_in": ff1_taken, "ff1_out": ff1_out, "ff2_in": ff2_taken, "ff2_out": ff2_out,
-                "add2_taken": add2_taken, "out": [time + self.add2.latency for time in add2_taken]}
+        add2_in, add2_taken = _joined(skip1_forked, self.skip_latency)
+        _feed(ff2_out, self.links["from_ff2"].timing(_sliced(add2_in)))
+        return {"x": x, "x_forked": x_forked, "attention_in": attention_taken, "attention_out": attention_out,
+                "add1_taken": add1_taken, "skip1": skip1, "skip1_forked": skip1_forked, "ff1_in": ff1_taken,
+                "ff1_out": ff1_out, "ff2_in": ff2_taken, "ff2_out": ff2_out, "add2_taken": add2_taken,
+                "out": [time + self.add2.latency for time in add2_taken]}
 
     @property
     def latency(self) -> int:
@@ -402,29 +431,34 @@ class EncoderBlock(wiring.Component):
             wiring.connect(m, fork.o[0], queue.i)
             return framed(name, queue.o, beat, sequence)
 
+        def sliced(name: str, source, sink) -> None:
+            buffer = m.submodules[f"{name}_slice"] = StreamBuffer(Value.cast(source.payload).shape())
+            wiring.connect(m, source, buffer.i)
+            wiring.connect(m, buffer.o, sink)
+
         fork = m.submodules.fork = StreamFork(beat, 2)
-        wiring.connect(m, wiring.flipped(self.i), fork.i)
+        sliced("x", wiring.flipped(self.i), fork.i)
         skip = skip_queue("skip", fork)
         wiring.connect(m, framed("ln1_rows", fork.o[1], beat, config.beats), self.ln1.i)
-        wiring.connect(m, self.ln1.o, self.links["to_attention"].i)
+        sliced("ln1", self.ln1.o, self.links["to_attention"].i)
         attention_beat = LaneBeat(config.proj_simd, BITS)
         wiring.connect(m, framed("attention_sequences", self.links["to_attention"].o, attention_beat,
                                  config.seq_len * config.embed_dim // config.proj_simd), self.attention.i)
         wiring.connect(m, self.attention.o, self.links["from_attention"].i)
-        wiring.connect(m, framed("attention_out", self.links["from_attention"].o, beat, sequence), self.add1.a)
-        wiring.connect(m, skip, self.add1.b)
+        sliced("attention", framed("attention_out", self.links["from_attention"].o, beat, sequence), self.add1.a)
+        sliced("skip", skip, self.add1.b)
 
         fork1 = m.submodules.fork1 = StreamFork(beat, 2)
-        wiring.connect(m, self.add1.o, fork1.i)
+        sliced("add1", self.add1.o, fork1.i)
         skip1 = skip_queue("skip1", fork1)
         wiring.connect(m, framed("ln2_rows", fork1.o[1], beat, config.beats), self.ln2.i)
-        wiring.connect(m, self.ln2.o, self.links["to_ff1"].i)
+        sliced("ln2", self.ln2.o, self.links["to_ff1"].i)
         wiring.connect(m, self.links["to_ff1"].o, self.ff1.i)
         wiring.connect(m, self.ff1.o, self.links["to_ff2"].i)
         wiring.connect(m, self.links["to_ff2"].o, self.ff2.i)
         wiring.connect(m, self.ff2.o, self.links["from_ff2"].i)
-        wiring.connect(m, skip1, self.add2.a)
-        wiring.connect(m, framed("ff2_out", self.links["from_ff2"].o, beat, sequence), self.add2.b)
+        sliced("skip1", skip1, self.add2.a)
+        sliced("ff2", framed("ff2_out", self.links["from_ff2"].o, beat, sequence), self.add2.b)
         wiring.connect(m, self.add2.o, wiring.flipped(self.o))
         with m.If(Cat(layer.error for layer in self.layers.values()).any()):
             m.d.sync += self.error.eq(1)
