@@ -342,13 +342,15 @@ class EncoderBlock(wiring.Component):
 
     def timing(self, x: list[int]) -> dict[str, list[int]]:
         """The cycles of a sequence's beats on an idle block whose output is never stalled, ``x`` the cycles its
-        input beats are offered: ``x`` (taken at once by the fork), ``attention_in`` (taken by the attention),
-        ``attention_out``, ``add1_taken``, ``skip1`` (``QAdd1``'s output beats), ``ff1_in``, ``ff1_out``,
-        ``ff2_in``, ``ff2_out``, ``add2_taken`` and ``out`` (the block's output beats valid).
+        input beats are offered: ``x`` (taken at once by the input's register slice), ``x_forked`` (the beats at
+        the fork, taken at once), ``attention_in`` (taken by the attention), ``attention_out``, ``add1_taken``,
+        ``skip1`` (``QAdd1``'s output beats), ``skip1_forked``, ``ff1_in``, ``ff1_out``, ``ff2_in``, ``ff2_out``,
+        ``add2_taken`` and ``out`` (the block's output beats valid).
 
         Every producer gives its beats as its own timing allows (no consumer ever makes it wait within a sequence,
-        module docstring); a consumer takes them as its links and its own input allow: a layernorm every beat, a
-        folded engine a row's beats in its first fold, an add when its skip beat is out of the skip queue.
+        module docstring); a consumer takes them as its links, register slices and its own input allow: a layernorm
+        every beat, a folded engine a row's beats in its first fold, an add when its skip beat is out of the skip
+        queue and its slice.
         """
         config = self.config
         beats = config.beats
