@@ -226,10 +226,17 @@ class AddEngine(wiring.Component):
         return sum(self.stages.values())
 
     @property
+    def room_threshold(self) -> int:
+        """Beats taken and not yet counted as delivered under which a beat is taken: those of the pipeline, one, and
+        the one the delivered count's register has not counted yet (it counts the sink's takes a cycle late, so that
+        the take decision drives the output queue alone)."""
+        return self.latency + 2
+
+    @property
     def output_queue_depth(self) -> int:
         """Beats the output queue holds: every beat in flight when the sink stops taking them, with the room flag's
         lag."""
-        return self.latency + ROOM_DELAY + 1
+        return self.room_threshold + ROOM_DELAY
 
     @property
     def dsp_blocks(self) -> int:
@@ -271,9 +278,10 @@ class AddEngine(wiring.Component):
                      self.o.payload.eq(output_queue.r_data), output_queue.r_en.eq(self.o.ready)]
         count_width = (2 * self.output_queue_depth).bit_length()
         issued = event_counter(m, accept, count_width, "issued")
-        delivered = event_counter(m, self.o.valid & self.o.ready, count_width, "delivered")
+        delivered = event_counter(m, delay(m, self.o.valid & self.o.ready, 1, name="delivery"), count_width,
+                                  "delivered")
         in_output = Signal(count_width, name="in_output")
-        m.d.sync += [in_output.eq(issued - delivered), room.eq(in_output < self.output_queue_depth - ROOM_DELAY)]
+        m.d.sync += [in_output.eq(issued - delivered), room.eq(in_output < self.room_threshold)]
         return m
 
 

@@ -183,10 +183,18 @@ class LayerNorm(FrameStreams, wiring.Component):
         return fifo.SyncFIFOBuffered(width=width, depth=depth)
 
     @property
+    def room_threshold(self) -> int:
+        """Beats issued and not yet counted as delivered under which the output pass issues: those of the pass, one,
+        and the one the delivered count's register has not counted yet (it counts the sink's takes a cycle late, so
+        that the take decision drives the output queue alone: in an ECP5 stack the queue at the pass's DSP blocks and
+        the count at the issue logic lay 7 ns apart)."""
+        return self.element_latency + OUTPUT_QUEUE_LATENCY + 2
+
+    @property
     def output_queue_depth(self) -> int:
         """Beats the output queue holds: every beat in flight in the output pass when the sink stops taking them,
         and the margin of the room flag's lag."""
-        return self.element_latency + ROOM_DELAY + OUTPUT_QUEUE_LATENCY + 1
+        return self.room_threshold + ROOM_DELAY
 
     def elaborate(self, platform):
         m = Module()
@@ -257,8 +265,9 @@ class LayerNorm(FrameStreams, wiring.Component):
         out_beat, row_first, row_last = _row_flags(m, issue, beats, "read")
         m.d.comb += issue.eq(room & (~row_first | inverse_queue.r_rdy))
         issued = event_counter(m, issue, count_width, "issued")
-        delivered = event_counter(m, self.o.valid & self.o.ready, count_width, "delivered")
-        m.d.sync += [in_output.eq(issued - delivered), room.eq(in_output < self.output_queue_depth - ROOM_DELAY)]
+        delivered = event_counter(m, delay(m, self.o.valid & self.o.ready, 1, name="delivery"), count_width,
+                                  "delivered")
+        m.d.sync += [in_output.eq(issued - delivered), room.eq(in_output < self.room_threshold)]
         starts = issue & row_first
         released = Signal(name="released")
         m.d.sync += released.eq(issue & row_last)
