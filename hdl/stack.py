@@ -26,7 +26,7 @@ Register slices. A :class:`~int8attn.hdl.streams.StreamBuffer` (``valid``, ``rea
 sits before each fork (the block's input, ``QAdd1``'s output), between each layernorm and its link, and before both
 inputs of each add, so that no ``ready`` or ``valid`` crosses from one unit into another's logic without a register:
 on an ECP5 the units lie far apart and those paths limited the stack to 122 MHz. The timing model follows each slice
-(:func:`_sliced`): it holds two beats and offers each a cycle after taking it.
+(:func:`slice_timing`): it holds two beats and offers each a cycle after taking it.
 
 Skip queues. Each fork passes a beat only when both its skip queue and its branch take it. The attention outputs
 nothing of a sequence before its last token is in, so a skip queue shorter than a sequence would deadlock: the fork
@@ -87,7 +87,7 @@ def folded_input(beats: int, folds: int) -> Take:
 
 def _joined(skip: list[int], latency: int) -> tuple[Take, list[int]]:
     """An add's input joined with its skip queue's beats (written at the cycles ``skip``, out ``latency`` cycles
-    later and a beat a cycle) through a register slice (:func:`_sliced`): a beat is taken when both are there.
+    later and a beat a cycle) through a register slice (:func:`slice_timing`): a beat is taken when both are there.
     Returns the consumer and the list the cycles it takes are appended to."""
     taken: list[int] = []
     entered: list[int] = []
@@ -102,7 +102,7 @@ def _joined(skip: list[int], latency: int) -> tuple[Take, list[int]]:
     return take, taken
 
 
-def _sliced(downstream: Take) -> Take:
+def slice_timing(downstream: Take) -> Take:
     """A :class:`~int8attn.hdl.streams.StreamBuffer` in front of ``downstream``: it takes a beat unless it holds two
     (the one it offers and the one in its skid register, which leaves the cycle after the offered one is taken), and
     offers each beat :attr:`~int8attn.hdl.streams.StreamBuffer.LATENCY` cycle after taking it, once the previous one
@@ -358,23 +358,23 @@ class EncoderBlock(wiring.Component):
         ln1_out = _rows_out(x_forked, beats, self.ln1.latency)
         projection = self.attention.projections["k"]
         attention_in, attention_taken = recorded(folded_input(projection.beats, projection.folds))
-        _feed(ln1_out, _sliced(self.links["to_attention"].timing(attention_in)))
+        _feed(ln1_out, slice_timing(self.links["to_attention"].timing(attention_in)))
         interval = self.attention.output_engines[0].beats
         out_beats = config.seq_len * config.embed_dim // config.proj_pe
         attention_out = [attention_taken[-1] + self.attention.latency + beat * interval for beat in range(out_beats)]
         add1_in, add1_taken = _joined(x_forked, self.skip_latency)
-        _feed(attention_out, self.links["from_attention"].timing(_sliced(add1_in)))
+        _feed(attention_out, self.links["from_attention"].timing(slice_timing(add1_in)))
         skip1 = [time + self.add1.latency for time in add1_taken]
         skip1_forked = [time + StreamBuffer.LATENCY for time in skip1]
         ln2_out = _rows_out(skip1_forked, beats, self.ln2.latency)
         ff1_in, ff1_taken = recorded(folded_input(self.ff1.beats, self.ff1.folds))
-        _feed(ln2_out, _sliced(self.links["to_ff1"].timing(ff1_in)))
+        _feed(ln2_out, slice_timing(self.links["to_ff1"].timing(ff1_in)))
         ff1_out = _folded_out(ff1_taken, self.ff1.beats, self.ff1.folds, self.ff1.latency)
         ff2_in, ff2_taken = recorded(folded_input(self.ff2.beats, self.ff2.folds))
         _feed(ff1_out, self.links["to_ff2"].timing(ff2_in))
         ff2_out = _folded_out(ff2_taken, self.ff2.beats, self.ff2.folds, self.ff2.latency)
         add2_in, add2_taken = _joined(skip1_forked, self.skip_latency)
-        _feed(ff2_out, self.links["from_ff2"].timing(_sliced(add2_in)))
+        _feed(ff2_out, self.links["from_ff2"].timing(slice_timing(add2_in)))
         return {"x": x, "x_forked": x_forked, "attention_in": attention_taken, "attention_out": attention_out,
                 "add1_taken": add1_taken, "skip1": skip1, "skip1_forked": skip1_forked, "ff1_in": ff1_taken,
                 "ff1_out": ff1_out, "ff2_in": ff2_taken, "ff2_out": ff2_out, "add2_taken": add2_taken,
