@@ -58,6 +58,49 @@ def test_converter_keeps_elements_and_frames(in_lanes: int, out_lanes: int) -> N
     assert received == beats_of(elements, out_lanes, frame)
 
 
+def _offered_to_folded_consumer(dut, in_lanes: int, offers: list[int], takes: int, beats: int,
+                                folds: int) -> tuple[list[int], list[int]]:
+    """Simulate ``dut`` (``i`` of ``in_lanes`` lanes, ``o``) with a beat offered on ``i`` at each cycle of ``offers``
+    (or the cycle after the previous one is taken) and ``o`` taken as a folded engine takes rows (a row's ``beats``
+    beats only in its first fold, ``folds`` folds) until ``takes`` beats are out: the cycles ``i`` took each beat
+    and those ``o`` gave each."""
+    accepted: list[int] = []
+    taken: list[int] = []
+
+    async def source(ctx):
+        cycle = 0
+        for beat in range(len(offers)):
+            while cycle < offers[beat]:
+                await ctx.tick()
+                cycle += 1
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, payload([beat % 100] * in_lanes, 0))
+            while True:
+                _, _, ready = await ctx.tick().sample(dut.i.ready)
+                if ready:
+                    accepted.append(cycle)
+                cycle += 1
+                if ready:
+                    break
+            ctx.set(dut.i.valid, 0)
+
+    async def consumer(ctx):
+        cycle, beat, free = 0, 0, 0
+        while len(taken) < takes:
+            ready = cycle >= free
+            ctx.set(dut.o.ready, ready)
+            _, _, valid = await ctx.tick().sample(dut.o.valid)
+            if valid and ready:
+                taken.append(cycle)
+                beat += 1
+                if beat == beats:
+                    beat, free = 0, cycle + (folds - 1) * beats + 1
+            cycle += 1
+
+    simulate(dut, source, consumer, deadline=1e-3)
+    return accepted, taken
+
+
 @pytest.mark.parametrize(("in_lanes", "out_lanes", "folds"), [(8, 1, 1), (1, 4, 3), (4, 6, 2), (2, 2, 4)])
 def test_link_timing_model_matches_simulation(in_lanes: int, out_lanes: int, folds: int) -> None:
     """Beats offered at irregular cycles to a link whose consumer takes rows as a folded engine does (a row's beats
@@ -69,37 +112,7 @@ def test_link_timing_model_matches_simulation(in_lanes: int, out_lanes: int, fol
                 after=16 if folds > 1 else 0, target="generic")
     count = 8 * frame // in_lanes
     offers = np.cumsum(rng.integers(1, 4, count)).tolist()
-    taken: list[int] = []
-
-    async def source(ctx):
-        cycle = 0
-        for beat in range(count):
-            while cycle < offers[beat]:
-                await ctx.tick()
-                cycle += 1
-            ctx.set(link.i.valid, 1)
-            ctx.set(link.i.payload, payload([beat % 100] * in_lanes, 0))
-            while True:
-                _, _, ready = await ctx.tick().sample(link.i.ready)
-                cycle += 1
-                if ready:
-                    break
-            ctx.set(link.i.valid, 0)
-
-    async def consumer(ctx):
-        cycle, beat, free = 0, 0, 0
-        while len(taken) < count * in_lanes // out_lanes:
-            ready = cycle >= free
-            ctx.set(link.o.ready, ready)
-            _, _, valid = await ctx.tick().sample(link.o.valid)
-            if valid and ready:
-                taken.append(cycle)
-                beat += 1
-                if beat == beats:
-                    beat, free = 0, cycle + (folds - 1) * beats + 1
-            cycle += 1
-
-    simulate(link, source, consumer, deadline=1e-3)
+    _, taken = _offered_to_folded_consumer(link, in_lanes, offers, count * in_lanes // out_lanes, beats, folds)
     model, model_taken = recorded(folded_input(beats, folds))
     feed = link.timing(model)
     for offer in offers:
@@ -113,42 +126,8 @@ def test_slice_timing_model_matches_simulation(folds: int) -> None:
     engine does: the model's cycles of every beat taken by the slice and by the consumer equal the simulated ones."""
     beats, count = 4, 24
     rng = np.random.default_rng(folds)
-    dut = StreamBuffer(LaneBeat(1, BITS))
     offers = np.cumsum(rng.integers(1, 4, count)).tolist()
-    accepted: list[int] = []
-    taken: list[int] = []
-
-    async def source(ctx):
-        cycle = 0
-        for beat in range(count):
-            while cycle < offers[beat]:
-                await ctx.tick()
-                cycle += 1
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, payload([beat], 0))
-            while True:
-                _, _, ready = await ctx.tick().sample(dut.i.ready)
-                if ready:
-                    accepted.append(cycle)
-                cycle += 1
-                if ready:
-                    break
-            ctx.set(dut.i.valid, 0)
-
-    async def consumer(ctx):
-        cycle, beat, free = 0, 0, 0
-        while len(taken) < count:
-            ready = cycle >= free
-            ctx.set(dut.o.ready, ready)
-            _, _, valid = await ctx.tick().sample(dut.o.valid)
-            if valid and ready:
-                taken.append(cycle)
-                beat += 1
-                if beat == beats:
-                    beat, free = 0, cycle + (folds - 1) * beats + 1
-            cycle += 1
-
-    simulate(dut, source, consumer, deadline=1e-3)
+    accepted, taken = _offered_to_folded_consumer(StreamBuffer(LaneBeat(1, BITS)), 1, offers, count, beats, folds)
     model, model_taken = recorded(folded_input(beats, folds))
     take = slice_timing(model)
     assert [take(offer) for offer in offers] == accepted
