@@ -188,13 +188,20 @@ class Queue(wiring.Component):
 class ShallowQueue(wiring.Component):
     """First-in first-out queue of a few words in LUT RAM, with a registered output and flags that are registers.
 
-    The words inside (in the RAM and in the output register) are counted by a thermometer code (bit ``k`` set while
-    more than ``k`` words are inside), which changes with ``w_en`` and with the taking of ``r_data`` (from a register
-    and ``r_en``), so no counter's carry chain or comparison sits between ``r_en`` and the flags
-    (as in :class:`amaranth.lib.fifo.SyncFIFOBuffered`), and the wide enables that move a word from the RAM into the
-    output register are in no loop. The RAM is written synchronously and read asynchronously, which ECP5
-    (``TRELLIS_DPR16X4``) and 7-series (``RAM32M``) build from LUTs; iCE40 has no LUT RAM. The ports are named as
-    :class:`amaranth.lib.fifo.SyncFIFO`'s.
+    The flags follow the words inside (in the RAM and in the output register) and change with ``w_en`` and with the
+    taking of ``r_data`` (from a register and ``r_en``), so no counter's carry chain or comparison sits between
+    ``r_en`` and the flags (as in :class:`amaranth.lib.fifo.SyncFIFOBuffered`), and the wide enables that move a word
+    from the RAM into the output register are in no loop. The words are counted in one of two ways (``count``), which
+    give the same flags on every cycle:
+
+    * ``"thermometer"``: bit ``k`` of a ``depth``-bit code is set while more than ``k`` words are inside; the take
+      reaches ``depth`` registers through one LUT each.
+    * ``"binary"``: a binary count, and each flag a register decided from it and the cycle's write and take; the take
+      reaches the count's carry chain and the three flags only, for a deep queue far from its reader (in an ECP5
+      stack the 32-bit code of a layer norm's output queue put 3.9 ns of routing behind the take).
+
+    The RAM is written synchronously and read asynchronously, which ECP5 (``TRELLIS_DPR16X4``) and 7-series
+    (``RAM32M``) build from LUTs; iCE40 has no LUT RAM. The ports are named as :class:`amaranth.lib.fifo.SyncFIFO`'s.
 
     Parameters
     ----------
@@ -202,6 +209,8 @@ class ShallowQueue(wiring.Component):
         Word width, ≥ 1.
     depth : int
         Words the queue holds, ≥ 1, the one in the output register among them.
+    count : str
+        ``"thermometer"`` (default) or ``"binary"``: how the words inside are counted.
 
     Members
     -------
@@ -220,11 +229,16 @@ class ShallowQueue(wiring.Component):
         ``r_data`` holds a word (a register).
     """
 
-    def __init__(self, width: int, depth: int):
+    COUNTS = ("thermometer", "binary")
+
+    def __init__(self, width: int, depth: int, count: str = "thermometer"):
         if width < 1 or depth < 1:
             raise ValueError(f"width and depth must be ≥ 1, not width={width}, depth={depth}")
+        if count not in self.COUNTS:
+            raise ValueError(f"count must be one of {', '.join(self.COUNTS)}, not {count!r}")
         self.width = width
         self.depth = depth
+        self.count = count
         super().__init__(_queue_signature(width))
 
     LATENCY = 2
@@ -242,22 +256,29 @@ class ShallowQueue(wiring.Component):
         read_port = ram.read_port(domain="comb")
         write_address = Signal(range(self.depth))
         read_address = Signal(range(self.depth))
-        inside = Signal(self.depth)
+        inside = Signal(self.depth if self.count == "thermometer" else range(self.depth + 1), name="inside")
+        not_empty, two_or_more, full = flags = self._flags(inside)
         write = self.w_en
         take = self.r_rdy & self.r_en
-        in_ram = Mux(self.r_rdy, inside[1] if self.depth > 1 else 0, inside[0])
+        in_ram = Mux(self.r_rdy, two_or_more, not_empty)
         move = in_ram & (~self.r_rdy | self.r_en)
         m.d.comb += [
-            self.w_rdy.eq(~inside[-1]),
+            self.w_rdy.eq(~full),
             write_port.en.eq(write),
             write_port.addr.eq(write_address),
             write_port.data.eq(self.w_data),
             read_port.addr.eq(read_address),
         ]
-        with m.If(write & ~take):
-            m.d.sync += inside.eq(Cat(Const(1, 1), inside[:-1]))
-        with m.Elif(take & ~write):
-            m.d.sync += inside.eq(inside[1:])
+        if self.count == "thermometer":
+            with m.If(write & ~take):
+                m.d.sync += inside.eq(Cat(Const(1, 1), inside[:-1]))
+            with m.Elif(take & ~write):
+                m.d.sync += inside.eq(inside[1:])
+        else:
+            m.d.sync += inside.eq(inside + write - take)
+            for more_than, flag in zip(self._flagged_counts, flags, strict=True):
+                m.d.sync += flag.eq(Mux(write & ~take, inside >= more_than,
+                                        Mux(take & ~write, inside > more_than + 1, inside > more_than)))
         with m.If(write):
             m.d.sync += write_address.eq(Mux(write_address == self.depth - 1, 0, write_address + 1))
         with m.If(move):
@@ -266,6 +287,19 @@ class ShallowQueue(wiring.Component):
         with m.Elif(self.r_en):
             m.d.sync += self.r_rdy.eq(0)
         return m
+
+    @property
+    def _flagged_counts(self) -> tuple[int, int, int]:
+        """The counts the flags compare the words inside with: more than none, more than one, more than
+        ``depth − 1``."""
+        return 0, 1, self.depth - 1
+
+    def _flags(self, inside: Signal) -> tuple:
+        """The flags of :attr:`_flagged_counts`: bits of the thermometer code, or registers beside the binary
+        count."""
+        if self.count == "thermometer":
+            return inside[0], inside[1] if self.depth > 1 else Const(0, 1), inside[-1]
+        return tuple(Signal(name=f"more_than_{more_than}") for more_than in self._flagged_counts)
 
 
 def connect_chain(m: Module, outer: wiring.Component,

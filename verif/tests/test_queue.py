@@ -14,10 +14,11 @@ WIDTH = 12
 
 
 def exchange(queue: Queue | ShallowQueue, words: list[int], write_chance: float, read_chance: float,
-             seed: int) -> tuple[list[int], list[int]]:
+             seed: int, ports: list[tuple[int, int, int]] | None = None) -> tuple[list[int], list[int]]:
     """Write ``words`` and read them back with random willingness on both sides (writing only while ``w_rdy``, as
     :class:`ShallowQueue` asks); the words read and, per cycle, the number of words inside the queue (written and
-    not read)."""
+    not read). ``ports``, if given, receives each cycle's ``w_rdy``, ``r_rdy`` and ``r_data`` (0 while not
+    ``r_rdy``)."""
     rng = np.random.default_rng(seed)
     got: list[int] = []
     inside: list[int] = []
@@ -39,6 +40,8 @@ def exchange(queue: Queue | ShallowQueue, words: list[int], write_chance: float,
                 got.append(r_data)
                 count -= 1
             inside.append(count)
+            if ports is not None:
+                ports.append((w_rdy, r_rdy, r_data if r_rdy else 0))
             assert len(inside) < 20 * len(words) + 100, "the queue stopped delivering"
 
     simulate(queue, bench)
@@ -82,20 +85,37 @@ def test_bad_sizes_are_refused() -> None:
     gc.collect()
 
 
+@pytest.mark.parametrize("count", ShallowQueue.COUNTS)
 @pytest.mark.parametrize("depth", [1, 2, 5, 18])
 @pytest.mark.parametrize(("write_chance", "read_chance"), [(1.0, 1.0), (0.9, 0.3), (0.3, 0.9), (0.6, 0.6)])
-def test_shallow_queue_keeps_order_and_fills_to_its_depth(depth: int, write_chance: float,
+def test_shallow_queue_keeps_order_and_fills_to_its_depth(count: str, depth: int, write_chance: float,
                                                           read_chance: float) -> None:
     words = [int(w) for w in np.random.default_rng(depth).integers(0, 1 << WIDTH, 300)]
-    got, inside = exchange(ShallowQueue(WIDTH, depth), words, write_chance, read_chance, seed=depth)
+    got, inside = exchange(ShallowQueue(WIDTH, depth, count), words, write_chance, read_chance, seed=depth)
     assert got == words
     assert max(inside) <= depth
     if write_chance > read_chance:
         assert max(inside) == depth
 
 
-def test_shallow_queue_full_rate_and_latency() -> None:
-    queue = ShallowQueue(WIDTH, 4)
+@pytest.mark.parametrize("depth", [1, 2, 3, 33])
+@pytest.mark.parametrize(("write_chance", "read_chance"), [(0.9, 0.3), (0.3, 0.9), (0.6, 0.6)])
+def test_shallow_queue_counts_give_the_same_ports_every_cycle(depth: int, write_chance: float,
+                                                              read_chance: float) -> None:
+    """The binary count's flags are the thermometer code's on every cycle: the same traffic sees the same ``w_rdy``,
+    ``r_rdy`` and ``r_data``."""
+    words = [int(w) for w in np.random.default_rng(depth).integers(0, 1 << WIDTH, 300)]
+    traces = {}
+    for count in ShallowQueue.COUNTS:
+        traces[count] = []
+        exchange(ShallowQueue(WIDTH, depth, count), words, write_chance, read_chance, seed=depth,
+                 ports=traces[count])
+    assert traces["binary"] == traces["thermometer"]
+
+
+@pytest.mark.parametrize("count", ShallowQueue.COUNTS)
+def test_shallow_queue_full_rate_and_latency(count: str) -> None:
+    queue = ShallowQueue(WIDTH, 4, count)
     words = list(range(64))
     got, inside = exchange(queue, words, 1.0, 1.0, seed=0)
     assert got == words
@@ -106,6 +126,8 @@ def test_shallow_queue_full_rate_and_latency() -> None:
 def test_shallow_queue_refuses_bad_sizes() -> None:
     with pytest.raises(ValueError, match="depth"):
         ShallowQueue(WIDTH, 0)
+    with pytest.raises(ValueError, match="count"):
+        ShallowQueue(WIDTH, 4, "gray")
     gc.collect()
 
 
