@@ -177,9 +177,11 @@ class LayerNorm(FrameStreams, wiring.Component):
     def _queue(self, width: int, depth: int) -> wiring.Component:
         """A queue whose output and flags are registers: :class:`~int8attn.hdl.streams.ShallowQueue` on the targets
         with LUT RAM, :class:`amaranth.lib.fifo.SyncFIFOBuffered` on the others; a word written is out
-        :data:`~int8attn.hdl.streams.OUTPUT_QUEUE_LATENCY` cycles later. Its writer never writes it full."""
+        :data:`~int8attn.hdl.streams.OUTPUT_QUEUE_LATENCY` cycles later. Its writer never writes it full. The
+        ``ShallowQueue`` counts its words in binary: the output queue is some 30 words deep, and in an ECP5 stack the
+        take of a 32-bit thermometer code, from the register slice after the unit, was the stack's critical path."""
         if self.config.target in LUT_RAM_TARGETS:
-            return ShallowQueue(width, depth)
+            return ShallowQueue(width, depth, count="binary")
         return fifo.SyncFIFOBuffered(width=width, depth=depth)
 
     @property
