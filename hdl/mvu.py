@@ -141,7 +141,9 @@ class FoldedEngine(WrapChecked, wiring.Component):
         issue in lockstep without each one's flag reaching the others' issue logic; the output queue holds a beat
         more for the register that ``issue_room`` passes, and one more for a register between the sink's taking of
         a beat and the count of delivered beats (the queue sits at the requantizer, which in a stack lay far from
-        the issue logic that counts deliveries: one take decision served both, 8.1 ns on an ECP5).
+        the issue logic that counts deliveries: one take decision served both, 8.1 ns on an ECP5). The
+        :class:`~int8attn.hdl.streams.ShallowQueue` counts its words in binary (``count="binary"``): in an ECP5 stack
+        the take of the attention's projections' 29-bit thermometer codes was the critical path.
 
     Members
     -------
@@ -339,7 +341,8 @@ class FoldedEngine(WrapChecked, wiring.Component):
 
         out_width = len(self.o.payload.as_value())
         if self.target in LUT_RAM_TARGETS:
-            output_queue = ShallowQueue(out_width, self.output_queue_depth)
+            output_queue = ShallowQueue(out_width, self.output_queue_depth,
+                                        "binary" if self.shared_room else "thermometer")
         else:
             output_queue = fifo.SyncFIFOBuffered(width=out_width, depth=self.output_queue_depth)
         m.submodules.output_queue = output_queue
