@@ -12,7 +12,7 @@ output requantizer, the requantizer unit's own :class:`~int8attn.hdl.requant.Req
 from dataclasses import replace
 
 from amaranth import Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.golden.add import LEFT_SHIFT_CAP, TinyMindAdd
@@ -22,7 +22,7 @@ from int8attn.hdl.fixedpoint import INT32, RoundingDivideByPot
 from int8attn.hdl.multiplier import Multiplier
 from int8attn.hdl.pipeline import check_target, delay, event_counter
 from int8attn.hdl.requant import Requantizer
-from int8attn.hdl.streams import LUT_RAM_TARGETS, OUTPUT_QUEUE_LATENCY, ROOM_DELAY, LaneBeat, ShallowQueue
+from int8attn.hdl.streams import OUTPUT_QUEUE_LATENCY, ROOM_DELAY, LaneBeat, registered_output_queue
 
 INPUT_BITS = 8
 INT8_MIN, INT8_MAX = -(1 << (INPUT_BITS - 1)), (1 << (INPUT_BITS - 1)) - 1
@@ -268,11 +268,8 @@ class AddEngine(wiring.Component):
             m.d.sync += self.error.eq(1)
 
         out_width = len(Value.cast(self.o.payload))
-        if self.target in LUT_RAM_TARGETS:
-            output_queue = ShallowQueue(out_width, self.output_queue_depth)
-        else:
-            output_queue = fifo.SyncFIFOBuffered(width=out_width, depth=self.output_queue_depth)
-        m.submodules.output_queue = output_queue
+        m.submodules.output_queue = output_queue = registered_output_queue(out_width, self.output_queue_depth,
+                                                                           self.target)
         m.d.comb += [requant.o.ready.eq(1), output_queue.w_en.eq(requant.o.valid),
                      output_queue.w_data.eq(requant.o.payload), self.o.valid.eq(output_queue.r_rdy),
                      self.o.payload.eq(output_queue.r_data), output_queue.r_en.eq(self.o.ready)]

@@ -2,7 +2,7 @@
 with :class:`~int8attn.golden.layernorm_unit.LayerNormModel`."""
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.golden.layernorm import INV_SQRT_NUMERATOR_BITS, Q30_MAX, SQRT_PRESCALE_BITS
@@ -23,12 +23,11 @@ from int8attn.hdl.memory import LATENCY as MEMORY_LATENCY
 from int8attn.hdl.memory import Ram, Rom
 from int8attn.hdl.pipeline import delay, event_counter
 from int8attn.hdl.streams import (
-    LUT_RAM_TARGETS,
     OUTPUT_QUEUE_LATENCY,
     ROOM_DELAY,
     FrameStreams,
     LaneBeat,
-    ShallowQueue,
+    registered_output_queue,
 )
 
 
@@ -175,14 +174,10 @@ class LayerNorm(FrameStreams, wiring.Component):
                                                    self.gamma_scale, self.rescale))
 
     def _queue(self, width: int, depth: int) -> wiring.Component:
-        """A queue whose output and flags are registers: :class:`~int8attn.hdl.streams.ShallowQueue` on the targets
-        with LUT RAM, :class:`amaranth.lib.fifo.SyncFIFOBuffered` on the others; a word written is out
-        :data:`~int8attn.hdl.streams.OUTPUT_QUEUE_LATENCY` cycles later. Its writer never writes it full. The
-        ``ShallowQueue`` counts its words in binary: the output queue is some 30 words deep, and in an ECP5 stack the
-        take of a 32-bit thermometer code, from the register slice after the unit, was the stack's critical path."""
-        if self.config.target in LUT_RAM_TARGETS:
-            return ShallowQueue(width, depth, count="binary")
-        return fifo.SyncFIFOBuffered(width=width, depth=depth)
+        """A :func:`~int8attn.hdl.streams.registered_output_queue` counting its words in binary: the output queue is
+        some 30 words deep, and in an ECP5 stack the take of a 32-bit thermometer code, from the register slice after
+        the unit, was the stack's critical path."""
+        return registered_output_queue(width, depth, self.config.target, "binary")
 
     @property
     def room_threshold(self) -> int:

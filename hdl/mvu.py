@@ -12,7 +12,7 @@ outside the engine (a ROM of weights, RAM banks of an operand): the engine names
 from collections.abc import Sequence
 
 from amaranth import Const, Module, Mux, Signal, Value, signed
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from int8attn.golden.requant import RequantConfig
@@ -21,7 +21,7 @@ from int8attn.hdl.memory import Ram
 from int8attn.hdl.multiplier import Multiplier
 from int8attn.hdl.pipeline import check_target, delay, event_counter
 from int8attn.hdl.requant import ACCUMULATOR_BITS, Requantizer
-from int8attn.hdl.streams import LUT_RAM_TARGETS, OUTPUT_QUEUE_LATENCY, ROOM_DELAY, LaneBeat, ShallowQueue
+from int8attn.hdl.streams import OUTPUT_QUEUE_LATENCY, ROOM_DELAY, LaneBeat, registered_output_queue
 from int8attn.hdl.tree import reduce_tree, tree_stages
 from int8attn.hdl.wrapcheck import WrapChecked
 
@@ -340,12 +340,8 @@ class FoldedEngine(WrapChecked, wiring.Component):
                      requantizer.i.payload.last.eq(delay(m, row_frame_end, self.route_register, name="routed_last"))]
 
         out_width = len(self.o.payload.as_value())
-        if self.target in LUT_RAM_TARGETS:
-            output_queue = ShallowQueue(out_width, self.output_queue_depth,
-                                        "binary" if self.shared_room else "thermometer")
-        else:
-            output_queue = fifo.SyncFIFOBuffered(width=out_width, depth=self.output_queue_depth)
-        m.submodules.output_queue = output_queue
+        m.submodules.output_queue = output_queue = registered_output_queue(
+            out_width, self.output_queue_depth, self.target, "binary" if self.shared_room else "thermometer")
         m.d.comb += [requantizer.o.ready.eq(1), output_queue.w_en.eq(requantizer.o.valid),
                      output_queue.w_data.eq(requantizer.o.payload), self.o.valid.eq(output_queue.r_rdy),
                      self.o.payload.eq(output_queue.r_data), output_queue.r_en.eq(self.o.ready)]

@@ -26,6 +26,7 @@ from int8attn.hdl.streams import (
     LaneBeat,
     Queue,
     ShallowQueue,
+    registered_output_queue,
 )
 from int8attn.hdl.surrogate_stages import Base2Terms, ClippedLinearScore, ScaleMac, ShiftOut
 from int8attn.hdl.wrapcheck import WrapChecked
@@ -498,11 +499,8 @@ class Softmax(WrapChecked, FrameStreams, wiring.Component):
         # beat), then the final MAC. It never stalls either: a beat is taken only while the output queue has room for
         # every beat in flight.
         out_width = len(self.o.payload.as_value())
-        if self.config.target in LUT_RAM_TARGETS:
-            output_queue = ShallowQueue(out_width, self.output_queue_depth)
-        else:
-            output_queue = fifo.SyncFIFOBuffered(width=out_width, depth=self.output_queue_depth)
-        m.submodules.output_queue = output_queue
+        m.submodules.output_queue = output_queue = registered_output_queue(out_width, self.output_queue_depth,
+                                                                           self.config.target)
         out_room = Signal()
         out_beat = Signal(range(max(beats, 2)))
         closes_row = Signal(init=beats == 1)

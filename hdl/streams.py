@@ -35,6 +35,16 @@ def _queue_signature(width: int) -> dict:
     }
 
 
+def registered_output_queue(width: int, depth: int, target: str, count: str = "thermometer") -> wiring.Component:
+    """A queue whose output and flags are registers, a word written out :data:`OUTPUT_QUEUE_LATENCY` cycles later:
+    a :class:`ShallowQueue` counting its words as ``count`` says on the :data:`LUT_RAM_TARGETS`, Amaranth's
+    :class:`~amaranth.lib.fifo.SyncFIFOBuffered` on the others. Its writer counts its room with credits and never
+    writes it full."""
+    if target in LUT_RAM_TARGETS:
+        return ShallowQueue(width, depth, count)
+    return fifo.SyncFIFOBuffered(width=width, depth=depth)
+
+
 class LaneBeat(data.StructLayout):
     """Stream payload: ``lanes`` elements of ``bits`` (lane 0 in the low bits), signed unless ``signed`` is false,
     and ``last`` (end of frame).
